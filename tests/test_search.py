@@ -1,0 +1,143 @@
+"""Greedy and beam search, on a fake bigram model with known scores and on a tiny trained Seq2Seq."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import Tensor
+
+from seq2seq.search import beam_search, greedy, length_penalty
+from seq2seq.vocab import EOS_INDEX, SOS_INDEX
+
+
+@dataclass
+class FakeEncoding:
+    mask: Tensor  # [B,S] bool
+
+    def index_select(self, index: Tensor) -> "FakeEncoding":
+        return FakeEncoding(self.mask.index_select(0, index))
+
+
+class BigramModel(torch.nn.Module):
+    """Decoding protocol with log p(next | prev) = table[prev]; attention is uniform over the real tokens."""
+
+    def __init__(self, table: Tensor):
+        super().__init__()
+        self.table = table.log_softmax(dim=-1)  # [V,V]
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> FakeEncoding:
+        return FakeEncoding(torch.arange(src.size(1))[None, :] < src_lengths[:, None])
+
+    def init_state(self, enc: FakeEncoding) -> Tensor:
+        return torch.zeros(1, enc.mask.size(0), 1)
+
+    def decode_step(self, prev: Tensor, state: Tensor, enc: FakeEncoding):
+        attn = enc.mask.float() / enc.mask.float().sum(dim=1, keepdim=True)
+        return self.table[prev], state + 1, attn
+
+
+def random_model(vocab_size: int = 9, seed: int = 0) -> BigramModel:
+    generator = torch.Generator().manual_seed(seed)
+    table = torch.randn(vocab_size, vocab_size, generator=generator) * 2
+    table[:, 0] = -1e4  # never <pad>
+    table[:, SOS_INDEX] = -1e4  # never <sos>
+    return BigramModel(table)
+
+
+def trap_model() -> BigramModel:
+    """Greedy takes A (p=.5) then must spread over C/D/E; beam search finds B <eos> (p=.4*.9)."""
+    pad, sos, eos, a, b, c, d, e = range(8)
+    probs = torch.full((8, 8), 1e-6)
+    probs[sos, [a, b, eos]] = torch.tensor([0.5, 0.4, 0.1])
+    probs[a, [c, d, e, eos]] = torch.tensor([0.35, 0.33, 0.31, 0.01])
+    probs[b, [eos, c]] = torch.tensor([0.9, 0.1])
+    probs[c, eos] = probs[d, eos] = probs[e, eos] = probs[eos, eos] = 1.0
+    return BigramModel(probs.log())
+
+
+def source(lengths: list[int]) -> tuple[Tensor, Tensor]:
+    src = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for i, n in enumerate(lengths):
+        src[i, :n] = 4
+        src[i, n - 1] = EOS_INDEX
+    return src, torch.tensor(lengths)
+
+
+def sequence_log_prob(model: BigramModel, tokens: list[int]) -> float:
+    prev = [SOS_INDEX, *tokens[:-1]]
+    return float(sum(model.table[p, t] for p, t in zip(prev, tokens)))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+@pytest.mark.parametrize("seed", range(5))
+def test_beam_size_one_is_greedy(alpha: float, seed: int) -> None:
+    model = random_model(seed=seed)
+    src, lengths = source([3, 5, 1, 4])
+    expected = greedy(model, src, lengths, max_len=12)
+    got = beam_search(model, src, lengths, beam_size=1, alpha=alpha, max_len=12)
+    assert got.tokens == expected.tokens
+    assert got.scores == pytest.approx(expected.scores, abs=1e-4)
+    for a, b in zip(got.attention, expected.attention):
+        assert torch.allclose(a, b)
+
+
+def test_beam_finds_the_better_sentence_greedy_misses() -> None:
+    model = trap_model()
+    src, lengths = source([2])
+    assert greedy(model, src, lengths, max_len=5).tokens == [[3, 5, EOS_INDEX]]
+    beam = beam_search(model, src, lengths, beam_size=2, alpha=0.0, max_len=5)
+    assert beam.tokens == [[4, EOS_INDEX]]
+    assert beam.scores[0] == pytest.approx(math.log(0.4 * 0.9), abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_beam_scores_are_the_model_log_probs_and_batching_changes_nothing(seed: int) -> None:
+    model = random_model(seed=seed)
+    src, lengths = source([4, 2, 6])
+    together = beam_search(model, src, lengths, beam_size=3, alpha=0.6, max_len=10)
+    for b in range(3):
+        alone = beam_search(model, src[b: b + 1, : lengths[b]], lengths[b: b + 1], 3, 0.6, 10)
+        assert alone.tokens[0] == together.tokens[b]
+        assert together.scores[b] == pytest.approx(sequence_log_prob(model, together.tokens[b]), abs=1e-4)
+        assert together.attention[b].shape == (len(together.tokens[b]), int(lengths[b]))
+
+
+def test_length_penalty_prefers_longer_sentences() -> None:
+    # [<eos>] has p=.45; [a <eos>] and [a b <eos>] both .55 * .5 = .275
+    pad, sos, eos, a, b = range(5)
+    probs = torch.full((5, 5), 1e-9)
+    probs[sos, [eos, a]] = torch.tensor([0.45, 0.55])
+    probs[a, [eos, b]] = torch.tensor([0.5, 0.5])
+    probs[b, eos] = probs[eos, eos] = 1.0
+    model = BigramModel(probs.log())
+    src, lengths = source([2])
+    assert beam_search(model, src, lengths, 2, alpha=0.0, max_len=6).tokens == [[eos]]
+    # alpha 2: log(.45) / lp(1) = -0.80 < log(.275) / lp(3) = -0.73
+    assert beam_search(model, src, lengths, 2, alpha=2.0, max_len=6).tokens == [[a, b, eos]]
+    assert length_penalty(1, 0.0) == 1.0 and length_penalty(7, 1.0) == 2.0
+
+
+def test_output_cut_at_max_len_has_no_eos() -> None:
+    pad, sos, eos, a = range(4)
+    probs = torch.full((4, 4), 1e-9)
+    probs[sos, a] = probs[a, a] = probs[eos, eos] = 1.0
+    model = BigramModel(probs.log())
+    src, lengths = source([3])
+    assert beam_search(model, src, lengths, 3, 0.6, max_len=5).tokens == [[a] * 5]
+    assert greedy(model, src, lengths, max_len=5).tokens == [[a] * 5]
+
+
+def test_search_restores_training_mode_and_rejects_bad_sizes() -> None:
+    model = random_model()
+    model.train()
+    src, lengths = source([3])
+    beam_search(model, src, lengths, 2, 0.0, 5)
+    greedy(model, src, lengths, 5)
+    assert model.training
+    with pytest.raises(ValueError):
+        beam_search(model, src, lengths, 0, 0.0, 5)
+    with pytest.raises(ValueError):
+        greedy(model, src, lengths, 0)

@@ -1,0 +1,99 @@
+"""Snakemake runs of the data stages on a tiny corpus, dry runs of the default DAG and config validation."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, snakemake, tiny_config, write_config, write_raw_corpus
+
+pytestmark = pytest.mark.workflow
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def test_data_stages_write_splits_and_vocabularies(tiny_workdir):
+    workdir, config = tiny_workdir
+    snakemake(workdir, "--cores", "2", "--configfile", str(config),
+              "results/fra-eng/vocab/source.json", "results/fra-eng/vocab/target.json")
+
+    data = workdir / "results" / "fra-eng" / "data"
+    splits = {name: read_tsv(data / f"{name}.tsv") for name in ("train", "valid", "test")}
+    assert all(splits.values())
+    assert sum(len(rows) for rows in splits.values()) == 144
+    # normalized as the tutorial does, French is the source side
+    assert {"source": "je suis tres content .", "target": "i am very happy ."} in [
+        row for rows in splits.values() for row in rows
+    ]
+    train_sources = {row["source"] for row in splits["train"]}
+    assert not train_sources & {row["source"] for row in splits["test"]}
+
+    stats = json.loads((data / "stats.json").read_text())
+    assert stats["read"] == 144 and stats["malformed"] == 0
+    assert stats["train"] + stats["valid"] + stats["test"] == 144
+
+    vocab_dir = workdir / "results" / "fra-eng" / "vocab"
+    source = json.loads((vocab_dir / "source.json").read_text())
+    target = json.loads((vocab_dir / "target.json").read_text())
+    assert source["specials"] == ["<pad>", "<sos>", "<eos>", "<unk>"]
+    train_source_words = {w for row in splits["train"] for w in row["source"].split()}
+    train_target_words = {w for row in splits["train"] for w in row["target"].split()}
+    assert set(source["tokens"]) == train_source_words
+    assert set(target["tokens"]) == train_target_words
+    assert source["counts"]["."] == len(splits["train"])  # every sentence ends with one
+
+    for name in ("download", "prepare", "vocab"):
+        assert (workdir / "results" / "logs" / name / "fra-eng.log").exists()
+
+
+def test_data_stages_are_byte_identical_on_rerun(tiny_workdir):
+    workdir, config = tiny_workdir
+    outputs = ["results/fra-eng/data/train.tsv", "results/fra-eng/data/test.tsv",
+               "results/fra-eng/data/stats.json", "results/fra-eng/vocab/source.json"]
+    snakemake(workdir, "--cores", "2", "--configfile", str(config), *outputs)
+    first = {o: hashlib.sha256((workdir / o).read_bytes()).hexdigest() for o in outputs}
+    snakemake(workdir, "--cores", "2", "--configfile", str(config), "--forceall", *outputs)
+    second = {o: hashlib.sha256((workdir / o).read_bytes()).hexdigest() for o in outputs}
+    assert first == second
+
+
+def test_dry_run_of_the_default_pipeline_plans_every_stage(tmp_path):
+    result = snakemake(tmp_path, "-n", "--quiet", "rules")
+    for rule in ("download", "prepare", "vocab", "train", "evaluate", "figures", "summary", "all"):
+        assert rule in result.stdout, result.stdout
+
+
+def test_dry_run_with_the_shipped_config_in_the_working_directory():
+    result = snakemake(REPO, "-n", "--quiet", "rules")
+    assert "train" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"training": {"epochs": "ten"}}, "'ten' is not of type 'integer'"),
+        ({"trainig": {"epochs": 3}}, "'trainig' was unexpected"),
+        ({"pairs": ["spa-eng"]}, "corpora has no entry 'spa-eng'"),
+        ({"models": {"m": {"attention": "cosine"}}}, "'cosine' is not one of"),
+    ],
+)
+def test_bad_config_fails_before_any_job_with_the_key_named(tmp_path, override, message):
+    config = write_config(tmp_path / "bad.yaml", override)
+    result = snakemake(tmp_path, "-n", "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_local_copy_override_is_one_line(tmp_path):
+    raw = write_raw_corpus(tmp_path / "fra-eng.txt")
+    config = tmp_path / "local.yaml"
+    config.write_text(f"corpora: {{fra-eng: {{url: {raw}, member: null}}}}\n", encoding="utf-8")
+    snakemake(tmp_path, "--cores", "1", "--configfile", str(config), "data/raw/fra-eng.txt")
+    assert (tmp_path / "data" / "raw" / "fra-eng.txt").read_bytes() == raw.read_bytes()

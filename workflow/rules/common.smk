@@ -1,0 +1,98 @@
+# Config validation, helpers that turn the config into rule parameters, and target lists.
+
+import copy
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+for _pair in config["pairs"]:
+    if _pair not in config["corpora"]:
+        raise WorkflowError(
+            f"config: pairs lists '{_pair}', but corpora has no entry '{_pair}' "
+            f"(known corpora: {', '.join(sorted(config['corpora']))})"
+        )
+
+PAIRS = list(config["pairs"])
+MODELS = list(config["models"])
+FIGURE_FORMAT = config["figures"]["format"]
+# Absolute, so that the rules find the package under `--directory` too.
+PACKAGE = Path(workflow.basedir) / "workflow" / "seq2seq"
+
+
+wildcard_constraints:
+    pair="|".join(map(re.escape, PAIRS)) if PAIRS else "[^/]+",
+    model="|".join(map(re.escape, MODELS)) if MODELS else "[^/]+",
+
+
+def package_sources(*modules):
+    """Package files a rule's script imports: editing one of them reruns the rule."""
+    return [str(PACKAGE / f"{name}.py") for name in modules]
+
+
+def corpus(pair):
+    return config["corpora"][pair]
+
+
+def prepare_settings(pair):
+    prepare = config["prepare"]
+    return {
+        "source_column": corpus(pair)["source_column"],
+        "target_column": corpus(pair)["target_column"],
+        "normalization": prepare["normalization"],
+        "max_words": prepare["filter"]["max_words"],
+        "target_prefixes": prepare["filter"]["target_prefixes"],
+        "valid_fraction": prepare["split"]["valid"],
+        "test_fraction": prepare["split"]["test"],
+        "seed": prepare["split"]["seed"],
+        "max_malformed_fraction": prepare["max_malformed_fraction"],
+    }
+
+
+def _deep_merge(base, override):
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def model_settings(model):
+    """Architecture of one named model variant (schema defaults filled in)."""
+    settings = {k: v for k, v in config["models"][model].items() if k != "training"}
+    if settings.get("max_length") is None:
+        # the tutorial attention sees every kept source sentence: < max_words words plus <eos>
+        settings["max_length"] = config["prepare"]["filter"]["max_words"] + 1
+    return settings
+
+
+def training_settings(model):
+    """The training section with this model's own overrides merged in."""
+    return _deep_merge(config["training"], config["models"][model].get("training", {}))
+
+
+def figure_names():
+    count = config["figures"]["count"] + len(config["figures"]["sentences"])
+    return [f"attention_{i:02d}" for i in range(1, count + 1)]
+
+
+def figure_files(pair, model):
+    return [f"results/{pair}/{model}/figures/{name}.{FIGURE_FORMAT}" for name in figure_names()]
+
+
+def all_targets():
+    fmt = FIGURE_FORMAT
+    targets = ["results/summary.tsv", "results/summary.md", "results/summary.png"]
+    for pair in PAIRS:
+        for model in MODELS:
+            base = f"results/{pair}/{model}"
+            targets += [f"{base}/metrics.json", f"{base}/translations.tsv",
+                        f"{base}/figures/attention_grid.{fmt}", f"{base}/figures/learning_curve.{fmt}"]
+            targets += figure_files(pair, model)
+    return targets
