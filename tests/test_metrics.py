@@ -1,0 +1,52 @@
+"""sacrebleu-based metrics: limits, bootstrap interval, exact match, sentence scores."""
+
+from __future__ import annotations
+
+import pytest
+
+from seq2seq.metrics import (bleu_bootstrap_ci, corpus_bleu, corpus_chrf, corpus_scores, exact_match,
+                             sentence_bleu, sentence_scores)
+
+REFERENCES = ["i am happy .", "he is very tall .", "we are sad .", "you are rich .", "she is not ready ."]
+HYPOTHESES = ["i am happy .", "he is tall .", "we are not sad .", "you are rich .", "she is ready ."]
+
+
+def test_perfect_hypotheses_score_100_and_empty_ones_0() -> None:
+    assert corpus_bleu(REFERENCES, REFERENCES) == pytest.approx(100.0)
+    assert corpus_chrf(REFERENCES, REFERENCES) == pytest.approx(100.0)
+    assert corpus_bleu([""] * len(REFERENCES), REFERENCES) == 0.0
+    assert corpus_bleu([], []) == 0.0
+    assert sentence_bleu("i am happy .", "i am happy .") == pytest.approx(100.0)
+
+
+def test_mismatched_lengths_are_an_error() -> None:
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        corpus_bleu(["a", "b"], ["a"])
+
+
+def test_exact_match_is_a_fraction() -> None:
+    assert exact_match(HYPOTHESES, REFERENCES) == pytest.approx(2 / 5)
+    assert exact_match(["a  b"], ["a b"]) == 1.0
+
+
+def test_bootstrap_interval_contains_the_score_and_is_reproducible() -> None:
+    hypotheses, references = HYPOTHESES * 20, REFERENCES * 20
+    low, high = bleu_bootstrap_ci(hypotheses, references, resamples=200, seed=7)
+    assert low < corpus_bleu(hypotheses, references) < high
+    assert (low, high) == bleu_bootstrap_ci(hypotheses, references, resamples=200, seed=7)
+    assert bleu_bootstrap_ci(REFERENCES, REFERENCES, resamples=50) == pytest.approx((100.0, 100.0))
+
+
+def test_corpus_scores_block_has_the_metrics_json_keys() -> None:
+    block = corpus_scores(HYPOTHESES, REFERENCES, resamples=50, seed=1)
+    assert set(block) == {"bleu", "bleu_ci95", "chrf", "exact_match", "sentences", "signature"}
+    assert block["sentences"] == 5 and len(block["bleu_ci95"]) == 2
+    assert "tok:13a" in block["signature"]["bleu"] and "nc:6" in block["signature"]["chrf"]
+    assert "resamples:50|seed:1" in block["signature"]["bleu_ci95"]
+
+
+def test_sentence_scores_one_per_hypothesis() -> None:
+    bleu, chrf = sentence_scores(HYPOTHESES, REFERENCES)
+    assert len(bleu) == len(chrf) == 5
+    assert bleu[0] == pytest.approx(100.0) and bleu[1] < 100.0
+    assert chrf[3] == pytest.approx(100.0)
