@@ -1,0 +1,155 @@
+"""Figures: attention heatmaps (one sentence or a grid), learning curves, the model comparison chart.
+
+Everything draws with matplotlib's Agg backend and saves with fixed metadata, so rerunning on the same
+inputs rewrites byte-identical PNG files (and SVG/PDF without dates or random ids).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from typing import TYPE_CHECKING, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402  (the backend is chosen first)
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.image import AxesImage  # noqa: E402
+
+from .fileio import atomic_path  # noqa: E402
+
+if TYPE_CHECKING:
+    from .translate import Translation
+
+EOS = "<eos>"
+_METADATA = {
+    "png": {"Software": None},
+    "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+    "svg": {"Creator": None, "Date": None},
+}
+
+
+def attention_heatmap(ax: Axes, source_tokens: Sequence[str], output_tokens: Sequence[str],
+                      weights) -> AxesImage:
+    """Draw attention weights [T,S] on ``ax``: columns = source tokens then ``<eos>`` (S = len + 1), rows =
+    produced tokens (T = len(output_tokens), ``<eos>`` included when produced). Every tick has its own label.
+    Colours span 0..1 so that several heatmaps compare directly. Returns the image (for a colour bar).
+    """
+    weights = np.asarray(weights, dtype=float)
+    columns = [*source_tokens, EOS]
+    if weights.shape != (len(output_tokens), len(columns)):
+        raise ValueError(f"attention weights have shape {weights.shape}, expected "
+                         f"({len(output_tokens)}, {len(columns)}) for {len(output_tokens)} output tokens and "
+                         f"{len(source_tokens)} source tokens + <eos>")
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels(columns, rotation=90)
+    ax.set_yticks(range(len(output_tokens)))
+    ax.set_yticklabels(list(output_tokens))
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    return image
+
+
+def _wrap(title: str, width: int) -> str:
+    return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
+
+
+def attention_figure(translation: "Translation", title: str = "") -> Figure:
+    """One sentence's heatmap with a colour bar, sized to its token counts."""
+    rows, columns = len(translation.output_tokens), len(translation.source_tokens) + 1
+    figure = Figure(figsize=(max(4.0, 1.8 + 0.45 * columns), max(3.0, 1.8 + 0.35 * rows)))
+    ax = figure.add_subplot()
+    image = attention_heatmap(ax, translation.source_tokens, translation.output_tokens,
+                              translation.attention.numpy())
+    figure.colorbar(image, ax=ax, label="attention weight")
+    if title:
+        ax.set_title(_wrap(title, 50), fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def attention_grid(translations: Sequence["Translation"], titles: Sequence[str], columns: int = 4) -> Figure:
+    """Several heatmaps side by side, ``columns`` per row, one shared colour bar (all use the 0..1 scale)."""
+    count = len(translations)
+    columns = max(1, min(columns, count))
+    rows = max(1, math.ceil(count / columns))
+    figure = Figure(figsize=(4.2 * columns + 1.0, 4.0 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    image = None
+    for ax, translation, title in zip(axes, translations, titles):
+        image = attention_heatmap(ax, translation.source_tokens, translation.output_tokens,
+                                  translation.attention.numpy())
+        ax.set_title(_wrap(title, 40), fontsize=8)
+    for ax in axes[count:]:
+        ax.axis("off")
+    if image is None:
+        axes[0].text(0.5, 0.5, "no sentences to draw", ha="center", va="center")
+    else:
+        figure.colorbar(image, ax=list(axes), label="attention weight", shrink=0.8)
+    return figure
+
+
+def learning_curve(history: pd.DataFrame, title: str = "") -> Figure:
+    """Train/valid loss (left axis) and valid BLEU (right axis) against epoch, from history.tsv columns
+    ``epoch``, ``train_loss``, ``valid_loss``, ``valid_bleu`` (missing ones are skipped)."""
+    figure = Figure(figsize=(6.4, 4.0))
+    ax = figure.add_subplot()
+    epochs = history["epoch"]
+    lines = []
+    for column, style in (("train_loss", "-o"), ("valid_loss", "-s")):
+        if column in history:
+            lines += ax.plot(epochs, history[column], style, label=column.replace("_", " "), markersize=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (cross-entropy per token)")
+    if "valid_bleu" in history:
+        right = ax.twinx()
+        lines += right.plot(epochs, history["valid_bleu"], "-^", color="tab:green", label="valid BLEU",
+                            markersize=3)
+        right.set_ylabel("BLEU")
+    if lines:
+        ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        ax.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def comparison_chart(table: pd.DataFrame) -> Figure:
+    """Greedy and beam BLEU per (pair, model) as grouped bars, with 95% bootstrap intervals as error bars.
+
+    Columns used: ``pair``, ``model``, ``greedy_bleu``, ``bleu`` (beam) and the optional interval columns
+    ``greedy_bleu_ci_low/high``, ``bleu_ci_low/high``.
+    """
+    labels = [f"{p}\n{m}" for p, m in zip(table["pair"], table["model"])]
+    x = np.arange(len(labels))
+    width = 0.38
+    figure = Figure(figsize=(max(5.0, 1.3 * len(labels) + 2.0), 4.2))
+    ax = figure.add_subplot()
+    for offset, column, name in ((-width / 2, "greedy_bleu", "greedy"), (width / 2, "bleu", "beam")):
+        values = table[column].to_numpy(dtype=float)
+        error = None
+        if f"{column}_ci_low" in table and f"{column}_ci_high" in table:
+            low, high = table[f"{column}_ci_low"].to_numpy(float), table[f"{column}_ci_high"].to_numpy(float)
+            error = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
+        ax.bar(x + offset, values, width, yerr=error, capsize=3, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("test BLEU (95% bootstrap interval)")
+    ax.legend()
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: Figure, path: str | os.PathLike[str]) -> None:
+    """Save atomically in the format of the file extension (png, svg or pdf), without dates or versions."""
+    fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
+    if fmt not in _METADATA:
+        raise ValueError(f"{path}: unsupported figure format {fmt!r} (use .png, .svg or .pdf)")
+    with matplotlib.rc_context({"svg.hashsalt": "seq2seq"}), atomic_path(path) as tmp:
+        figure.savefig(tmp, format=fmt, dpi=150, metadata=_METADATA[fmt])

@@ -1,0 +1,170 @@
+"""Translate sentences with a trained model, as a library (batched) and as the ``seq2seq-translate`` command.
+
+    seq2seq-translate --model results/fra-eng/bahdanau/model.pt "je suis content ." "tu es grand ."
+    printf 'je suis content .\\ntu es grand .\\n' | seq2seq-translate --model model.pt --beam 5
+
+The command needs nothing but the checkpoint: it carries the model, both vocabularies and the normalization.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .batching import pad_sources
+from .search import beam_search, greedy
+from .vocab import EOS_INDEX, Vocabulary
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class Translation:
+    """One decoded sentence.
+
+    source_tokens: the source words the model read (after normalization and any cut), without ``<eos>``.
+    output_tokens: produced target tokens, ending with ``"<eos>"`` unless cut at the maximum length.
+    attention: float tensor [len(output_tokens), len(source_tokens) + 1]; the last column is the source <eos>.
+    score: summed log-probability of the output under the model.
+    """
+
+    source_tokens: list[str]
+    output_tokens: list[str]
+    attention: Tensor
+    score: float
+
+    @property
+    def text(self) -> str:
+        """The translation as a sentence: output tokens without ``<eos>``, joined by spaces."""
+        return " ".join(t for t in self.output_tokens if t != "<eos>")
+
+
+def prepare_sources(sentences: Sequence[str], normalization: str | None, source_vocab: Vocabulary,
+                    max_source_length: int | None, log: logging.Logger = LOG
+                    ) -> tuple[Tensor, Tensor, list[list[str]]]:
+    """Sentences -> (src [B,S] long padded with <pad>, src_lengths [B] long, kept source tokens per sentence).
+
+    ``normalization`` ("ascii" | "unicode") is applied with :func:`seq2seq.corpus.normalize`; None means the
+    sentences are already normalized. Unknown words become ``<unk>``. A model with a fixed source length (the
+    tutorial attention: ``max_source_length`` tokens including ``<eos>``) gets longer sentences cut, with a
+    logged warning.
+    """
+    if normalization is not None:
+        from .corpus import normalize
+
+        sentences = [normalize(s, normalization) for s in sentences]
+    tokens: list[list[str]] = []
+    unknown = total = 0
+    for number, sentence in enumerate(sentences, start=1):
+        words = sentence.split()
+        if max_source_length is not None and len(words) + 1 > max_source_length:
+            keep = max_source_length - 1
+            log.warning("sentence %d has %d words but this model reads at most %d (plus <eos>): "
+                        "translating only %r", number, len(words), keep, " ".join(words[:keep]))
+            words = words[:keep]
+        unknown += sum(w not in source_vocab for w in words)
+        total += len(words)
+        tokens.append(words)
+    if unknown:
+        log.info("%d of %d source words are not in the vocabulary and are read as <unk>", unknown, total)
+    src, src_lengths = pad_sources([source_vocab.encode(words) for words in tokens])
+    return src, src_lengths, tokens
+
+
+def translate_sentences(model: torch.nn.Module, sentences: Sequence[str], source_vocab: Vocabulary,
+                        target_vocab: Vocabulary, normalization: str | None, beam_size: int = 1,
+                        alpha: float = 0.0, max_len: int = 30, batch_size: int = 64,
+                        log: logging.Logger = LOG) -> list[Translation]:
+    """Translate sentences in batches of similar length (for speed); results come back in input order.
+
+    ``beam_size`` 1 uses :func:`seq2seq.search.greedy`, larger ones :func:`seq2seq.search.beam_search` with
+    length-penalty exponent ``alpha``. Runs on the device of the model's parameters.
+    """
+    if not sentences:
+        return []
+    device = next(model.parameters()).device
+    src, src_lengths, tokens = prepare_sources(sentences, normalization, source_vocab,
+                                               getattr(model, "max_source_length", None), log)
+    order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))
+    results: list[Translation | None] = [None] * len(tokens)
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        lengths = src_lengths[index]
+        batch = src[index, : int(lengths.max())].to(device)
+        if beam_size == 1:
+            hyps = greedy(model, batch, lengths.to(device), max_len)
+        else:
+            hyps = beam_search(model, batch, lengths.to(device), beam_size, alpha, max_len)
+        for i, ids, score, attention in zip(index, hyps.tokens, hyps.scores, hyps.attention):
+            output = [target_vocab.tokens[t] if t != EOS_INDEX else "<eos>" for t in ids]
+            results[i] = Translation(tokens[i], output, attention, score)
+    return results  # type: ignore[return-value]
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq-translate",
+        description="Translate sentences with a trained checkpoint (model.pt). Sentences come from the "
+                    "arguments or, when there are none, one per line from standard input.")
+    parser.add_argument("sentences", nargs="*", help="sentences to translate (default: read stdin)")
+    parser.add_argument("--model", required=True, help="checkpoint written by the train stage (model.pt)")
+    parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy search (default)")
+    parser.add_argument("--alpha", type=float, default=0.6, help="GNMT length-penalty exponent for beam search")
+    parser.add_argument("--max-len", type=int, default=30, help="longest output in tokens (default 30)")
+    parser.add_argument("--plot", metavar="FILE", help="save the attention heatmap of the first sentence "
+                        "(format from the extension: png, svg, pdf)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--batch-size", type=int, default=64)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit status (2 for an unusable checkpoint or bad arguments)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.beam < 1 or args.max_len < 1 or args.batch_size < 1:
+        parser.error("--beam, --max-len and --batch-size must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="seq2seq-translate: %(message)s", stream=sys.stderr)
+    from .checkpoint import load_model
+
+    try:
+        device = resolve_device(args.device)
+        model, source_vocab, target_vocab, metadata = load_model(args.model, device=device)
+    except Exception as error:  # noqa: BLE001 - any failure to load is reported in one line, no traceback
+        message = str(error)
+        if args.model not in message:
+            message = f"{args.model}: {message}"
+        print(f"seq2seq-translate: error: cannot load the checkpoint {message}", file=sys.stderr)
+        return 2
+    sentences = list(args.sentences) or [line.rstrip("\r\n") for line in sys.stdin]
+    translations = translate_sentences(model, sentences, source_vocab, target_vocab,
+                                       normalization=metadata.get("normalization", "ascii"),
+                                       beam_size=args.beam, alpha=args.alpha, max_len=args.max_len,
+                                       batch_size=args.batch_size)
+    for translation in translations:
+        print(translation.text)
+    if args.plot and translations:
+        from .plots import attention_figure, save_figure
+
+        first = translations[0]
+        save_figure(attention_figure(first, title=f"{' '.join(first.source_tokens)}\n-> {first.text}"),
+                    args.plot)
+        LOG.info("attention heatmap of the first sentence saved to %s", args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
