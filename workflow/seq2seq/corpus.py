@@ -1,0 +1,373 @@
+"""Raw sentence pairs -> normalized, filtered, deduplicated train/valid/test splits (and vocabularies).
+
+Normalization ``ascii`` reproduces the PyTorch tutorial "Translation with a Sequence to Sequence
+Network and Attention" (the version whose examples read ``vous regardez tout le temps la television .``):
+NFD, drop combining marks, lowercase, strip, a space before ``.!?``, every other run of characters
+except ``a-zA-Z.!?`` becomes one space. ``unicode`` keeps accented letters (NFC) and apostrophes
+inside words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from .fileio import atomic_open, write_json
+from .vocab import Vocabulary
+
+logger = logging.getLogger("seq2seq.corpus")
+
+NORMALIZATIONS = ("ascii", "unicode")
+
+# The tutorial's eng_prefixes (current version, with the trailing space after "she s").
+TUTORIAL_PREFIXES: tuple[str, ...] = (
+    "i am ", "i m ",
+    "he is", "he s ",
+    "she is", "she s ",
+    "you are", "you re ",
+    "we are", "we re ",
+    "they are", "they re ",
+)
+# The 2017 release wrote "she s" without the space, so it also kept "she said ...", "she sings ...".
+TUTORIAL_PREFIXES_2017: tuple[str, ...] = tuple("she s" if p == "she s " else p for p in TUTORIAL_PREFIXES)
+PREFIX_PRESETS = {"tutorial": TUTORIAL_PREFIXES, "tutorial2017": TUTORIAL_PREFIXES_2017}
+
+SPLIT_HEADER = "source\ttarget"
+_MALFORMED_LOGGED = 5
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'"})
+
+
+class CorpusError(ValueError):
+    """Bad corpus input; the message reads ``<file>:<line>: what is wrong``."""
+
+
+# --------------------------------------------------------------------------- normalization
+
+def normalize(text: str, mode: str = "ascii") -> str:
+    """Normalize one sentence; tokens of the result are separated by single spaces."""
+    if mode == "ascii":
+        # Same steps and order as the tutorial's unicodeToAscii(s.lower().strip()) + two regexes.
+        s = "".join(c for c in unicodedata.normalize("NFD", text.lower().strip())
+                    if unicodedata.category(c) != "Mn")
+        s = re.sub(r"([.!?])", r" \1", s)
+        s = re.sub(r"[^a-zA-Z.!?]+", " ", s)
+    elif mode == "unicode":
+        s = unicodedata.normalize("NFC", text.lower().strip()).translate(_APOSTROPHES)
+        s = re.sub(r"([.!?])", r" \1", s)
+        s = _keep_letters(s)
+    else:
+        raise ValueError(f"unknown normalization {mode!r}; expected one of {list(NORMALIZATIONS)}")
+    return " ".join(s.split())
+
+
+def _keep_letters(s: str) -> str:
+    """Letters (with their combining marks), ``.!?`` and in-word apostrophes stay; the rest -> space."""
+    out = []
+    for i, c in enumerate(s):
+        category = unicodedata.category(c)
+        if category[0] == "L" or c in ".!?" or (category[0] == "M" and out and out[-1] != " "):
+            out.append(c)
+        elif c == "'" and 0 < i < len(s) - 1 and s[i - 1].isalpha() and s[i + 1].isalpha():
+            out.append(c)
+        else:
+            out.append(" ")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- reading
+
+@dataclass
+class RawPairs:
+    """Pairs read from a raw file (not normalized yet), with what was skipped."""
+
+    pairs: list[tuple[str, str]]       # (source, target)
+    read: int                          # non-blank lines
+    malformed: int
+    malformed_lines: list[int] = field(default_factory=list)  # first few line numbers
+
+
+def read_raw_pairs(
+    path: str | os.PathLike[str],
+    source_column: int = 2,
+    target_column: int = 1,
+    max_malformed_fraction: float = 0.05,
+) -> RawPairs:
+    """Read a UTF-8 tab-separated file, taking 1-based columns ``source_column``/``target_column``.
+
+    Extra columns are ignored and blank lines skipped. Lines without a tab, with too few columns
+    or with an empty side are malformed: skipped and counted. Raises ``CorpusError`` for an empty
+    file, a line that is not UTF-8, or more than ``max_malformed_fraction`` malformed lines.
+    """
+    if source_column < 1 or target_column < 1 or source_column == target_column:
+        raise ValueError(f"source_column/target_column must be distinct and >= 1, got {source_column}/{target_column}")
+    needed = max(source_column, target_column)
+    pairs: list[tuple[str, str]] = []
+    read = malformed = 0
+    first_bad: list[tuple[int, str]] = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise CorpusError(f"{path}:{number}: not UTF-8 text (byte {error.start} of the line: "
+                                  f"{raw[error.start:error.start + 1]!r})") from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            read += 1
+            columns = line.split("\t")
+            problem = None
+            if len(columns) == 1:
+                problem = "no tab"
+            elif len(columns) < needed:
+                problem = f"{len(columns)} columns, need {needed}"
+            else:
+                source = columns[source_column - 1].strip()
+                target = columns[target_column - 1].strip()
+                if not source or not target:
+                    problem = "empty " + ("source" if not source else "target")
+                else:
+                    pairs.append((source, target))
+            if problem:
+                malformed += 1
+                if len(first_bad) < _MALFORMED_LOGGED:
+                    first_bad.append((number, problem))
+    if read == 0:
+        raise CorpusError(f"{path}:1: the file is empty")
+    for number, problem in first_bad:
+        logger.warning("%s:%d: malformed line skipped (%s)", path, number, problem)
+    if malformed > max_malformed_fraction * read:
+        number, problem = first_bad[0]
+        raise CorpusError(
+            f"{path}:{number}: {malformed} of {read} lines are malformed ({malformed / read:.1%}, "
+            f"more than {max_malformed_fraction:.1%}); first: {problem}; "
+            f"check the file and source_column/target_column"
+        )
+    logger.info("%s: read %d lines, %d pairs, %d malformed", path, read, len(pairs), malformed)
+    return RawPairs(pairs=pairs, read=read, malformed=malformed, malformed_lines=[n for n, _ in first_bad])
+
+
+# --------------------------------------------------------------------------- filtering and splitting
+
+def resolve_prefixes(target_prefixes: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"tutorial"`` -> the tutorial's English prefixes; None or empty -> None (no prefix filter)."""
+    if target_prefixes is None:
+        return None
+    if isinstance(target_prefixes, str):
+        if target_prefixes in PREFIX_PRESETS:
+            return PREFIX_PRESETS[target_prefixes]
+        if target_prefixes == "":
+            return None
+        raise ValueError(f"unknown target_prefixes preset {target_prefixes!r}; "
+                         f"use one of {sorted(PREFIX_PRESETS)}, null or a list of prefixes")
+    prefixes = tuple(target_prefixes)
+    if not all(isinstance(p, str) and p for p in prefixes):
+        raise ValueError(f"target_prefixes must be non-empty strings, got {list(prefixes)!r}")
+    return prefixes or None
+
+
+def keep_pair(source: str, target: str, max_words: int, prefixes: tuple[str, ...] | None) -> bool:
+    """The tutorial's filterPair: both sides fewer than ``max_words`` words, target starts with a prefix."""
+    return (
+        0 < len(source.split()) < max_words
+        and 0 < len(target.split()) < max_words
+        and (prefixes is None or target.startswith(prefixes))
+    )
+
+
+def split_by_source(
+    pairs: Sequence[tuple[str, str]], valid_fraction: float, test_fraction: float, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Split pairs into (train, valid, test) keeping every source sentence in a single split.
+
+    Groups (one per distinct source) are shuffled with ``random.Random(seed)`` from sorted order
+    and dealt to test, then valid, until each holds its fraction of the pairs (at least one group
+    when its fraction is positive); the rest is train. Deterministic for equal input and seed.
+    """
+    groups: dict[str, list[str]] = {}
+    for source, target in pairs:
+        groups.setdefault(source, []).append(target)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    total = len(pairs)
+    wanted = [max(1, round(test_fraction * total)) if test_fraction > 0 else 0,
+              max(1, round(valid_fraction * total)) if valid_fraction > 0 else 0]
+    test: list[tuple[str, str]] = []
+    valid: list[tuple[str, str]] = []
+    train: list[tuple[str, str]] = []
+    for key in keys:
+        rows = [(key, target) for target in sorted(groups[key])]
+        if len(test) < wanted[0]:
+            test.extend(rows)
+        elif len(valid) < wanted[1]:
+            valid.extend(rows)
+        else:
+            train.extend(rows)
+    return train, valid, test
+
+
+# --------------------------------------------------------------------------- the prepare stage
+
+@dataclass
+class PrepareSettings:
+    """Settings of the prepare stage (field names match ``snakemake.params.settings``)."""
+
+    source_column: int = 2
+    target_column: int = 1
+    normalization: str = "ascii"
+    max_words: int = 10
+    target_prefixes: str | list[str] | None = "tutorial"
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 1234
+    max_malformed_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {list(NORMALIZATIONS)}, got {self.normalization!r}")
+        if self.max_words < 2:
+            raise ValueError(f"max_words must be at least 2, got {self.max_words}")
+        if not (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1
+                and self.valid_fraction + self.test_fraction < 1):
+            raise ValueError(f"valid_fraction ({self.valid_fraction}) and test_fraction ({self.test_fraction}) "
+                             f"must be in [0, 1) and sum to less than 1")
+        resolve_prefixes(self.target_prefixes)
+
+
+def prepare_corpus(
+    raw_path: str | os.PathLike[str],
+    train_path: str | os.PathLike[str],
+    valid_path: str | os.PathLike[str],
+    test_path: str | os.PathLike[str],
+    stats_path: str | os.PathLike[str],
+    settings: PrepareSettings | None = None,
+) -> dict:
+    """Read, normalize, filter, deduplicate and split ``raw_path``; write the three TSVs and stats.json.
+
+    Returns the statistics written to ``stats_path``. Same input and settings -> identical bytes.
+    """
+    settings = settings or PrepareSettings()
+    prefixes = resolve_prefixes(settings.target_prefixes)
+    raw = read_raw_pairs(raw_path, settings.source_column, settings.target_column,
+                         settings.max_malformed_fraction)
+
+    kept: list[tuple[str, str]] = []
+    for source, target in raw.pairs:
+        source = normalize(source, settings.normalization)
+        target = normalize(target, settings.normalization)
+        if keep_pair(source, target, settings.max_words, prefixes):
+            kept.append((source, target))
+    if not kept:
+        raise CorpusError(
+            f"{raw_path}: no pairs left after filtering {len(raw.pairs)} pairs (max_words={settings.max_words}, "
+            f"target_prefixes={list(prefixes) if prefixes else None}, columns source={settings.source_column} "
+            f"target={settings.target_column}); loosen the filter or check the columns"
+        )
+    unique = list(dict.fromkeys(kept))
+    train, valid, test = split_by_source(unique, settings.valid_fraction, settings.test_fraction, settings.seed)
+    if not train:
+        raise CorpusError(f"{raw_path}: only {len(unique)} distinct pairs, too few to leave any for training")
+
+    train_targets = {target for _, target in train}
+    stats = {
+        "read": raw.read,
+        "malformed": raw.malformed,
+        "pairs": len(raw.pairs),
+        "filtered_out": len(raw.pairs) - len(kept),
+        "kept": len(kept),
+        "duplicates_removed": len(kept) - len(unique),
+        "unique": len(unique),
+        "train": len(train),
+        "valid": len(valid),
+        "test": len(test),
+        "sources": {"train": len({s for s, _ in train}), "valid": len({s for s, _ in valid}),
+                    "test": len({s for s, _ in test})},
+        "test_targets_in_train": sum(target in train_targets for _, target in test),
+        "normalization": settings.normalization,
+        "filter": {"max_words": settings.max_words, "target_prefixes": list(prefixes) if prefixes else None},
+        "split": {"valid": settings.valid_fraction, "test": settings.test_fraction, "seed": settings.seed},
+        "source_column": settings.source_column,
+        "target_column": settings.target_column,
+        "raw_sha256": _sha256(raw_path),
+    }
+    for path, rows in ((train_path, train), (valid_path, valid), (test_path, test)):
+        write_split(path, rows)
+    write_json(stats_path, stats)
+    logger.info("prepared %s: %s", raw_path, {k: stats[k] for k in ("read", "malformed", "kept",
+                "duplicates_removed", "train", "valid", "test", "test_targets_in_train")})
+    return stats
+
+
+def settings_from_dict(data: dict) -> PrepareSettings:
+    """``PrepareSettings(**data)`` with a clear error for unknown keys."""
+    known = set(asdict(PrepareSettings()))
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown prepare settings {unknown}; known: {sorted(known)}")
+    return PrepareSettings(**data)
+
+
+def _sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- split files
+
+def write_split(path: str | os.PathLike[str], pairs: Sequence[tuple[str, str]]) -> None:
+    """Write pairs as UTF-8 TSV with the header ``source\\ttarget``, atomically."""
+    with atomic_open(path) as handle:
+        handle.write(SPLIT_HEADER + "\n")
+        for source, target in pairs:
+            handle.write(f"{source}\t{target}\n")
+
+
+def read_split(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Read a split TSV written by :func:`write_split` -> list of (source, target)."""
+    pairs: list[tuple[str, str]] = []
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = handle.readline().rstrip("\r\n")
+            if header != SPLIT_HEADER:
+                raise CorpusError(f"{path}:1: expected the header {SPLIT_HEADER!r}, found {header!r}")
+            for number, line in enumerate(handle, start=2):
+                line = line.rstrip("\r\n")
+                columns = line.split("\t")
+                if len(columns) != 2 or not columns[0].strip() or not columns[1].strip():
+                    raise CorpusError(f"{path}:{number}: expected 'source<TAB>target', found {line!r}")
+                pairs.append((columns[0], columns[1]))
+    except UnicodeDecodeError as error:
+        raise CorpusError(f"{path}: not UTF-8 text ({error})") from None
+    return pairs
+
+
+# --------------------------------------------------------------------------- vocabularies
+
+def build_vocabularies(train_path: str | os.PathLike[str], min_freq: int = 1) -> tuple[Vocabulary, Vocabulary]:
+    """Source and target vocabularies from the train split only (tokens = sentence.split())."""
+    pairs = read_split(train_path)
+    if not pairs:
+        raise CorpusError(f"{train_path}: the train split has no pairs")
+    source = Vocabulary.build((s.split() for s, _ in pairs), min_freq=min_freq)
+    target = Vocabulary.build((t.split() for _, t in pairs), min_freq=min_freq)
+    logger.info("%s: %d pairs -> source vocabulary %d, target vocabulary %d (min_freq %d)",
+                train_path, len(pairs), len(source), len(target), min_freq)
+    return source, target
+
+
+__all__ = [
+    "CorpusError", "NORMALIZATIONS", "PrepareSettings", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2017",
+    "build_vocabularies", "keep_pair", "normalize", "prepare_corpus", "read_raw_pairs", "read_split",
+    "resolve_prefixes", "settings_from_dict", "split_by_source", "write_split",
+]
