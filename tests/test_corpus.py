@@ -87,6 +87,9 @@ def test_filter_by_length_and_prefix():
     assert keep_pair("c est grand .", "it is big .", 10, None)  # prefix filter switched off
     assert keep_pair("c est grand .", "it is big .", 10, ("it ",))
     assert not keep_pair("", "i am .", 10, None)  # nothing left after normalization
+    assert keep_pair("je suis grand .", "i'm tall .", 10, prefixes)  # unicode mode keeps apostrophes
+    assert keep_pair("il est grand .", "he's tall .", 10, prefixes)
+    assert keep_pair("je suis grand .", "i'm tall .", 10, ("i'm ",))
 
 
 # ----------------------------------------------------------------- reading raw files
