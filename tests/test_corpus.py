@@ -67,7 +67,7 @@ def test_normalize_rejects_unknown_mode():
 def test_tutorial_prefixes_are_the_tutorials():
     assert resolve_prefixes("tutorial") == TUTORIAL_PREFIXES
     assert TUTORIAL_PREFIXES[:4] == ("i am ", "i m ", "he is", "he s ")
-    assert "she s " in TUTORIAL_PREFIXES and len(TUTORIAL_PREFIXES) == 12
+    assert "she s" in TUTORIAL_PREFIXES and len(TUTORIAL_PREFIXES) == 12
     assert resolve_prefixes(None) is None and resolve_prefixes([]) is None
     assert resolve_prefixes(["we "]) == ("we ",)
     with pytest.raises(ValueError, match="unknown target_prefixes preset"):
@@ -83,7 +83,8 @@ def test_filter_by_length_and_prefix():
     assert not keep_pair("a", ten, 10, prefixes)
     assert not keep_pair(" ".join(["x"] * 10), "i am tall .", 10, prefixes)
     assert not keep_pair("c est grand .", "it is big .", 10, prefixes)
-    assert not keep_pair("elle a dit", "she said .", 10, prefixes)  # "she s " needs the space
+    assert keep_pair("elle a dit", "she said .", 10, prefixes)  # 2017's "she s" has no trailing space
+    assert not keep_pair("elle a dit", "she said .", 10, resolve_prefixes("tutorial2023"))
     assert keep_pair("c est grand .", "it is big .", 10, None)  # prefix filter switched off
     assert keep_pair("c est grand .", "it is big .", 10, ("it ",))
     assert not keep_pair("", "i am .", 10, None)  # nothing left after normalization

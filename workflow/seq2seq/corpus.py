@@ -25,18 +25,19 @@ logger = logging.getLogger("seq2seq.corpus")
 
 NORMALIZATIONS = ("ascii", "unicode")
 
-# The tutorial's eng_prefixes (current version, with the trailing space after "she s").
+# The tutorial's eng_prefixes as published in 2017: "she s" has no trailing space, so "she said ...",
+# "she sings ..." pass too. This is the list behind the tutorial's (and our data README's) pair counts.
 TUTORIAL_PREFIXES: tuple[str, ...] = (
     "i am ", "i m ",
     "he is", "he s ",
-    "she is", "she s ",
+    "she is", "she s",
     "you are", "you re ",
     "we are", "we re ",
     "they are", "they re ",
 )
-# The 2017 release wrote "she s" without the space, so it also kept "she said ...", "she sings ...".
-TUTORIAL_PREFIXES_2017: tuple[str, ...] = tuple("she s" if p == "she s " else p for p in TUTORIAL_PREFIXES)
-PREFIX_PRESETS = {"tutorial": TUTORIAL_PREFIXES, "tutorial2017": TUTORIAL_PREFIXES_2017}
+# Later revisions of the tutorial wrote "she s " with the space.
+TUTORIAL_PREFIXES_2023: tuple[str, ...] = tuple("she s " if p == "she s" else p for p in TUTORIAL_PREFIXES)
+PREFIX_PRESETS = {"tutorial": TUTORIAL_PREFIXES, "tutorial2023": TUTORIAL_PREFIXES_2023}
 
 SPLIT_HEADER = "source\ttarget"
 _MALFORMED_LOGGED = 5
@@ -369,7 +370,7 @@ def build_vocabularies(train_path: str | os.PathLike[str], min_freq: int = 1) ->
 
 
 __all__ = [
-    "CorpusError", "NORMALIZATIONS", "PrepareSettings", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2017",
+    "CorpusError", "NORMALIZATIONS", "PrepareSettings", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2023",
     "build_vocabularies", "keep_pair", "normalize", "prepare_corpus", "read_raw_pairs", "read_split",
     "resolve_prefixes", "settings_from_dict", "split_by_source", "write_split",
 ]
