@@ -1,0 +1,132 @@
+"""Fast checks of the benchmark's pure pieces: FLOP formulas, the results table, the synthetic corpus."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+
+from seq2seq import benchmark as b
+
+
+def test_linear_and_gru_flops_count_two_per_multiply_add() -> None:
+    assert b.linear_flops(3, 5) == 30
+    # GRU: three gates, each with an input (I) and a hidden (H) projection.
+    assert b.gru_step_flops(input_size=4, hidden_size=2) == 2 * 3 * 2 * (4 + 2)
+    assert b.training_flops(10.0) == 30.0
+
+
+def test_tutorial2017_flops_match_hand_count() -> None:
+    sizes = b.ModelSizes(source_vocab=100, target_vocab=50, hidden=8, max_length=5)
+    shape = b.DataShape(source_length=4, target_length=3)
+    h, m, v = 8, 5, 50
+    encoder = 4 * 2 * 3 * h * (h + h)
+    step = 2 * 2 * h * m + 2 * m * h + 2 * 2 * h * h + 2 * 3 * h * (h + h) + 2 * h * v
+    assert b.tutorial2017_flops(sizes, shape) == pytest.approx(3 * (encoder + 3 * step))
+    assert b.flops_per_pair("baseline", sizes, shape) == b.tutorial2017_flops(sizes, shape)
+
+
+def test_tutorial_model_at_hidden_256_is_in_the_issue_range() -> None:
+    # The issue estimates ~80-90 MFLOP per pair for the tutorial model on fra-eng (about 8-9 tokens a side).
+    sizes = b.ModelSizes(source_vocab=4500, target_vocab=2900, hidden=256, max_length=11)
+    mflops = b.tutorial2017_flops(sizes, b.DataShape(8.5, 8.5)) / 1e6
+    assert 75 < mflops < 95
+
+
+def test_tutorial2023_recomputes_key_projection_every_step() -> None:
+    sizes = b.ModelSizes(source_vocab=100, target_vocab=50, hidden=8)
+    short, long = b.DataShape(2, 3), b.DataShape(4, 3)
+    # Doubling the source adds encoder work plus, per decoder step, S*(2H^2 + 2H + 2H) more.
+    extra = 3 * (2 * 2 * 3 * 8 * 16 + 3 * 2 * (2 * 8 * 8 + 2 * 8 + 2 * 8))
+    assert b.tutorial2023_flops(sizes, long) - b.tutorial2023_flops(sizes, short) == pytest.approx(extra)
+
+
+@pytest.mark.parametrize("variant", b.OUR_VARIANTS)
+def test_seq2seq_flops_grow_with_lengths_and_exceed_the_output_layer(variant: str) -> None:
+    sizes = b.ModelSizes(source_vocab=1000, target_vocab=900, hidden=16, max_length=11)
+    small = b.seq2seq_flops(variant, sizes, b.DataShape(5, 5))
+    assert b.seq2seq_flops(variant, sizes, b.DataShape(6, 6)) > small > 3 * 5 * b.linear_flops(16, 900)
+
+
+def test_attention_variants_cost_more_than_none_and_h128_uses_bahdanau() -> None:
+    sizes = b.ModelSizes(source_vocab=1000, target_vocab=900, hidden=16)
+    shape = b.DataShape(7, 7)
+    none = b.seq2seq_flops("none", sizes, shape)
+    assert all(b.seq2seq_flops(v, sizes, shape) > none for v in ("tutorial", "bahdanau", "luong"))
+    assert b.flops_per_pair("bahdanau-h128", sizes, shape) == b.seq2seq_flops("bahdanau", sizes, shape)
+    with pytest.raises(ValueError, match="unknown attention"):
+        b.seq2seq_flops("cosine", sizes, shape)
+
+
+def _measurement(variant: str, pairs: int, seconds: float, batch: int = 64) -> b.Measurement:
+    return b.Measurement(variant=variant, batch_size=batch, hidden_size=256, steps=max(1, pairs // batch),
+                         pairs=pairs, target_tokens=8 * pairs, seconds=seconds, flops_per_pair=80e6,
+                         device="cpu", threads=2)
+
+
+def test_build_table_rates_ratios_and_fractions() -> None:
+    rows = b.build_table([_measurement("baseline", 70, 2.0, batch=1), _measurement("luong", 2000, 2.0)],
+                         matmul_flops_per_s=100e9)
+    base, luong = rows
+    assert base["pairs_per_s"] == pytest.approx(35.0)
+    assert base["ratio_to_baseline"] == pytest.approx(1.0)
+    assert luong["pairs_per_s"] == pytest.approx(1000.0)
+    assert luong["tokens_per_s"] == pytest.approx(8000.0)
+    assert luong["ratio_to_baseline"] == pytest.approx(1000 / 35)
+    assert luong["mflops_per_pair"] == pytest.approx(80.0)
+    assert luong["flops_fraction"] == pytest.approx(1000 * 80e6 / 100e9)
+    assert math.isnan(luong["mflops_counted"])
+
+
+def test_build_table_without_baseline_and_bad_input() -> None:
+    rows = b.build_table([_measurement("luong", 100, 1.0)], matmul_flops_per_s=1e9)
+    assert math.isnan(rows[0]["ratio_to_baseline"])
+    with pytest.raises(ValueError, match="positive"):
+        b.build_table([_measurement("luong", 100, 0.0)], matmul_flops_per_s=1e9)
+    with pytest.raises(ValueError, match="matmul rate"):
+        b.build_table([], matmul_flops_per_s=0.0)
+
+
+def test_write_table_and_report(tmp_path) -> None:
+    rows = b.build_table([_measurement("baseline", 70, 2.0, batch=1), _measurement("bahdanau", 640, 2.0)],
+                         matmul_flops_per_s=100e9)
+    out = tmp_path / "sub" / "bench.tsv"
+    b.write_table(rows, out)
+    with open(out, encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle, delimiter="\t"))
+    assert [r["variant"] for r in table] == ["baseline", "bahdanau"]
+    assert set(b.TABLE_COLUMNS) == set(table[0])
+    assert float(table[1]["ratio_to_baseline"]) == pytest.approx(320 / 35, rel=1e-3)
+    assert list(tmp_path.joinpath("sub").iterdir()) == [out]  # no temporary file left behind
+    report = b.format_report(rows, {"cpu": "Test CPU", "matmul_gflops": 100.0})
+    assert report.startswith("cpu: Test CPU\nmatmul_gflops: 100.0")
+    assert "bahdanau" in report.splitlines()[-1]
+
+
+def test_synthetic_corpus_has_the_requested_shape() -> None:
+    pairs = b.synthetic_pairs(n_pairs=300, source_vocab=200, target_vocab=150, seed=3)
+    assert pairs == b.synthetic_pairs(n_pairs=300, source_vocab=200, target_vocab=150, seed=3)
+    assert len(pairs) == 300
+    assert all(3 <= len(s.split()) <= 10 and 3 <= len(t.split()) <= 10 for s, t in pairs)
+    data = b.prepare_data(pairs, "synthetic")
+    assert len(data.source_vocab) == 200 + 4 and len(data.target_vocab) == 150 + 4
+    assert data.max_length <= 11
+    assert 4 <= data.shape.source_length <= 11
+
+
+def test_pad_to_length_appends_zeros_and_rejects_long_sequences() -> None:
+    padded = b.pad_to_length([[5, 2], [7, 8, 2]], 4)
+    assert padded.tolist() == [[5, 2, 0, 0], [7, 8, 2, 0]]
+    with pytest.raises(ValueError, match="max_length"):
+        b.pad_to_length([[1, 2, 3]], 2)
+
+
+def test_tutorial_models_take_one_step_on_tiny_data() -> None:
+    torch.manual_seed(0)
+    data = b.prepare_data(b.synthetic_pairs(n_pairs=40, source_vocab=30, target_vocab=20, seed=1), "tiny")
+    device = torch.device("cpu")
+    assert b.baseline_step(data, device, hidden=8, seed=0)()[0] == 1
+    pairs, tokens = b.tutorial2023_step(data, device, hidden=8, batch_size=4, seed=0)()
+    assert pairs == 4 and 4 * 4 <= tokens <= 4 * 11

@@ -1,0 +1,800 @@
+"""Training-throughput benchmark: our batched model against the PyTorch tutorial's training loops.
+
+One run measures, on the same data and machine:
+
+- ``baseline``: the 2017 tutorial ("Translation with a Sequence to Sequence Network and Attention",
+  Sean Robertson): one pair per step, the encoder fed one token at a time from Python, an attention
+  decoder whose ``attn`` layer scores a fixed ``max_length`` positions, SGD, teacher forcing ratio 0.5;
+- ``tutorial2023``: the current tutorial: batches of 32 padded to ``max_length`` without a mask,
+  Bahdanau attention recomputing ``Ua(keys)`` every step, Adam, teacher forcing 1.0, hidden 128;
+- one row per attention variant of :class:`seq2seq.model.Seq2Seq` trained with
+  :func:`seq2seq.training.train_batch`, plus ``bahdanau-h128`` at the 2023 tutorial's own settings;
+
+and the machine's fp32 matrix-multiply rate, so each row can say what fraction of it training reaches.
+
+FLOP counts are analytic (pure functions below): 2*m*n*k per matrix product, forward + backward taken
+as 3x the forward, at the data's mean real source/target lengths (padding excluded), for the work
+each implementation actually performs per pair.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .fileio import atomic_open
+from .vocab import EOS_INDEX, PAD_INDEX, SOS_INDEX, Vocabulary
+
+log = logging.getLogger(__name__)
+
+OUR_VARIANTS: tuple[str, ...] = ("none", "tutorial", "bahdanau", "luong")
+ALL_VARIANTS: tuple[str, ...] = ("baseline", *OUR_VARIANTS, "tutorial2023", "bahdanau-h128")
+TUTORIAL2023_HIDDEN = 128
+TUTORIAL2023_BATCH = 32
+TABLE_COLUMNS: tuple[str, ...] = (
+    "variant", "batch_size", "hidden_size", "pairs_per_s", "tokens_per_s", "ratio_to_baseline",
+    "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction", "seconds_measured", "steps",
+    "pairs", "device", "threads",
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# FLOP formulas (forward pass, one pair). Sizes: H hidden, E embedding, V vocabulary, S source tokens,
+# T target tokens (both including <eos>; the decoder runs T steps).
+# --------------------------------------------------------------------------------------------------
+
+def linear_flops(n_in: int, n_out: int) -> float:
+    """One input vector through ``Linear(n_in, n_out)``: 2*n_in*n_out (bias adds ignored)."""
+    return 2.0 * n_in * n_out
+
+
+def gru_step_flops(input_size: int, hidden_size: int) -> float:
+    """One GRU step: input projection 2*3H*I plus hidden projection 2*3H*H (gates' pointwise work ignored)."""
+    return 2.0 * 3 * hidden_size * (input_size + hidden_size)
+
+
+def training_flops(forward_flops: float) -> float:
+    """Forward + backward: the backward pass costs about twice the forward (grads of inputs and weights)."""
+    return 3.0 * forward_flops
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    """Layer sizes a FLOP formula needs. ``max_length``: positions of the fixed-length attention layers."""
+
+    source_vocab: int
+    target_vocab: int
+    hidden: int
+    embedding: int | None = None
+    max_length: int = 11
+
+    @property
+    def emb(self) -> int:
+        return self.hidden if self.embedding is None else self.embedding
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """Mean real lengths per pair, in tokens including ``<eos>`` (padding excluded)."""
+
+    source_length: float
+    target_length: float
+
+
+def encoder_flops(sizes: ModelSizes, shape: DataShape, bidirectional: bool = False) -> float:
+    """Forward FLOPs of a one-layer GRU encoder over a pair's source tokens (embedding lookups are free)."""
+    directions = 2 if bidirectional else 1
+    return directions * shape.source_length * gru_step_flops(sizes.emb, sizes.hidden)
+
+
+def tutorial2017_flops(sizes: ModelSizes, shape: DataShape) -> float:
+    """Training FLOPs per pair of the 2017 tutorial (``baseline``); the forward pass per decoder step is
+
+    ``attn`` Linear(2H -> max_length) over [embedded; hidden], the weighted sum bmm over max_length
+    encoder rows (2*max_length*H), ``attn_combine`` Linear(2H -> H), a GRU(H -> H) step and ``out``
+    Linear(H -> V). Counted for all T target steps (the no-teacher-forcing half may stop early at <eos>).
+    """
+    h, m = sizes.hidden, sizes.max_length
+    step = (linear_flops(2 * h, m) + 2.0 * m * h + linear_flops(2 * h, h)
+            + gru_step_flops(h, h) + linear_flops(h, sizes.target_vocab))
+    return training_flops(encoder_flops(sizes, shape) + shape.target_length * step)
+
+
+def tutorial2023_flops(sizes: ModelSizes, shape: DataShape) -> float:
+    """Training FLOPs per pair of the 2023 tutorial's model at the real lengths; per decoder step:
+
+    ``Wa`` on the query (2H^2), ``Ua`` on every key (S*2H^2 -- the tutorial recomputes it each step),
+    ``Va`` scores (2*S*H), the context bmm (2*S*H), a GRU(2H -> H) step and ``out`` Linear(H -> V).
+    The tutorial really runs max_length steps over max_length positions; the padding's share is not counted.
+    """
+    h, s = sizes.hidden, shape.source_length
+    step = (linear_flops(h, h) + s * linear_flops(h, h) + s * linear_flops(h, 1) + 2.0 * s * h
+            + gru_step_flops(sizes.emb + h, h) + linear_flops(h, sizes.target_vocab))
+    return training_flops(encoder_flops(sizes, shape) + shape.target_length * step)
+
+
+def seq2seq_flops(attention: str, sizes: ModelSizes, shape: DataShape) -> float:
+    """Training FLOPs per pair of our :class:`seq2seq.model.Seq2Seq` with the given attention.
+
+    Decoder step, all variants: a GRU step and the output projection Linear(H -> V). On top of that:
+
+    - ``none``: nothing (GRU input is the embedding);
+    - ``tutorial``: the 2017 layer: Linear(E+H -> max_length) scores, context over max_length rows,
+      ``attn_combine`` Linear(E+H -> H) feeding the GRU;
+    - ``bahdanau``: keys projected once per source token (2H^2 each), the query projection (2H^2),
+      additive scores (2*S*H), context (2*S*H); the GRU reads [embedding; context] (E+H);
+    - ``luong`` (general): after the GRU, scores against keys projected once per source token (2H^2 each,
+      then 2*S*H), context (2*S*H), the attentional layer Linear(2H -> H) before the output projection.
+    """
+    h, e, v, s = sizes.hidden, sizes.emb, sizes.target_vocab, shape.source_length
+    out = linear_flops(h, v)
+    once = 0.0
+    if attention == "none":
+        step = gru_step_flops(e, h) + out
+    elif attention == "tutorial":
+        m = sizes.max_length
+        step = (linear_flops(e + h, m) + 2.0 * m * h + linear_flops(e + h, h)
+                + gru_step_flops(h, h) + out)
+    elif attention == "bahdanau":
+        once = s * linear_flops(h, h)
+        step = linear_flops(h, h) + 2.0 * s * h + 2.0 * s * h + gru_step_flops(e + h, h) + out
+    elif attention == "luong":
+        once = s * linear_flops(h, h)
+        step = gru_step_flops(e, h) + 2.0 * s * h + 2.0 * s * h + linear_flops(2 * h, h) + out
+    else:
+        raise ValueError(f"unknown attention {attention!r}; expected one of {OUR_VARIANTS}")
+    return training_flops(encoder_flops(sizes, shape) + once + shape.target_length * step)
+
+
+def flops_per_pair(variant: str, sizes: ModelSizes, shape: DataShape) -> float:
+    """Training FLOPs per pair of a benchmark row (``bahdanau-h128`` is ``bahdanau`` at its own sizes)."""
+    if variant == "baseline":
+        return tutorial2017_flops(sizes, shape)
+    if variant == "tutorial2023":
+        return tutorial2023_flops(sizes, shape)
+    return seq2seq_flops(variant.split("-")[0], sizes, shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# Results table
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Measurement:
+    """What one timed variant did: ``pairs`` and ``target_tokens`` (incl. <eos>, no padding) in ``seconds``."""
+
+    variant: str
+    batch_size: int
+    hidden_size: int
+    steps: int
+    pairs: int
+    target_tokens: int
+    seconds: float
+    flops_per_pair: float
+    device: str
+    threads: int
+    counted_flops_per_pair: float | None = None
+
+
+def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
+                baseline: str = "baseline") -> list[dict]:
+    """One row per measurement with rates, the ratio to the baseline row and the fraction of matmul rate.
+
+    ``ratio_to_baseline`` is NaN when no row is named ``baseline``; ``flops_fraction`` is
+    pairs_per_s * flops_per_pair / matmul_flops_per_s.
+    """
+    if matmul_flops_per_s <= 0:
+        raise ValueError(f"matmul rate must be positive, got {matmul_flops_per_s}")
+    rates = {m.variant: m.pairs / m.seconds for m in measurements if m.seconds > 0}
+    base = rates.get(baseline)
+    rows = []
+    for m in measurements:
+        if m.seconds <= 0:
+            raise ValueError(f"variant {m.variant!r}: measured time must be positive, got {m.seconds}")
+        pairs_per_s = m.pairs / m.seconds
+        achieved = pairs_per_s * m.flops_per_pair
+        rows.append({
+            "variant": m.variant,
+            "batch_size": m.batch_size,
+            "hidden_size": m.hidden_size,
+            "pairs_per_s": pairs_per_s,
+            "tokens_per_s": m.target_tokens / m.seconds,
+            "ratio_to_baseline": pairs_per_s / base if base else math.nan,
+            "mflops_per_pair": m.flops_per_pair / 1e6,
+            "mflops_counted": (m.counted_flops_per_pair / 1e6
+                               if m.counted_flops_per_pair is not None else math.nan),
+            "achieved_gflops": achieved / 1e9,
+            "flops_fraction": achieved / matmul_flops_per_s,
+            "seconds_measured": m.seconds,
+            "steps": m.steps,
+            "pairs": m.pairs,
+            "device": m.device,
+            "threads": m.threads,
+        })
+    return rows
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def write_table(rows: Sequence[dict], path: str | os.PathLike[str]) -> None:
+    """Write rows as a tab-separated file with a header line, atomically."""
+    with atomic_open(path) as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(TABLE_COLUMNS)
+        for row in rows:
+            writer.writerow([_format_value(row[c]) for c in TABLE_COLUMNS])
+
+
+def format_report(rows: Sequence[dict], machine: dict) -> str:
+    """Human-readable summary: a header describing the machine, then an aligned table of the main columns."""
+    header = [f"{key}: {value}" for key, value in machine.items()]
+    columns = ("variant", "batch_size", "hidden_size", "pairs_per_s", "tokens_per_s", "ratio_to_baseline",
+               "mflops_per_pair", "flops_fraction")
+    cells = [list(columns)] + [[_format_value(row[c]) for c in columns] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in cells]
+    return "\n".join(header + [""] + lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Machine
+# --------------------------------------------------------------------------------------------------
+
+def cpu_model() -> str:
+    """The CPU's "model name" from /proc/cpuinfo (falls back to platform.processor())."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_matmul_flops(device: torch.device, size: int = 1024, seconds: float = 1.0, rounds: int = 3) -> float:
+    """Best fp32 ``torch.mm`` rate (FLOP/s) of [size,size] x [size,size] over ``rounds`` timed rounds."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    out = torch.empty(size, size, device=device)
+    flop = 2.0 * size ** 3
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    synchronize(device)
+    start = time.perf_counter()
+    torch.mm(a, b, out=out)
+    synchronize(device)
+    repeats = max(5, int(seconds / max(time.perf_counter() - start, 1e-6)))
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            torch.mm(a, b, out=out)
+        synchronize(device)
+        best = max(best, flop * repeats / (time.perf_counter() - start))
+    return best
+
+
+def machine_info(device: torch.device, threads: int, matmul_flops_per_s: float) -> dict:
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "threads": threads,
+        "matmul_gflops": round(matmul_flops_per_s / 1e9, 1),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+def synthetic_pairs(n_pairs: int = 9000, source_vocab: int = 4500, target_vocab: int = 2900,
+                    min_words: int = 3, max_words: int = 10, seed: int = 0) -> list[tuple[str, str]]:
+    """A corpus shaped like the filtered fra-eng data: Zipf-distributed words, 3-10 words a side.
+
+    Every word of both vocabularies occurs at least once, so the built vocabularies have the given sizes.
+    """
+    rng = random.Random(seed)
+
+    def side(prefix: str, vocab: int) -> list[list[str]]:
+        lengths = [rng.randint(min_words, max_words) for _ in range(n_pairs)]
+        words = [f"{prefix}{i}" for i in range(vocab)]
+        weights = [1.0 / (rank + 1) for rank in range(vocab)]
+        stream = words + rng.choices(words, weights=weights, k=max(0, sum(lengths) - vocab))
+        rng.shuffle(stream)
+        out, pos = [], 0
+        for n in lengths:
+            out.append(stream[pos:pos + n])
+            pos += n
+        return out
+
+    sources, targets = side("s", source_vocab), side("t", target_vocab)
+    return [(" ".join(s), " ".join(t)) for s, t in zip(sources, targets)]
+
+
+def read_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Read a split file with :func:`seq2seq.corpus.read_split`."""
+    from .corpus import read_split
+
+    return read_split(path)
+
+
+@dataclass
+class BenchmarkData:
+    """Encoded pairs: sources and targets as index lists ending with <eos>, and their vocabularies."""
+
+    examples: list[tuple[list[int], list[int]]]
+    source_vocab: Vocabulary
+    target_vocab: Vocabulary
+    description: str
+
+    @property
+    def shape(self) -> DataShape:
+        n = len(self.examples)
+        return DataShape(sum(len(s) for s, _ in self.examples) / n, sum(len(t) for _, t in self.examples) / n)
+
+    @property
+    def max_length(self) -> int:
+        """Longest sentence, either side, in tokens incl. <eos>: the tutorials' MAX_LENGTH for this data."""
+        return max(max(len(s), len(t)) for s, t in self.examples)
+
+
+def prepare_data(pairs: Sequence[tuple[str, str]], description: str) -> BenchmarkData:
+    """Build vocabularies (min_freq 1) from the pairs and encode them with <eos> appended."""
+    if not pairs:
+        raise ValueError(f"{description}: no sentence pairs")
+    src_tokens = [s.split() for s, _ in pairs]
+    tgt_tokens = [t.split() for _, t in pairs]
+    source_vocab = Vocabulary.build(src_tokens)
+    target_vocab = Vocabulary.build(tgt_tokens)
+    examples = [(source_vocab.encode(s), target_vocab.encode(t)) for s, t in zip(src_tokens, tgt_tokens)]
+    return BenchmarkData(examples, source_vocab, target_vocab, description)
+
+
+def load_data(data_dir: str | os.PathLike[str] | None, seed: int = 0) -> BenchmarkData:
+    """The real ``train.tsv`` of ``data_dir`` when it exists, otherwise the synthetic corpus."""
+    if data_dir is not None:
+        path = Path(data_dir) / "train.tsv"
+        if path.exists():
+            return prepare_data(read_pairs(path), str(path))
+        log.warning("%s not found; using the synthetic corpus", path)
+    return prepare_data(synthetic_pairs(seed=seed), f"synthetic (seed {seed})")
+
+
+# --------------------------------------------------------------------------------------------------
+# The 2017 tutorial, re-implemented: batch 1, token-at-a-time encoder, fixed-length attention.
+# --------------------------------------------------------------------------------------------------
+
+class Tutorial2017Encoder(nn.Module):
+    """Embedding + GRU, called once per source token. Input: one index [1]; hidden [1,1,H]."""
+
+    def __init__(self, vocab_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, hidden_size)
+        self.gru = nn.GRU(hidden_size, hidden_size)
+
+    def forward(self, token: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.embedding(token).view(1, 1, -1)  # (1, 1, H)
+        return self.gru(x, hidden)  # (1, 1, H), (1, 1, H)
+
+
+class Tutorial2017AttnDecoder(nn.Module):
+    """The 2017 ``AttnDecoderRNN``: attention weights from [embedded; hidden] over ``max_length`` slots."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, dropout: float = 0.1, max_length: int = 10) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, hidden_size)
+        self.attn = nn.Linear(2 * hidden_size, max_length)
+        self.attn_combine = nn.Linear(2 * hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(hidden_size, hidden_size)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, token: Tensor, hidden: Tensor, encoder_outputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """token [1] or [1,1]; hidden [1,1,H]; encoder_outputs [max_length,H]
+        -> log_probs [1,V], hidden [1,1,H], weights [1,max_length]."""
+        embedded = self.dropout(self.embedding(token).view(1, 1, -1))  # (1, 1, H)
+        weights = F.softmax(self.attn(torch.cat((embedded[0], hidden[0]), dim=1)), dim=1)  # (1, M)
+        applied = torch.bmm(weights.unsqueeze(0), encoder_outputs.unsqueeze(0))  # (1, 1, H)
+        x = F.relu(self.attn_combine(torch.cat((embedded[0], applied[0]), dim=1)).unsqueeze(0))  # (1, 1, H)
+        x, hidden = self.gru(x, hidden)
+        return F.log_softmax(self.out(x[0]), dim=1), hidden, weights
+
+
+def tutorial2017_train_step(src: Tensor, tgt: Tensor, encoder: Tutorial2017Encoder,
+                            decoder: Tutorial2017AttnDecoder, encoder_optimizer: torch.optim.Optimizer,
+                            decoder_optimizer: torch.optim.Optimizer, criterion: nn.Module, max_length: int,
+                            teacher_forcing_ratio: float, rng: random.Random) -> float:
+    """One SGD step on one pair, as the 2017 ``train()``. src [S,1], tgt [T,1] (both end with <eos>).
+
+    Returns the loss per target token. The teacher-forcing coin is tossed once per sentence; without
+    teacher forcing the decoder feeds back its own argmax and stops at <eos>.
+    """
+    device = src.device
+    hidden = torch.zeros(1, 1, encoder.hidden_size, device=device)
+    encoder_optimizer.zero_grad()
+    decoder_optimizer.zero_grad()
+    encoder_outputs = torch.zeros(max_length, encoder.hidden_size, device=device)
+    for i in range(src.size(0)):
+        output, hidden = encoder(src[i], hidden)
+        encoder_outputs[i] = output[0, 0]
+    token = torch.tensor([[SOS_INDEX]], device=device)
+    loss: Tensor | float = 0.0
+    if rng.random() < teacher_forcing_ratio:
+        for i in range(tgt.size(0)):
+            log_probs, hidden, _ = decoder(token, hidden, encoder_outputs)
+            loss = loss + criterion(log_probs, tgt[i])
+            token = tgt[i]
+    else:
+        for i in range(tgt.size(0)):
+            log_probs, hidden, _ = decoder(token, hidden, encoder_outputs)
+            token = log_probs.topk(1)[1].squeeze().detach()
+            loss = loss + criterion(log_probs, tgt[i])
+            if token.item() == EOS_INDEX:
+                break
+    loss.backward()
+    encoder_optimizer.step()
+    decoder_optimizer.step()
+    return loss.item() / tgt.size(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# The 2023 tutorial, re-implemented: batches padded to MAX_LENGTH, Bahdanau attention, no mask.
+# --------------------------------------------------------------------------------------------------
+
+class Tutorial2023Encoder(nn.Module):
+    """Embedding, dropout, batch-first GRU over the whole padded batch. input [B,M] -> ([B,M,H], [1,B,H])."""
+
+    def __init__(self, vocab_size: int, hidden_size: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, hidden_size)
+        self.gru = nn.GRU(hidden_size, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src: Tensor) -> tuple[Tensor, Tensor]:
+        return self.gru(self.dropout(self.embedding(src)))
+
+
+class Tutorial2023BahdanauAttention(nn.Module):
+    """score = Va(tanh(Wa(query) + Ua(keys))); query [B,1,H], keys [B,S,H] -> context [B,1,H], weights [B,1,S]."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.Wa = nn.Linear(hidden_size, hidden_size)
+        self.Ua = nn.Linear(hidden_size, hidden_size)
+        self.Va = nn.Linear(hidden_size, 1)
+
+    def forward(self, query: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
+        scores = self.Va(torch.tanh(self.Wa(query) + self.Ua(keys)))  # (B, S, 1)
+        weights = F.softmax(scores.squeeze(2).unsqueeze(1), dim=-1)  # (B, 1, S)
+        return torch.bmm(weights, keys), weights
+
+
+class Tutorial2023AttnDecoder(nn.Module):
+    """The 2023 ``AttnDecoderRNN``: ``max_length`` teacher-forced steps, GRU over [embedded; context]."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, max_length: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.max_length = max_length
+        self.embedding = nn.Embedding(vocab_size, hidden_size)
+        self.attention = Tutorial2023BahdanauAttention(hidden_size)
+        self.gru = nn.GRU(2 * hidden_size, hidden_size, batch_first=True)
+        self.out = nn.Linear(hidden_size, vocab_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, encoder_outputs: Tensor, encoder_hidden: Tensor, target: Tensor) -> Tensor:
+        """encoder_outputs [B,M,H], encoder_hidden [1,B,H], target [B,M] -> log_probs [B,M,V]."""
+        batch = encoder_outputs.size(0)
+        token = torch.full((batch, 1), SOS_INDEX, dtype=torch.long, device=encoder_outputs.device)
+        hidden = encoder_hidden
+        outputs = []
+        for i in range(self.max_length):
+            embedded = self.dropout(self.embedding(token))  # (B, 1, H)
+            context, _ = self.attention(hidden.permute(1, 0, 2), encoder_outputs)  # (B, 1, H)
+            output, hidden = self.gru(torch.cat((embedded, context), dim=2), hidden)
+            outputs.append(self.out(output))  # (B, 1, V)
+            token = target[:, i].unsqueeze(1)
+        return F.log_softmax(torch.cat(outputs, dim=1), dim=-1)
+
+
+def pad_to_length(sequences: Sequence[Sequence[int]], length: int) -> Tensor:
+    """[N, length] long tensor: each sequence (already ending with <eos>) followed by zeros, as the tutorial."""
+    out = torch.zeros(len(sequences), length, dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        if len(seq) > length:
+            raise ValueError(f"sequence {i} has {len(seq)} tokens, more than max_length {length}")
+        out[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out
+
+
+def tutorial2023_train_step(src: Tensor, tgt: Tensor, encoder: Tutorial2023Encoder,
+                            decoder: Tutorial2023AttnDecoder, encoder_optimizer: torch.optim.Optimizer,
+                            decoder_optimizer: torch.optim.Optimizer, criterion: nn.Module) -> float:
+    """One step of the 2023 ``train_epoch`` loop body. src, tgt [B,M]; the loss covers every position."""
+    encoder_optimizer.zero_grad()
+    decoder_optimizer.zero_grad()
+    encoder_outputs, encoder_hidden = encoder(src)
+    log_probs = decoder(encoder_outputs, encoder_hidden, tgt)
+    loss = criterion(log_probs.view(-1, log_probs.size(-1)), tgt.view(-1))
+    loss.backward()
+    encoder_optimizer.step()
+    decoder_optimizer.step()
+    return loss.item()
+
+
+# --------------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------------
+
+Step = Callable[[], tuple[int, int]]
+"""Runs one training step; returns (pairs, target tokens incl. <eos>) it trained on."""
+
+
+@dataclass
+class Timing:
+    steps: int
+    pairs: int
+    target_tokens: int
+    seconds: float
+
+
+def time_steps(step: Step, device: torch.device, seconds: float, warmup_steps: int,
+               max_steps: int | None = None) -> Timing:
+    """Run ``warmup_steps`` untimed steps, then steps until ``seconds`` have passed (or ``max_steps``)."""
+    for _ in range(warmup_steps):
+        step()
+    synchronize(device)
+    steps = pairs = tokens = 0
+    start = time.perf_counter()
+    while True:
+        p, t = step()
+        steps, pairs, tokens = steps + 1, pairs + p, tokens + t
+        if max_steps is not None and steps >= max_steps:
+            break
+        if time.perf_counter() - start >= seconds:
+            break
+    synchronize(device)
+    return Timing(steps, pairs, tokens, time.perf_counter() - start)
+
+
+def count_flops(step: Step) -> tuple[float, int]:
+    """(FLOPs counted by torch's FlopCounterMode for one step -- exact backward, padding included, pairs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        pairs, _ = step()
+    return float(counter.get_total_flops()), pairs
+
+
+def cycle(items: Sequence, seed: int) -> Iterator:
+    """Endless iterator over ``items``, reshuffled each pass (seeded)."""
+    rng = random.Random(seed)
+    order = list(range(len(items)))
+    while True:
+        rng.shuffle(order)
+        for i in order:
+            yield items[i]
+
+
+def baseline_step(data: BenchmarkData, device: torch.device, hidden: int, seed: int) -> Step:
+    """A :data:`Step` of the 2017 tutorial (one pair, SGD lr 0.01, teacher forcing ratio 0.5)."""
+    max_length = max(len(s) for s, _ in data.examples)
+    encoder = Tutorial2017Encoder(len(data.source_vocab), hidden).to(device)
+    decoder = Tutorial2017AttnDecoder(hidden, len(data.target_vocab), 0.1, max_length).to(device)
+    enc_opt = torch.optim.SGD(encoder.parameters(), lr=0.01)
+    dec_opt = torch.optim.SGD(decoder.parameters(), lr=0.01)
+    criterion = nn.NLLLoss()
+    # tensorsFromPair is done up front in the tutorial's trainIters too: [S,1] / [T,1] tensors.
+    tensors = [(torch.tensor(s, device=device).view(-1, 1), torch.tensor(t, device=device).view(-1, 1))
+               for s, t in data.examples]
+    pairs = cycle(tensors, seed)
+    rng = random.Random(seed)
+
+    def step() -> tuple[int, int]:
+        src, tgt = next(pairs)
+        tutorial2017_train_step(src, tgt, encoder, decoder, enc_opt, dec_opt, criterion, max_length, 0.5, rng)
+        return 1, tgt.size(0)
+
+    return step
+
+
+def tutorial2023_step(data: BenchmarkData, device: torch.device, hidden: int, batch_size: int,
+                      seed: int) -> Step:
+    """A :data:`Step` of the 2023 tutorial (DataLoader with RandomSampler, Adam lr 0.001, NLLLoss)."""
+    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+
+    max_length = data.max_length
+    src = pad_to_length([s for s, _ in data.examples], max_length)
+    tgt = pad_to_length([t for _, t in data.examples], max_length)
+    generator = torch.Generator().manual_seed(seed)
+    dataset = TensorDataset(src, tgt)
+    loader = DataLoader(dataset, sampler=RandomSampler(dataset, generator=generator), batch_size=batch_size)
+    encoder = Tutorial2023Encoder(len(data.source_vocab), hidden).to(device)
+    decoder = Tutorial2023AttnDecoder(hidden, len(data.target_vocab), max_length).to(device)
+    enc_opt = torch.optim.Adam(encoder.parameters(), lr=0.001)
+    dec_opt = torch.optim.Adam(decoder.parameters(), lr=0.001)
+    criterion = nn.NLLLoss()
+    batches = iter(())
+
+    def step() -> tuple[int, int]:
+        nonlocal batches
+        try:
+            s, t = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            s, t = next(batches)
+        tokens = int((t != 0).sum())  # real target tokens: words + <eos>, padding zeros excluded
+        s, t = s.to(device), t.to(device)
+        tutorial2023_train_step(s, t, encoder, decoder, enc_opt, dec_opt, criterion)
+        return s.size(0), tokens
+
+    return step
+
+
+def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidden: int, batch_size: int,
+                 seed: int) -> Step:
+    """A :data:`Step` of our model: Adam (lr 1e-3), teacher forcing 1.0, gradient clipping 1.0."""
+    from .batching import make_batches
+    from .model import ModelConfig, Seq2Seq
+    from .training import train_batch
+
+    config = ModelConfig(source_vocab_size=len(data.source_vocab), target_vocab_size=len(data.target_vocab),
+                         attention=attention, hidden_size=hidden,
+                         max_length=max(len(s) for s, _ in data.examples))
+    model = Seq2Seq(config).to(device)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    epoch = 0
+    batches: Iterator = iter(())
+
+    def step() -> tuple[int, int]:
+        nonlocal batches, epoch
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(make_batches(data.examples, batch_size, shuffle=True, seed=seed, epoch=epoch))
+            epoch += 1
+            batch = next(batches)
+        train_batch(model, batch.to(device), optimizer, clip_grad=1.0, teacher_forcing=1.0)
+        return batch.size, int(batch.target_tokens)
+
+    return step
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class BenchmarkConfig:
+    hidden: int = 256
+    batch_size: int = 64
+    threads: int = 2
+    seconds: float = 20.0
+    baseline_seconds: float | None = None  # None: same as ``seconds``
+    warmup_steps: int = 5
+    device: str = "cpu"
+    variants: Sequence[str] = ALL_VARIANTS
+    seed: int = 0
+    count_flops: bool = True
+
+
+@dataclass
+class BenchmarkResult:
+    rows: list[dict]
+    machine: dict
+    data: str
+    shape: DataShape
+    measurements: list[Measurement] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; a named cuda device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def make_step(variant: str, data: BenchmarkData, device: torch.device,
+              config: BenchmarkConfig) -> tuple[Step, int, int]:
+    """The step function of a variant, with its (batch size, hidden size)."""
+    if variant == "baseline":
+        return baseline_step(data, device, config.hidden, config.seed), 1, config.hidden
+    if variant == "tutorial2023":
+        return (tutorial2023_step(data, device, TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed),
+                TUTORIAL2023_BATCH, TUTORIAL2023_HIDDEN)
+    if variant == "bahdanau-h128":
+        return (seq2seq_step(data, device, "bahdanau", TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed),
+                TUTORIAL2023_BATCH, TUTORIAL2023_HIDDEN)
+    if variant in OUR_VARIANTS:
+        return (seq2seq_step(data, device, variant, config.hidden, config.batch_size, config.seed),
+                config.batch_size, config.hidden)
+    raise ValueError(f"unknown variant {variant!r}; expected one of {ALL_VARIANTS}")
+
+
+def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,
+                  progress: Callable[[str], None] = log.info) -> BenchmarkResult:
+    """Time every requested variant on ``data``; returns the table rows and the machine description."""
+    unknown = [v for v in config.variants if v not in ALL_VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; expected some of {list(ALL_VARIANTS)}")
+    torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    matmul = measure_matmul_flops(device)
+    machine = machine_info(device, config.threads, matmul)
+    shape = data.shape
+    progress(f"data: {data.description}: {len(data.examples)} pairs, vocabularies {len(data.source_vocab)}/"
+             f"{len(data.target_vocab)}, mean lengths {shape.source_length:.2f}/{shape.target_length:.2f}")
+    progress(f"matmul: {matmul / 1e9:.1f} GFLOP/s")
+    measurements = []
+    for variant in config.variants:
+        torch.manual_seed(config.seed)
+        step, batch_size, hidden = make_step(variant, data, device, config)
+        sizes = ModelSizes(len(data.source_vocab), len(data.target_vocab), hidden,
+                           max_length=max(len(s) for s, _ in data.examples))
+        seconds = config.seconds
+        if variant == "baseline" and config.baseline_seconds is not None:
+            seconds = config.baseline_seconds
+        warmup = config.warmup_steps * (10 if variant == "baseline" else 1)
+        timing = time_steps(step, device, seconds, warmup)
+        counted = None
+        if config.count_flops:
+            flops, pairs = count_flops(step)
+            counted = flops / pairs
+        m = Measurement(variant, batch_size, hidden, timing.steps, timing.pairs, timing.target_tokens,
+                        timing.seconds, flops_per_pair(variant, sizes, shape), str(device), config.threads,
+                        counted)
+        measurements.append(m)
+        progress(f"{variant}: {m.pairs / m.seconds:.1f} pairs/s ({m.steps} steps in {m.seconds:.1f} s)")
+    return BenchmarkResult(build_table(measurements, matmul), machine, data.description, shape, measurements)
+
+
+def profile_variant(variant: str, data: BenchmarkData, config: BenchmarkConfig, steps: int = 10,
+                    row_limit: int = 25) -> str:
+    """torch.profiler table (sorted by self CPU time) of ``steps`` training steps of one variant."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    step, _, _ = make_step(variant, data, device, config)
+    for _ in range(config.warmup_steps):
+        step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        synchronize(device)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
