@@ -1,0 +1,419 @@
+"""The training loop: optimizer, clipping, LR schedule, early stopping, checkpoints, history, resuming."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from .batching import Batch, encode_pairs, make_batches, pad_sources
+from .checkpoint import load_checkpoint, model_payload, save_checkpoint
+from .fileio import atomic_open
+from .metrics import corpus_bleu
+from .model import ModelConfig, Seq2Seq
+from .search import greedy
+from .vocab import EOS_INDEX, PAD_INDEX, Vocabulary
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_bleu", "learning_rate", "seconds", "pairs_per_s")
+EARLY_STOPPING_DEFAULTS = {"metric": "valid_bleu", "patience": 6}
+EVAL_BATCH_SIZE = 256
+
+
+@dataclass
+class TrainConfig:
+    """The ``training`` section of the pipeline config (see workflow/schemas/config.schema.yaml)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    device: str = "auto"  # auto | cpu | cuda[:N] | mps
+    optimizer: str = "adam"  # adam | sgd
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    clip_grad: float = 1.0
+    teacher_forcing: float = 1.0
+    label_smoothing: float = 0.0
+    lr_factor: float = 0.5
+    lr_patience: int = 2
+    early_stopping: dict = field(default_factory=lambda: dict(EARLY_STOPPING_DEFAULTS))
+    max_minutes: float | None = None
+    amp: bool | str = "auto"  # True | False | "auto"
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.early_stopping) - set(EARLY_STOPPING_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown early_stopping keys {unknown}; expected some of {sorted(EARLY_STOPPING_DEFAULTS)}")
+        self.early_stopping = {**EARLY_STOPPING_DEFAULTS, **self.early_stopping}
+        if self.early_stopping["metric"] not in ("valid_bleu", "valid_loss"):
+            raise ValueError(f"early_stopping.metric must be valid_bleu or valid_loss, got {self.early_stopping['metric']!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
+        if self.amp not in (True, False, "auto"):
+            raise ValueError(f"amp must be true, false or auto, got {self.amp!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Build from the config section; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- one step
+
+
+def sequence_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
+    """Cross-entropy over all positions at once, ignoring <pad>: logits [B,T,V], tgt_out [B,T]."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        tgt_out.reshape(-1),
+        ignore_index=PAD_INDEX,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+    )
+
+
+def _train_step(
+    model: Seq2Seq,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    clip_grad: float,
+    teacher_forcing: float,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """One optimizer step; returns the detached mean token loss (no host sync)."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(batch.src.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing=teacher_forcing)
+    loss = sequence_loss(logits, batch.tgt_out, label_smoothing)
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        optimizer.step()
+    return loss.detach()
+
+
+def train_batch(
+    model: Seq2Seq,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    clip_grad: float,
+    teacher_forcing: float,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+    label_smoothing: float = 0.0,
+) -> float:
+    """One optimizer step on ``batch`` (already on the model's device); returns the mean token loss."""
+    return float(_train_step(model, batch, optimizer, clip_grad, teacher_forcing, scaler, amp_dtype, label_smoothing))
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate_loss(model: Seq2Seq, batches: Sequence[Batch], device: torch.device,
+                  amp_dtype: torch.dtype | None = None) -> float:
+    """Teacher-forced mean token cross-entropy (no smoothing) over ``batches``."""
+    model.eval()
+    total = torch.zeros((), device=device)
+    tokens = 0
+    for batch in batches:
+        batch = batch.to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        total += sequence_loss(logits, batch.tgt_out, reduction="sum")
+        tokens += batch.target_tokens
+    return float(total) / max(tokens, 1)
+
+
+@torch.no_grad()
+def greedy_bleu(model: Seq2Seq, sources: Sequence[list[int]], references: Sequence[str], target_vocab: Vocabulary,
+                device: torch.device, max_len: int, batch_size: int = EVAL_BATCH_SIZE) -> float:
+    """Corpus BLEU of greedy translations of ``sources`` (id lists ending with <eos>) against ``references``."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    hypotheses: list[str] = [""] * len(sources)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        src, lengths = pad_sources([sources[i] for i in rows])
+        result = greedy(model, src.to(device), lengths.to(device), max_len)
+        for i, tokens in zip(rows, result.tokens):
+            hypotheses[i] = " ".join(target_vocab.decode(tokens))
+    return corpus_bleu(hypotheses, list(references))
+
+
+# ---------------------------------------------------------------------------------------------- setup helpers
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_amp(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, whether a GradScaler is needed). Mixed precision only on CUDA."""
+    if device.type != "cuda" or amp is False:
+        return None, False
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def cut_source(ids: list[int], limit: int | None) -> list[int]:
+    """Cut a source id list (ending with <eos>) to at most ``limit`` ids, keeping the <eos>."""
+    if limit is None or len(ids) <= limit:
+        return ids
+    return ids[: limit - 1] + [EOS_INDEX]
+
+
+def write_history(path: Path, rows: Sequence[dict]) -> None:
+    """Rewrite history.tsv atomically."""
+    formats = {"epoch": "{:d}", "train_loss": "{:.6f}", "valid_loss": "{:.6f}", "valid_bleu": "{:.4f}",
+               "learning_rate": "{:.6g}", "seconds": "{:.3f}", "pairs_per_s": "{:.1f}"}
+    with atomic_open(path) as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(HISTORY_COLUMNS)
+        for row in rows:
+            writer.writerow([formats[c].format(row[c]) for c in HISTORY_COLUMNS])
+
+
+def _rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+
+
+def train_model(
+    train_pairs: Sequence[tuple[str, str]],
+    valid_pairs: Sequence[tuple[str, str]],
+    source_vocab: Vocabulary,
+    target_vocab: Vocabulary,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    out_model: Path,
+    out_last: Path,
+    out_history: Path,
+    resume_path: Path | None = None,
+    metadata: dict | None = None,
+    threads: int | None = None,
+    log: logging.Logger | None = None,
+    epoch_callback: Callable[[int], None] | None = None,
+) -> dict:
+    """Train a :class:`Seq2Seq` and write the best checkpoint, the last full state and history.tsv.
+
+    ``resume_path`` (not a Snakemake output) gets the full training state after every epoch; a
+    compatible one found at start is resumed from. ``epoch_callback(epoch)`` runs after each epoch's
+    files are written (tests raise from it to simulate a kill). Returns a summary dict.
+    """
+    log = log or logging.getLogger(__name__)
+    out_model, out_last, out_history = Path(out_model), Path(out_last), Path(out_history)
+    resume_path = Path(resume_path) if resume_path is not None else None
+    metadata = dict(metadata or {})
+    device = resolve_device(config.device)
+    if device.type == "cpu" and threads:
+        torch.set_num_threads(threads)
+    amp_dtype, use_scaler = resolve_amp(config.amp, device)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    model = Seq2Seq(model_config).to(device)
+    optimizer = build_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+
+    limit = model.max_source_length
+    train_examples = [(cut_source(s, limit), t) for s, t in encode_pairs(train_pairs, source_vocab, target_vocab)]
+    valid_examples = [(cut_source(s, limit), t) for s, t in encode_pairs(valid_pairs, source_vocab, target_vocab)]
+    if not train_examples or not valid_examples:
+        raise ValueError(f"need training and validation pairs, got {len(train_examples)} and {len(valid_examples)}")
+    valid_batches = make_batches(valid_examples, EVAL_BATCH_SIZE, shuffle=False, seed=0)
+    valid_references = [target for _, target in valid_pairs]
+    max_len = max(len(t) for _, t in valid_examples) + 5
+    fingerprints = {"source": source_vocab.fingerprint(), "target": target_vocab.fingerprint()}
+    metric = config.early_stopping["metric"]
+    patience = config.early_stopping["patience"]
+
+    state = {"epoch": 0, "best_score": None, "best_epoch": 0, "bad_epochs": 0, "history": [],
+             "elapsed_seconds": 0.0, "best_model_state": None}
+    resumed_from = None
+    if resume_path is not None and resume_path.exists():
+        resumed_from = _try_resume(resume_path, model, optimizer, scheduler, scaler, state, model_config, config,
+                                   fingerprints, log)
+        if resumed_from is not None:
+            # Snakemake removed the declared outputs before rerunning: restore them from the resume state.
+            _write_best(out_model, state, model, source_vocab, target_vocab, metadata)
+            write_history(out_history, state["history"])
+
+    show_bar = sys.stderr.isatty()
+    stop_reason = "epochs"
+    start = time.perf_counter() - state["elapsed_seconds"]
+    while state["epoch"] < config.epochs:
+        if state["bad_epochs"] >= patience:
+            stop_reason = "early_stopping"
+            break
+        if config.max_minutes is not None and state["elapsed_seconds"] >= 60 * config.max_minutes:
+            stop_reason = "max_minutes"
+            break
+        epoch = state["epoch"] + 1
+        learning_rate = optimizer.param_groups[0]["lr"]
+        batches = make_batches(train_examples, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+        epoch_start = time.perf_counter()
+        total = torch.zeros((), device=device)
+        tokens = 0
+        for batch in tqdm(batches, desc=f"epoch {epoch}", disable=not show_bar, leave=False):
+            if device.type == "cuda":
+                batch = batch.pin_memory()
+            batch = batch.to(device, non_blocking=True)
+            loss = _train_step(model, batch, optimizer, config.clip_grad, config.teacher_forcing, scaler,
+                               amp_dtype, config.label_smoothing)
+            total += loss * batch.target_tokens
+            tokens += batch.target_tokens
+        train_loss = float(total) / max(tokens, 1)
+        train_seconds = time.perf_counter() - epoch_start
+        valid_loss = evaluate_loss(model, valid_batches, device, amp_dtype)
+        valid_bleu = greedy_bleu(model, [s for s, _ in valid_examples], valid_references, target_vocab, device,
+                                 max_len)
+        scheduler.step(valid_loss)
+        seconds = time.perf_counter() - epoch_start
+        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss, "valid_bleu": valid_bleu,
+               "learning_rate": learning_rate, "seconds": seconds,
+               "pairs_per_s": len(train_examples) / max(train_seconds, 1e-9)}
+        state["history"].append(row)
+        state["epoch"] = epoch
+        score = valid_bleu if metric == "valid_bleu" else -valid_loss
+        if state["best_score"] is None or score > state["best_score"]:
+            state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
+                         best_model_state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            _write_best(out_model, state, model, source_vocab, target_vocab, metadata)
+        else:
+            state["bad_epochs"] += 1
+        state["elapsed_seconds"] = time.perf_counter() - start
+        write_history(out_history, state["history"])
+        if resume_path is not None:
+            save_checkpoint(resume_path, _full_state(model, optimizer, scheduler, scaler, state, config,
+                                                     fingerprints, source_vocab, target_vocab, metadata))
+        log.info("epoch %d/%d train_loss %.4f valid_loss %.4f valid_bleu %.2f lr %.3g %.1fs %.0f pairs/s%s",
+                 epoch, config.epochs, train_loss, valid_loss, valid_bleu, learning_rate, seconds,
+                 row["pairs_per_s"], " (best)" if state["best_epoch"] == epoch else "")
+        if epoch_callback is not None:
+            epoch_callback(epoch)
+
+    save_checkpoint(out_last, _full_state(model, optimizer, scheduler, scaler, state, config, fingerprints,
+                                          source_vocab, target_vocab, metadata))
+    if resume_path is not None:
+        resume_path.unlink(missing_ok=True)
+    best_row = state["history"][state["best_epoch"] - 1] if state["best_epoch"] else {}
+    summary = {
+        "epochs": state["epoch"], "best_epoch": state["best_epoch"], "metric": metric,
+        "best_valid_bleu": best_row.get("valid_bleu"), "best_valid_loss": best_row.get("valid_loss"),
+        "stop_reason": stop_reason, "device": str(device), "amp": str(amp_dtype) if amp_dtype else None,
+        "resumed_from_epoch": resumed_from, "seconds": state["elapsed_seconds"], "history": state["history"],
+    }
+    log.info("training stopped (%s) after %d epochs; best epoch %d", stop_reason, state["epoch"], state["best_epoch"])
+    return summary
+
+
+def _write_best(path: Path, state: dict, model: Seq2Seq, source_vocab: Vocabulary, target_vocab: Vocabulary,
+                metadata: dict) -> None:
+    payload = model_payload(model, source_vocab, target_vocab,
+                            {**metadata, "epoch": state["best_epoch"],
+                             "history": [dict(r) for r in state["history"][: state["best_epoch"]]]})
+    payload["model_state"] = state["best_model_state"]
+    save_checkpoint(path, payload)
+
+
+def _full_state(model, optimizer, scheduler, scaler, state: dict, config: TrainConfig, fingerprints: dict,
+                source_vocab: Vocabulary, target_vocab: Vocabulary, metadata: dict) -> dict:
+    """Everything needed to resume (and to translate): the format of the resume checkpoint and last.pt."""
+    payload = model_payload(model, source_vocab, target_vocab,
+                            {**metadata, "epoch": state["epoch"], "history": [dict(r) for r in state["history"]]})
+    payload.update(
+        train_config=config.to_dict(),
+        vocab_fingerprints=fingerprints,
+        optimizer_state=optimizer.state_dict(),
+        scheduler_state=scheduler.state_dict(),
+        scaler_state=scaler.state_dict(),
+        rng_state=_rng_state(),
+        training_state={k: v for k, v in state.items()},
+    )
+    return payload
+
+
+def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, model_config: ModelConfig,
+                config: TrainConfig, fingerprints: dict, log: logging.Logger) -> int | None:
+    """Load a compatible resume checkpoint into the given objects; returns its epoch, or None (start fresh)."""
+    try:
+        data = load_checkpoint(path, map_location="cpu")
+    except ValueError as error:
+        log.warning("ignoring resume checkpoint: %s", error)
+        return None
+    mismatches = [name for name, ours, theirs in (
+        ("model config", model_config.to_dict(), data.get("model_config")),
+        ("training config", config.to_dict(), data.get("train_config")),
+        ("vocabularies", fingerprints, data.get("vocab_fingerprints")),
+    ) if ours != theirs]
+    if mismatches:
+        log.warning("%s: %s differ from this run; starting fresh", path, ", ".join(mismatches))
+        return None
+    try:
+        model.load_state_dict(data["model_state"])
+        optimizer.load_state_dict(data["optimizer_state"])
+        scheduler.load_state_dict(data["scheduler_state"])
+        if data["scaler_state"]:
+            scaler.load_state_dict(data["scaler_state"])
+        state.update(data["training_state"])
+        _set_rng_state(data["rng_state"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as error:
+        log.warning("%s: cannot resume (%s); starting fresh", path, error)
+        return None
+    log.info("resuming from %s after epoch %d", path, state["epoch"])
+    return int(state["epoch"])
