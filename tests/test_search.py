@@ -171,6 +171,17 @@ def tiny_trained_model(attention: str = "bahdanau", steps: int = 120, seed: int 
     return model.eval(), source_vocab, target_vocab, pairs
 
 
+def save_tiny_checkpoint(path, attention: str = "bahdanau", steps: int = 120, pair: str = "fra-eng",
+                         model_name: str = "bahdanau"):
+    """Train :func:`tiny_trained_model` and save it as the train stage would; returns (path, pairs)."""
+    from seq2seq.checkpoint import model_payload, save_checkpoint
+
+    model, source_vocab, target_vocab, pairs = tiny_trained_model(attention, steps)
+    metadata = {"normalization": "ascii", "pair": pair, "model_name": model_name, "epoch": 3, "history": []}
+    save_checkpoint(path, model_payload(model, source_vocab, target_vocab, metadata))
+    return path, pairs
+
+
 @pytest.fixture(scope="module")
 def trained():
     return tiny_trained_model()

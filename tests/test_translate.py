@@ -46,3 +46,49 @@ def test_unseen_words_translate_without_error_and_results_keep_input_order(beam:
         assert alone.output_tokens == translation.output_tokens
         assert translation.attention.shape == (len(translation.output_tokens), len(sentence.split()) + 1)
         assert all(token in TARGET.tokens for token in translation.output_tokens)
+
+
+# --------------------------------------------------------------------------- the seq2seq-translate command
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from test_search import save_tiny_checkpoint
+
+    path, _ = save_tiny_checkpoint(tmp_path_factory.mktemp("model") / "model.pt")
+    return path
+
+
+def test_command_translates_arguments(checkpoint, capsys) -> None:
+    from seq2seq.translate import main
+
+    assert main(["--model", str(checkpoint), "Je suis content.", "tu es grand ."]) == 0
+    assert capsys.readouterr().out.splitlines() == ["i am happy .", "you are tall ."]
+
+
+def test_command_reads_stdin_with_beam_search_and_saves_a_plot(checkpoint, capsys, monkeypatch, tmp_path) -> None:
+    import io
+
+    from seq2seq.translate import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("Nous sommes très fatigué.\nelle est zorglub .\n"))
+    plot = tmp_path / "attention.svg"
+    assert main(["--model", str(checkpoint), "--beam", "3", "--alpha", "0.6", "--plot", str(plot)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "we are very tired ."
+    assert len(lines) == 2 and lines[1].startswith("she is")
+    assert plot.read_bytes().startswith(b"<?xml")
+
+
+def test_missing_or_broken_checkpoint_is_one_clear_error(tmp_path, capsys) -> None:
+    from seq2seq.translate import main
+
+    missing = tmp_path / "nowhere" / "model.pt"
+    assert main(["--model", str(missing), "je suis content ."]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "not found" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    assert main(["--model", str(broken), "je suis content ."]) == 2
+    err = capsys.readouterr().err
+    assert str(broken) in err and "Traceback" not in err
