@@ -50,3 +50,36 @@ def test_sentence_scores_one_per_hypothesis() -> None:
     assert len(bleu) == len(chrf) == 5
     assert bleu[0] == pytest.approx(100.0) and bleu[1] < 100.0
     assert chrf[3] == pytest.approx(100.0)
+
+
+# --------------------------------------------------------------------------- the evaluate stage
+
+def test_evaluate_stage_writes_metrics_and_translations(tmp_path) -> None:
+    import json
+
+    import pandas as pd
+    from test_search import save_tiny_checkpoint
+
+    from seq2seq.corpus import write_split
+    from seq2seq.evaluation import evaluate_model
+
+    model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
+    test = pairs[::9] + [("je suis xylophone .", "i am a xylophone .")]
+    write_split(tmp_path / "test.tsv", test)
+    metrics = evaluate_model(model, tmp_path / "test.tsv", tmp_path / "translations.tsv", tmp_path / "metrics.json",
+                             beam_size=3, length_penalty=0.6, max_length=12, batch_size=4, bootstrap_resamples=50,
+                             seed=3, threads=1, device="cpu")
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert (metrics["pair"], metrics["model"], metrics["beam_size"], metrics["alpha"]) == ("fra-eng", "bahdanau", 3, 0.6)
+    for name in ("greedy", "beam"):
+        block = metrics[name]
+        assert {"bleu", "bleu_ci95", "chrf", "exact_match", "sentences", "sentences_per_s", "signature"} <= set(block)
+        assert block["sentences"] == len(test) and block["sentences_per_s"] > 0
+        assert block["bleu_ci95"][0] <= block["bleu"] <= block["bleu_ci95"][1]
+        assert block["exact_match"] == pytest.approx((len(test) - 1) / len(test))  # all but the made-up pair
+    table = pd.read_csv(tmp_path / "translations.tsv", sep="\t")
+    assert list(table.columns) == ["source", "reference", "greedy", "beam", "greedy_bleu", "greedy_chrf",
+                                   "beam_bleu", "beam_chrf"]
+    assert table["source"].tolist() == [s for s, _ in test]  # input order kept despite length sorting
+    assert (table["greedy"].iloc[:-1] == table["reference"].iloc[:-1]).all()
+    assert table["beam_bleu"].iloc[0] == pytest.approx(100.0)
