@@ -21,8 +21,8 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
 
 def test_data_stages_write_splits_and_vocabularies(tiny_workdir):
     workdir, config = tiny_workdir
-    snakemake(workdir, "--cores", "2", "--configfile", str(config),
-              "results/fra-eng/vocab/source.json", "results/fra-eng/vocab/target.json")
+    snakemake(workdir, "--cores", "2", "results/fra-eng/vocab/source.json", "results/fra-eng/vocab/target.json",
+              "--configfile", str(config))
 
     data = workdir / "results" / "fra-eng" / "data"
     splits = {name: read_tsv(data / f"{name}.tsv") for name in ("train", "valid", "test")}
@@ -57,9 +57,9 @@ def test_data_stages_are_byte_identical_on_rerun(tiny_workdir):
     workdir, config = tiny_workdir
     outputs = ["results/fra-eng/data/train.tsv", "results/fra-eng/data/test.tsv",
                "results/fra-eng/data/stats.json", "results/fra-eng/vocab/source.json"]
-    snakemake(workdir, "--cores", "2", "--configfile", str(config), *outputs)
+    snakemake(workdir, "--cores", "2", *outputs, "--configfile", str(config))
     first = {o: hashlib.sha256((workdir / o).read_bytes()).hexdigest() for o in outputs}
-    snakemake(workdir, "--cores", "2", "--configfile", str(config), "--forceall", *outputs)
+    snakemake(workdir, "--cores", "2", "--forceall", *outputs, "--configfile", str(config))
     second = {o: hashlib.sha256((workdir / o).read_bytes()).hexdigest() for o in outputs}
     assert first == second
 
@@ -95,5 +95,5 @@ def test_local_copy_override_is_one_line(tmp_path):
     raw = write_raw_corpus(tmp_path / "fra-eng.txt")
     config = tmp_path / "local.yaml"
     config.write_text(f"corpora: {{fra-eng: {{url: {raw}, member: null}}}}\n", encoding="utf-8")
-    snakemake(tmp_path, "--cores", "1", "--configfile", str(config), "data/raw/fra-eng.txt")
+    snakemake(tmp_path, "--cores", "1", "data/raw/fra-eng.txt", "--configfile", str(config))
     assert (tmp_path / "data" / "raw" / "fra-eng.txt").read_bytes() == raw.read_bytes()

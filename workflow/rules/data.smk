@@ -47,7 +47,7 @@ rule prepare:
 rule vocab:
     input:
         train="results/{pair}/data/train.tsv",
-        code=package_sources("vocab"),
+        code=package_sources("vocab", "corpus"),
     output:
         source="results/{pair}/vocab/source.json",
         target="results/{pair}/vocab/target.json",

@@ -1,0 +1,79 @@
+"""The SLURM profile, against stand-in sbatch/sacct/sinfo/sacctmgr commands that record their calls."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, snakemake
+
+pytestmark = pytest.mark.workflow
+
+PROFILE = str(REPO / "workflow" / "profiles" / "slurm")
+
+# Each stand-in appends its command line to $SLURM_STUB_LOG. sbatch accepts every job as number 4242, and
+# sacct then reports it failed: the tests only look at what was submitted and what ran locally.
+STUBS = {
+    "sbatch": 'echo "sbatch $*" >> "$SLURM_STUB_LOG"\necho 4242\n',
+    "sacct": 'echo "sacct $*" >> "$SLURM_STUB_LOG"\necho "4242|FAILED"\n',
+    "squeue": 'echo "squeue $*" >> "$SLURM_STUB_LOG"\necho "4242|FAILED"\n',
+    "sinfo": 'echo "sinfo $*" >> "$SLURM_STUB_LOG"\n',
+    "scancel": 'echo "scancel $*" >> "$SLURM_STUB_LOG"\n',
+    "sacctmgr": 'echo "sacctmgr $*" >> "$SLURM_STUB_LOG"\necho CHANGE_ME_account\n',
+    "sshare": 'echo "sshare $*" >> "$SLURM_STUB_LOG"\necho CHANGE_ME_account\n',
+}
+
+
+@pytest.fixture
+def slurm_stubs(tmp_path: Path) -> tuple[dict, Path]:
+    bin_dir = tmp_path / "stub-bin"
+    bin_dir.mkdir()
+    for name, body in STUBS.items():
+        path = bin_dir / name
+        path.write_text("#!/usr/bin/env bash\n" + body)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "slurm-calls.log"
+    log.touch()
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SLURM_STUB_LOG": str(log)}
+    return env, log
+
+
+def sbatch_calls(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if line.startswith("sbatch ")]
+
+
+def test_slurm_profile_dry_run_plans_the_whole_pipeline(tmp_path):
+    result = snakemake(tmp_path, "--profile", PROFILE, "-n")
+    assert "train" in result.stdout and "summary" in result.stdout
+
+
+def test_download_runs_locally_and_the_next_stage_is_submitted(tiny_workdir, slurm_stubs):
+    workdir, config = tiny_workdir
+    env, log = slurm_stubs
+    snakemake(workdir, "--profile", PROFILE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1", "results/fra-eng/data/stats.json",
+              "--configfile", str(config), check=False, env=env, timeout=300)
+    assert (workdir / "data" / "raw" / "fra-eng.txt").exists()  # ran on the submit host
+    calls = sbatch_calls(log)
+    assert calls, log.read_text()
+    assert not any("rule_download" in call for call in calls)
+    assert any("rule_prepare" in call for call in calls)
+
+
+def test_train_is_submitted_with_a_gpu_request(tiny_workdir, slurm_stubs):
+    workdir, config = tiny_workdir
+    env, log = slurm_stubs
+    # the data stages first, locally, so that training is the next job to submit
+    snakemake(workdir, "--cores", "2", "results/fra-eng/vocab/source.json", "results/fra-eng/vocab/target.json",
+              "--configfile", str(config))
+    snakemake(workdir, "--profile", PROFILE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1", "results/fra-eng/bahdanau/model.pt",
+              "--configfile", str(config), check=False, env=env, timeout=300)
+    train_calls = [call for call in sbatch_calls(log) if "rule_train" in call]
+    assert len(train_calls) == 1, log.read_text()
+    call = train_calls[0]
+    assert "--gpus=1" in call or "--gres=gpu:1" in call, call
+    assert "--cpus-per-gpu=4" in call, call
+    assert "-p CHANGE_ME_partition" in call or "--partition CHANGE_ME_partition" in call or \
+        "--partition=CHANGE_ME_partition" in call, call
