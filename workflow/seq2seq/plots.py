@@ -153,3 +153,65 @@ def save_figure(figure: Figure, path: str | os.PathLike[str]) -> None:
         raise ValueError(f"{path}: unsupported figure format {fmt!r} (use .png, .svg or .pdf)")
     with matplotlib.rc_context({"svg.hashsalt": "seq2seq"}), atomic_path(path) as tmp:
         figure.savefig(tmp, format=fmt, dpi=150, metadata=_METADATA[fmt])
+
+
+def choose_test_sentences(count: int, available: int, seed: int) -> list[int]:
+    """Indices of ``count`` test pairs: a seeded random sample in split order (repeats only if too few)."""
+    if available == 0 or count == 0:
+        return []
+    rng = np.random.default_rng(seed)
+    if count <= available:
+        return sorted(rng.choice(available, size=count, replace=False).tolist())
+    return [i % available for i in range(count)]
+
+
+def draw_figures(model_path: str | os.PathLike[str], test_path: str | os.PathLike[str],
+                 history_path: str | os.PathLike[str], attention_paths: Sequence[str | os.PathLike[str]],
+                 grid_path: str | os.PathLike[str], curve_path: str | os.PathLike[str], *, count: int = 8,
+                 sentences: Sequence[str] = (), grid_columns: int = 4, seed: int = 0, max_length: int = 30,
+                 log=None, **_unused) -> None:
+    """The figures stage: attention heatmaps of ``count`` sampled test sentences then the extra ``sentences``
+    (raw text, normalized like the training data), one file each, the same sentences as one grid, and the
+    learning curve from history.tsv. Sentences are decoded with greedy search (what the heatmaps show is the
+    attention of the greedy path). Test sentences are titled with their sentence BLEU against the reference;
+    the extra ones have no reference. ``_unused`` takes the config's ``format`` (the paths carry it).
+    """
+    import logging
+
+    from .checkpoint import load_model
+    from .corpus import read_split
+    from .metrics import sentence_bleu
+    from .translate import translate_sentences
+
+    log = log or logging.getLogger(__name__)
+    model, source_vocab, target_vocab, metadata = load_model(model_path, device="cpu")
+    pairs = read_split(test_path)
+    chosen = [pairs[i] for i in choose_test_sentences(count, len(pairs), seed)]
+    if count > len(pairs):
+        log.warning("figures.count is %d but the test split has only %d pairs: some are drawn twice",
+                    count, len(pairs))
+    expected = len(chosen) + len(sentences)
+    if len(attention_paths) != expected:
+        raise ValueError(f"{len(attention_paths)} attention figure paths given for {expected} sentences "
+                         f"({len(chosen)} test sentences + {len(sentences)} from the config)")
+    normalization = metadata.get("normalization", "ascii")
+    translations = translate_sentences(model, [s for s, _ in chosen], source_vocab, target_vocab, None,
+                                       max_len=max_length, log=log)
+    translations += translate_sentences(model, list(sentences), source_vocab, target_vocab, normalization,
+                                        max_len=max_length, log=log)
+    references = [t for _, t in chosen] + [None] * len(sentences)
+    titles = []
+    for translation, reference in zip(translations, references):
+        head = f"{' '.join(translation.source_tokens)}\n-> {translation.text}"
+        if reference is None:
+            titles.append(f"{head}\n(no reference: sentence from the config)")
+        else:
+            titles.append(f"{head}\nsentence BLEU {sentence_bleu(translation.text, reference):.1f} "
+                          f"(reference: {reference})")
+    for translation, title, path in zip(translations, titles, attention_paths):
+        save_figure(attention_figure(translation, title), path)
+    save_figure(attention_grid(translations, titles, grid_columns), grid_path)
+    history = pd.read_csv(history_path, sep="\t")
+    name = " ".join(str(v) for v in (metadata.get("pair"), metadata.get("model_name")) if v)
+    save_figure(learning_curve(history, title=name), curve_path)
+    log.info("drew %d attention heatmaps, a grid and the learning curve", len(translations))

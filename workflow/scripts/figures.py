@@ -1,0 +1,47 @@
+"""Snakemake script of rule `figures`: attention heatmaps (one per sentence and a grid) with greedy decoding,
+and the learning curve (seq2seq.plots.draw_figures)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from seq2seq.plots import draw_figures
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def run_from_snakemake(smk) -> None:
+    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
+    try:
+        draw_figures(smk.input.model, smk.input.test, smk.input.history, list(smk.output.attention),
+                     smk.output.grid, smk.output.curve, **smk.params.figures)
+    except Exception:
+        logging.getLogger("seq2seq.plots").exception("figures failed")
+        raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", help="checkpoint, e.g. results/fra-eng/bahdanau/model.pt")
+    parser.add_argument("test", help="test split (test.tsv)")
+    parser.add_argument("history", help="history.tsv of the training run")
+    parser.add_argument("--outdir", required=True, help="folder for the figures")
+    parser.add_argument("--count", type=int, default=8, help="test sentences to draw")
+    parser.add_argument("--sentence", action="append", default=[], help="extra source sentence (repeatable)")
+    parser.add_argument("--format", default="png", choices=["png", "svg", "pdf"])
+    parser.add_argument("--grid-columns", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    total = args.count + len(args.sentence)
+    attention = [f"{args.outdir}/attention_{i:02d}.{args.format}" for i in range(1, total + 1)]
+    draw_figures(args.model, args.test, args.history, attention, f"{args.outdir}/attention_grid.{args.format}",
+                 f"{args.outdir}/learning_curve.{args.format}", count=args.count, sentences=args.sentence,
+                 grid_columns=args.grid_columns, seed=args.seed)
+
+
+if "snakemake" in globals():
+    run_from_snakemake(snakemake)  # noqa: F821
+elif __name__ == "__main__":
+    main()
