@@ -417,3 +417,36 @@ def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, mo
         return None
     log.info("resuming from %s after epoch %d", path, state["epoch"])
     return int(state["epoch"])
+
+
+def train_from_files(
+    train: str | Path,
+    valid: str | Path,
+    source_vocab: str | Path,
+    target_vocab: str | Path,
+    out_model: str | Path,
+    out_last: str | Path,
+    out_history: str | Path,
+    model_settings: dict,
+    training_settings: dict,
+    resume: str | Path | None = None,
+    metadata: dict | None = None,
+    threads: int | None = None,
+    log: logging.Logger | None = None,
+) -> dict:
+    """Read splits and vocabularies, then :func:`train_model`. ``model_settings``: the config's model
+    entry (attention, hidden_size, ...; vocabulary sizes are added here); ``training_settings``: the
+    training section (TrainConfig keys)."""
+    from .corpus import read_split  # the data stage's reader, imported late to keep this module light
+
+    log = log or logging.getLogger(__name__)
+    sources, targets = Vocabulary.load(source_vocab), Vocabulary.load(target_vocab)
+    train_pairs, valid_pairs = read_split(train), read_split(valid)
+    settings = {k: v for k, v in model_settings.items() if k != "training"}
+    model_config = ModelConfig.from_dict({**settings, "source_vocab_size": len(sources),
+                                          "target_vocab_size": len(targets)})
+    config = TrainConfig.from_dict(dict(training_settings))
+    log.info("training %s on %d pairs (%d validation); model %s; training %s", (metadata or {}).get("model_name", "?"),
+             len(train_pairs), len(valid_pairs), model_config.to_dict(), config.to_dict())
+    return train_model(train_pairs, valid_pairs, sources, targets, model_config, config, Path(out_model),
+                       Path(out_last), Path(out_history), Path(resume) if resume else None, metadata, threads, log)

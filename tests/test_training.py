@@ -1,0 +1,153 @@
+"""Training: config parsing, learning a tiny task, determinism, resuming, checkpoints."""
+
+import csv
+import logging
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq.batching import encode_pairs, make_batches
+from seq2seq.checkpoint import load_checkpoint, load_model
+from seq2seq.model import ModelConfig, Seq2Seq
+from seq2seq.training import HISTORY_COLUMNS, TrainConfig, train_batch, train_model
+from seq2seq.vocab import Vocabulary
+
+WORDS = [f"w{i}" for i in range(8)]
+
+
+def _pairs(n, seed, reverse=True):
+    """Synthetic task: translate lowercase words to uppercase, reversed (or copied) order."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 5))]
+        pairs.append((" ".join(words), " ".join(reversed(words) if reverse else words).upper()))
+    return pairs
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()  # train_model(threads=1) sets the process-wide value
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    train, valid = _pairs(160, 0), _pairs(24, 1)
+    source = Vocabulary.build([s.split() for s, _ in train])
+    target = Vocabulary.build([t.split() for _, t in train])
+    return train, valid, source, target
+
+
+def _run(tmp_path: Path, corpus, epochs=3, callback=None, attention="bahdanau", **overrides):
+    train, valid, source, target = corpus
+    config = TrainConfig.from_dict({"epochs": epochs, "batch_size": 16, "learning_rate": 3e-3, "device": "cpu",
+                                    **overrides})
+    model_config = ModelConfig(len(source), len(target), attention, hidden_size=24, dropout=0.1)
+    return train_model(train, valid, source, target, model_config, config, tmp_path / "model.pt",
+                       tmp_path / "last.pt", tmp_path / "history.tsv", tmp_path / "resume.pt",
+                       {"pair": "fra-eng", "model_name": "m", "normalization": "ascii"}, threads=1,
+                       log=logging.getLogger("test"), epoch_callback=callback)
+
+
+def test_train_config_from_dict():
+    config = TrainConfig.from_dict({"epochs": 2, "early_stopping": {"patience": 3}})
+    assert config.early_stopping == {"metric": "valid_bleu", "patience": 3}
+    with pytest.raises(ValueError, match="unknown training config keys"):
+        TrainConfig.from_dict({"epoch": 2})
+    with pytest.raises(ValueError, match="early_stopping"):
+        TrainConfig.from_dict({"early_stopping": {"metric": "bleu"}})
+
+
+@pytest.mark.parametrize("attention,reverse", [("bahdanau", True), ("luong", False), ("tutorial", False)])
+def test_learns_a_tiny_task(attention, reverse):
+    torch.manual_seed(0)
+    source = Vocabulary.build([WORDS])
+    target = Vocabulary.build([[w.upper() for w in WORDS]])
+    examples = encode_pairs(_pairs(256, 2, reverse), source, target)
+    model = Seq2Seq(ModelConfig(len(source), len(target), attention, hidden_size=48, dropout=0.0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for epoch in range(25):
+        for batch in make_batches(examples, 32, shuffle=True, seed=0, epoch=epoch):
+            losses.append(train_batch(model, batch, optimizer, clip_grad=1.0, teacher_forcing=1.0))
+    assert losses[0] > 2.0 and sum(losses[-8:]) / 8 < 0.05
+
+
+def test_outputs_history_and_checkpoints(tmp_path, corpus):
+    summary = _run(tmp_path, corpus, epochs=2)
+    with open(tmp_path / "history.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert tuple(rows[0]) == HISTORY_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
+    assert not (tmp_path / "resume.pt").exists()
+    model, source, target, metadata = load_model(tmp_path / "model.pt")
+    assert not model.training and len(source) == len(corpus[2]) and len(target) == len(corpus[3])
+    assert metadata["pair"] == "fra-eng" and metadata["normalization"] == "ascii"
+    assert metadata["epoch"] == summary["best_epoch"] and len(metadata["history"]) == summary["best_epoch"]
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["metadata"]["epoch"] == 2 and "optimizer_state" in last and "rng_state" in last
+
+
+def test_deterministic_on_cpu(tmp_path, corpus):
+    first = _run(tmp_path / "a", corpus, epochs=2)
+    second = _run(tmp_path / "b", corpus, epochs=2)
+    assert [r["train_loss"] for r in first["history"]] == [r["train_loss"] for r in second["history"]]
+    assert [r["valid_loss"] for r in first["history"]] == [r["valid_loss"] for r in second["history"]]
+
+
+class Killed(Exception):
+    pass
+
+
+def _kill_after(epoch_to_kill):
+    def callback(epoch):
+        if epoch == epoch_to_kill:
+            raise Killed
+    return callback
+
+
+@pytest.mark.parametrize("attention", ["tutorial", "luong"])
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, corpus, attention):
+    overrides = {"teacher_forcing": 0.5} if attention == "tutorial" else {}
+    full = _run(tmp_path / "full", corpus, epochs=3, attention=attention, **overrides)
+    with pytest.raises(Killed):
+        _run(tmp_path / "cut", corpus, epochs=3, callback=_kill_after(1), attention=attention, **overrides)
+    assert (tmp_path / "cut" / "resume.pt").exists()
+    (tmp_path / "cut" / "model.pt").unlink()  # Snakemake deletes declared outputs before a rerun
+    resumed = _run(tmp_path / "cut", corpus, epochs=3, attention=attention, **overrides)
+    assert resumed["resumed_from_epoch"] == 1
+    for key in ("train_loss", "valid_loss", "valid_bleu"):
+        assert [r[key] for r in resumed["history"]] == [r[key] for r in full["history"]]
+    assert (tmp_path / "cut" / "model.pt").exists() and not (tmp_path / "cut" / "resume.pt").exists()
+
+
+def test_incompatible_resume_checkpoint_starts_fresh(tmp_path, corpus, caplog):
+    with pytest.raises(Killed):
+        _run(tmp_path, corpus, epochs=2, callback=_kill_after(1))
+    with caplog.at_level(logging.WARNING):
+        summary = _run(tmp_path, corpus, epochs=2, learning_rate=1e-3)
+    assert summary["resumed_from_epoch"] is None and "starting fresh" in caplog.text
+    assert [r["epoch"] for r in summary["history"]] == [1, 2]
+
+
+def test_early_stopping_has_its_own_patience(tmp_path, corpus):
+    summary = _run(tmp_path, corpus, epochs=10, learning_rate=1e-9,
+                   early_stopping={"metric": "valid_loss", "patience": 1}, lr_patience=5)
+    assert summary["stop_reason"] == "early_stopping" and summary["epochs"] < 10
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
+def test_corrupt_or_missing_checkpoint_names_the_file(tmp_path, corpus, content):
+    path = tmp_path / "broken.pt"
+    if content is None:
+        _run(tmp_path, corpus, epochs=1)
+        path.write_bytes((tmp_path / "model.pt").read_bytes()[:1000])  # truncated
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match="broken.pt"):
+        load_model(path)
+    with pytest.raises(ValueError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")

@@ -1,0 +1,57 @@
+"""Snakemake script of rule `train`: train one model variant on one language pair."""
+
+import argparse
+import json
+import logging
+
+from seq2seq.training import train_from_files
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def run_from_snakemake(smk) -> None:
+    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
+    log = logging.getLogger("seq2seq.training")
+    try:
+        train_from_files(
+            smk.input.train, smk.input.valid, smk.input.source_vocab, smk.input.target_vocab,
+            smk.output.model, smk.output.last, smk.output.history,
+            model_settings=dict(smk.params.model), training_settings=dict(smk.params.training),
+            resume=smk.params.resume, metadata=dict(smk.params.metadata), threads=smk.threads, log=log,
+        )
+    except Exception:
+        log.exception("train failed")
+        raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train", required=True, help="train split TSV")
+    parser.add_argument("--valid", required=True, help="validation split TSV")
+    parser.add_argument("--source-vocab", required=True)
+    parser.add_argument("--target-vocab", required=True)
+    parser.add_argument("--out-dir", required=True, help="writes model.pt, last.pt, history.tsv, resume.pt here")
+    parser.add_argument("--model", default='{"attention": "bahdanau"}',
+                        help='model settings as JSON, e.g. \'{"attention": "luong", "hidden_size": 256}\'')
+    parser.add_argument("--training", default="{}", help='training settings as JSON, e.g. \'{"epochs": 10}\'')
+    parser.add_argument("--pair", default="fra-eng")
+    parser.add_argument("--model-name", default="model")
+    parser.add_argument("--normalization", default="ascii", choices=["ascii", "unicode"])
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    out = args.out_dir.rstrip("/")
+    train_from_files(
+        args.train, args.valid, args.source_vocab, args.target_vocab,
+        f"{out}/model.pt", f"{out}/last.pt", f"{out}/history.tsv",
+        model_settings=json.loads(args.model), training_settings=json.loads(args.training),
+        resume=f"{out}/resume.pt",
+        metadata={"pair": args.pair, "model_name": args.model_name, "normalization": args.normalization},
+        threads=args.threads,
+    )
+
+
+if "snakemake" in globals():
+    run_from_snakemake(snakemake)  # noqa: F821
+elif __name__ == "__main__":
+    main()
