@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,19 +73,29 @@ def write_config(path: Path, config: dict) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None,
-              timeout: float = 600) -> subprocess.CompletedProcess:
+              timeout: float = 600, snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
     """Run this repository's workflow with `--directory workdir`; on failure show its output."""
     run_env = dict(os.environ)
     # scripts run with the `python` on PATH: make it this interpreter's
     run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env.get('PATH', '')}"
     run_env.update(env or {})
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+    command = [sys.executable, "-m", "snakemake", "-s", str(snakefile),
                "--directory", str(workdir), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=run_env, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
                     f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+def copy_workflow(destination: Path) -> Path:
+    """A private copy of the workflow (Snakefile, config, rules, scripts, package) to edit in a test."""
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "Snakefile", destination / "Snakefile")
+    shutil.copy2(REPO / "config.yaml", destination / "config.yaml")
+    shutil.copytree(REPO / "workflow", destination / "workflow",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return destination / "Snakefile"
 
 
 @pytest.fixture

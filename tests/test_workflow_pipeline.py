@@ -1,0 +1,145 @@
+"""The whole pipeline through Snakemake on a tiny corpus: every product, the report, reruns and resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, copy_workflow, snakemake, tiny_config, write_config, write_raw_corpus
+
+pytestmark = pytest.mark.workflow
+
+MODELS = {
+    "bahdanau": {"attention": "bahdanau", "hidden_size": 24, "dropout": 0.0},
+    "luong": {"attention": "luong", "hidden_size": 24, "dropout": 0.0},
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """One full run with two models on a private copy of the workflow, shared by the tests below."""
+    root = tmp_path_factory.mktemp("pipeline")
+    snakefile = copy_workflow(root / "workflow-copy")
+    raw = write_raw_corpus(root / "corpus" / "fra-eng.txt")
+    config = write_config(root / "tiny.yaml", tiny_config(raw, models=MODELS))
+    workdir = root / "run"
+    workdir.mkdir()
+    snakemake(workdir, "--cores", "2", "--configfile", str(config), snakefile=snakefile)
+    return workdir, config, snakefile
+
+
+def test_every_product_exists(finished_run):
+    workdir, _, _ = finished_run
+    for model in MODELS:
+        base = workdir / "results" / "fra-eng" / model
+        for name in ("model.pt", "last.pt", "history.tsv", "metrics.json", "translations.tsv"):
+            assert (base / name).stat().st_size > 0, name
+        assert not (base / "resume.pt").exists()  # removed once training finished
+        figures = base / "figures"
+        # 2 test sentences + 1 sentence from the config, the grid and the learning curve
+        assert sorted(p.name for p in figures.iterdir()) == [
+            "attention_01.png", "attention_02.png", "attention_03.png",
+            "attention_grid.png", "learning_curve.png",
+        ]
+        metrics = json.loads((base / "metrics.json").read_text())
+        for search in ("greedy", "beam"):
+            entry = metrics[search]
+            assert 0 <= entry["bleu"] <= 100
+            low, high = entry["bleu_ci95"]
+            assert low <= high
+            assert entry["sentences"] == len(pd.read_csv(base / "translations.tsv", sep="\t"))
+        history = pd.read_csv(base / "history.tsv", sep="\t")
+        assert list(history["epoch"]) == [1, 2]
+        for rule in ("train", "evaluate", "figures"):
+            assert (workdir / "results" / "logs" / rule / f"fra-eng-{model}.log").exists()
+        assert (workdir / "results" / "benchmarks" / "train" / f"fra-eng-{model}.tsv").exists()
+
+    summary = pd.read_csv(workdir / "results" / "summary.tsv", sep="\t")
+    assert sorted(summary["model"]) == sorted(MODELS)
+    assert (workdir / "results" / "summary.md").read_text().count("\n") >= 4
+    assert (workdir / "results" / "summary.png").stat().st_size > 0
+
+
+def test_report_is_one_self_contained_page(finished_run):
+    workdir, config, snakefile = finished_run
+    snakemake(workdir, "--report", "results/report.html", "--configfile", str(config), snakefile=snakefile)
+    html = (workdir / "results" / "report.html").read_text(encoding="utf-8", errors="replace")
+    assert len(html) > 10_000
+    for name in ("summary.png", "learning_curve.png", "attention_grid.png", "metrics.json"):
+        assert name in html, name
+
+
+def test_nothing_to_do_after_a_finished_run(finished_run):
+    workdir, config, snakefile = finished_run
+    result = snakemake(workdir, "-n", "--configfile", str(config), snakefile=snakefile)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_one_models_training_reruns_only_that_model(finished_run, tmp_path):
+    workdir, config, snakefile = finished_run
+    change = write_config(tmp_path / "change.yaml", {"models": {"luong": {"training": {"epochs": 3}}}})
+    result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config), str(change),
+                       snakefile=snakefile)
+    jobs = dict(line.split() for line in result.stdout.splitlines()
+                if len(line.split()) == 2 and line.split()[1].isdigit())
+    assert jobs == {"train": "1", "evaluate": "1", "figures": "1", "summary": "1", "all": "1", "total": "5"}, \
+        result.stdout
+    detailed = snakemake(workdir, "-n", "--configfile", str(config), str(change), snakefile=snakefile)
+    assert "results/fra-eng/luong/model.pt" in detailed.stdout
+    assert "results/fra-eng/bahdanau/model.pt" not in detailed.stdout.split("rule train")[-1].split("rule ")[0]
+
+
+def test_editing_the_model_code_reruns_training(finished_run):
+    workdir, config, snakefile = finished_run
+    model_code = snakefile.parent / "workflow" / "seq2seq" / "model.py"
+    original = model_code.read_text()
+    model_code.write_text(original + "\n# an edit\n")
+    try:
+        result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config), snakefile=snakefile)
+    finally:
+        model_code.write_text(original)
+    jobs = dict(line.split() for line in result.stdout.splitlines()
+                if len(line.split()) == 2 and line.split()[1].isdigit())
+    assert jobs.get("train") == "2", result.stdout
+    assert "prepare" not in jobs and "vocab" not in jobs
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
+    raw = write_raw_corpus(tmp_path / "corpus" / "fra-eng.txt")
+    models = {"bahdanau": {"attention": "bahdanau", "hidden_size": 48, "dropout": 0.0}}
+    training = {"epochs": 40, "batch_size": 8, "device": "cpu", "early_stopping": {"patience": 100}}
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(raw, models=models, training=training))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    snakemake(workdir, "--cores", "1", "results/fra-eng/vocab/source.json",
+              "results/fra-eng/vocab/target.json", "--configfile", str(config))
+
+    resume = workdir / "results" / "fra-eng" / "bahdanau" / "resume.pt"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--cores", "1", "results/fra-eng/bahdanau/model.pt", "--configfile", str(config)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not resume.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it get a little further than the first epoch
+    os.killpg(process.pid, signal.SIGKILL)  # as a wall-time limit would: no chance to clean up
+    process.wait()
+    assert resume.exists(), "training never wrote its resume checkpoint"
+
+    snakemake(workdir, "--cores", "1", "--rerun-incomplete", "results/fra-eng/bahdanau/model.pt",
+              "--configfile", str(config))
+    log = (workdir / "results" / "logs" / "train" / "fra-eng-bahdanau.log").read_text()
+    assert "resum" in log.lower(), log
+    history = pd.read_csv(workdir / "results" / "fra-eng" / "bahdanau" / "history.tsv", sep="\t")
+    assert list(history["epoch"]) == list(range(1, 41))
+    assert not resume.exists()
