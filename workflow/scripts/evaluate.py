@@ -1,8 +1,6 @@
 """Snakemake script of rule `evaluate`: greedy and beam search on the test split, BLEU/chrF with intervals
 (seq2seq.evaluation.evaluate_model)."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 

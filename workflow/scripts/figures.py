@@ -1,8 +1,6 @@
 """Snakemake script of rule `figures`: attention heatmaps (one per sentence and a grid) with greedy decoding,
 and the learning curve (seq2seq.plots.draw_figures)."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 

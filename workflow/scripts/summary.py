@@ -1,8 +1,6 @@
 """Snakemake script of rule `summary`: one table and one chart over every pair x model
 (seq2seq.summary.write_summary)."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 
