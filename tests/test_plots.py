@@ -91,7 +91,7 @@ def test_figures_stage_draws_sampled_and_extra_sentences_reproducibly(tmp_path) 
     from seq2seq.corpus import write_split
     from seq2seq.plots import choose_test_sentences, draw_figures
 
-    model, pairs = save_tiny_checkpoint(tmp_path / "model.pt", steps=40)
+    model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
     write_split(tmp_path / "test.tsv", pairs[:20])
     (tmp_path / "history.tsv").write_text("epoch\ttrain_loss\tvalid_loss\tvalid_bleu\tseconds\tpairs_per_s\n"
                                           "1\t3.0\t3.2\t4.0\t2.0\t500\n2\t2.0\t2.5\t11.0\t2.0\t510\n")

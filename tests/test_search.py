@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -145,8 +146,12 @@ def test_search_restores_training_mode_and_rejects_bad_sizes() -> None:
 
 # --------------------------------------------------------------------------- a tiny trained Seq2Seq
 
+@functools.lru_cache(maxsize=None)
 def tiny_trained_model(attention: str = "bahdanau", steps: int = 120, seed: int = 0):
-    """(model, source_vocab, target_vocab, pairs): a Seq2Seq fitted for a few seconds on the tiny corpus."""
+    """(model, source_vocab, target_vocab, pairs): a Seq2Seq fitted for a few seconds on the tiny corpus.
+
+    Cached: the test modules that import it share one training run per session (do not modify the model).
+    """
     from conftest import tiny_pairs
 
     from seq2seq.batching import collate, encode_pairs
