@@ -93,8 +93,9 @@ def copy_workflow(destination: Path) -> Path:
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "Snakefile", destination / "Snakefile")
     shutil.copy2(REPO / "config.yaml", destination / "config.yaml")
-    shutil.copytree(REPO / "workflow", destination / "workflow",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for folder in ("workflow", "envs"):
+        shutil.copytree(REPO / folder, destination / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return destination / "Snakefile"
 
 

@@ -112,6 +112,15 @@ def test_editing_the_model_code_reruns_training(finished_run):
     assert "prepare" not in jobs and "vocab" not in jobs
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
 def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     raw = write_raw_corpus(tmp_path / "corpus" / "fra-eng.txt")
     models = {"bahdanau": {"attention": "bahdanau", "hidden_size": 48, "dropout": 0.0}}
@@ -126,14 +135,15 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--cores", "1", "results/fra-eng/bahdanau/model.pt", "--configfile", str(config)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                               start_new_session=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 120
     while not resume.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     time.sleep(0.3)  # let it get a little further than the first epoch
-    os.killpg(process.pid, signal.SIGKILL)  # as a wall-time limit would: no chance to clean up
-    process.wait()
+    # Kill the training job, not Snakemake, as a cluster's wall-time limit would: no chance to clean up.
+    for pid in descendants(process.pid):
+        os.kill(pid, signal.SIGKILL)
+    assert process.wait(timeout=60) != 0
     assert resume.exists(), "training never wrote its resume checkpoint"
 
     snakemake(workdir, "--cores", "1", "--rerun-incomplete", "results/fra-eng/bahdanau/model.pt",

@@ -5,7 +5,10 @@ rule evaluate:
     input:
         model="results/{pair}/{model}/model.pt",
         test="results/{pair}/data/test.tsv",
-        code=package_sources("search", "metrics", "evaluation", "checkpoint", "model", "attention"),
+        code=package_sources(
+            "evaluation", "translate", "search", "metrics", "checkpoint", "model", "attention",
+            "batching", "corpus", "vocab",
+        ),
     output:
         translations=report(
             "results/{pair}/{model}/translations.tsv",

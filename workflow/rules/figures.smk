@@ -6,7 +6,10 @@ rule figures:
         model="results/{pair}/{model}/model.pt",
         test="results/{pair}/data/test.tsv",
         history="results/{pair}/{model}/history.tsv",
-        code=package_sources("plots", "search", "checkpoint", "model", "attention"),
+        code=package_sources(
+            "plots", "translate", "search", "metrics", "checkpoint", "model", "attention", "batching",
+            "corpus", "vocab",
+        ),
     output:
         attention=[
             report(

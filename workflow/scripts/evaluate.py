@@ -1,6 +1,12 @@
 """Snakemake script of rule `evaluate`: greedy and beam search on the test split, BLEU/chrF with intervals
 (seq2seq.evaluation.evaluate_model)."""
 
+import sys
+from pathlib import Path
+
+# Make the package importable from this checkout also where it is not installed (per-rule conda envs).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import logging
 

@@ -1,6 +1,12 @@
 """Snakemake script of rule `figures`: attention heatmaps (one per sentence and a grid) with greedy decoding,
 and the learning curve (seq2seq.plots.draw_figures)."""
 
+import sys
+from pathlib import Path
+
+# Make the package importable from this checkout also where it is not installed (per-rule conda envs).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import logging
 

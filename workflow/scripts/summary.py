@@ -1,6 +1,12 @@
 """Snakemake script of rule `summary`: one table and one chart over every pair x model
 (seq2seq.summary.write_summary)."""
 
+import sys
+from pathlib import Path
+
+# Make the package importable from this checkout also where it is not installed (per-rule conda envs).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import logging
 
