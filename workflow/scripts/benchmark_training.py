@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--variants", nargs="+", default=list(ALL_VARIANTS), choices=ALL_VARIANTS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--amp", action="store_true", help="mixed precision for our model (CUDA only)")
     parser.add_argument("--no-flop-count", action="store_true",
                         help="skip the FlopCounterMode cross-check of the analytic FLOP formulas")
     parser.add_argument("--profile", choices=ALL_VARIANTS, default=None,
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     config = BenchmarkConfig(hidden=args.hidden, batch_size=args.batch_size, threads=args.threads,
                              seconds=args.seconds, baseline_seconds=args.baseline_seconds,
                              warmup_steps=args.warmup, device=args.device, variants=args.variants,
-                             seed=args.seed, count_flops=not args.no_flop_count)
+                             seed=args.seed, count_flops=not args.no_flop_count, amp=args.amp)
     benchmark(args.out, args.data_dir, config, args.profile)
 
 

@@ -131,8 +131,8 @@ def seq2seq_flops(attention: str, sizes: ModelSizes, shape: DataShape) -> float:
     Decoder step, all variants: a GRU step and the output projection Linear(H -> V). On top of that:
 
     - ``none``: nothing (GRU input is the embedding);
-    - ``tutorial``: the 2017 layer: Linear(E+H -> max_length) scores, context over max_length rows,
-      ``attn_combine`` Linear(E+H -> H) feeding the GRU;
+    - ``tutorial``: the 2017 layer: Linear(E+H -> max_length) scores (only the first S kept), context
+      over the S real rows (2*S*H), ``attn_combine`` Linear(E+H -> H) feeding the GRU;
     - ``bahdanau``: keys projected once per source token (2H^2 each), the query projection (2H^2),
       additive scores (2*S*H), context (2*S*H); the GRU reads [embedding; context] (E+H);
     - ``luong`` (general): after the GRU, scores against keys projected once per source token (2H^2 each,
@@ -145,7 +145,7 @@ def seq2seq_flops(attention: str, sizes: ModelSizes, shape: DataShape) -> float:
         step = gru_step_flops(e, h) + out
     elif attention == "tutorial":
         m = sizes.max_length
-        step = (linear_flops(e + h, m) + 2.0 * m * h + linear_flops(e + h, h)
+        step = (linear_flops(e + h, m) + 2.0 * s * h + linear_flops(e + h, h)
                 + gru_step_flops(h, h) + out)
     elif attention == "bahdanau":
         once = s * linear_flops(h, h)
@@ -661,18 +661,21 @@ def tutorial2023_step(data: BenchmarkData, device: torch.device, hidden: int, ba
 
 
 def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidden: int, batch_size: int,
-                 seed: int) -> Step:
-    """A :data:`Step` of our model: Adam (lr 1e-3), teacher forcing 1.0, gradient clipping 1.0."""
+                 seed: int, amp: bool = False) -> Step:
+    """A :data:`Step` of our model as the pipeline trains it: its optimizer (``build_optimizer``: Adam,
+    lr 1e-3, fused where available), teacher forcing 1.0, gradient clipping 1.0, fp32 unless ``amp``."""
     from .batching import make_batches
     from .model import ModelConfig, Seq2Seq
-    from .training import train_batch
+    from .training import TrainConfig, build_optimizer, resolve_amp, train_batch
 
     config = ModelConfig(source_vocab_size=len(data.source_vocab), target_vocab_size=len(data.target_vocab),
                          attention=attention, hidden_size=hidden,
                          max_length=max(len(s) for s, _ in data.examples))
     model = Seq2Seq(config).to(device)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = build_optimizer(model, TrainConfig(learning_rate=1e-3))
+    amp_dtype, needs_scaler = resolve_amp(amp, device)
+    scaler = torch.amp.GradScaler(device.type) if needs_scaler else None
     epoch = 0
     batches: Iterator = iter(())
 
@@ -684,7 +687,8 @@ def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidd
             batches = iter(make_batches(data.examples, batch_size, shuffle=True, seed=seed, epoch=epoch))
             epoch += 1
             batch = next(batches)
-        train_batch(model, batch.to(device), optimizer, clip_grad=1.0, teacher_forcing=1.0)
+        train_batch(model, batch.to(device), optimizer, clip_grad=1.0, teacher_forcing=1.0,
+                    scaler=scaler, amp_dtype=amp_dtype)
         return batch.size, int(batch.target_tokens)
 
     return step
@@ -706,6 +710,7 @@ class BenchmarkConfig:
     variants: Sequence[str] = ALL_VARIANTS
     seed: int = 0
     count_flops: bool = True
+    amp: bool = False  # mixed precision for our model on CUDA (the matmul rate stays fp32)
 
 
 @dataclass
@@ -736,10 +741,11 @@ def make_step(variant: str, data: BenchmarkData, device: torch.device,
         return (tutorial2023_step(data, device, TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed),
                 TUTORIAL2023_BATCH, TUTORIAL2023_HIDDEN)
     if variant == "bahdanau-h128":
-        return (seq2seq_step(data, device, "bahdanau", TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed),
+        return (seq2seq_step(data, device, "bahdanau", TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed,
+                             config.amp),
                 TUTORIAL2023_BATCH, TUTORIAL2023_HIDDEN)
     if variant in OUR_VARIANTS:
-        return (seq2seq_step(data, device, variant, config.hidden, config.batch_size, config.seed),
+        return (seq2seq_step(data, device, variant, config.hidden, config.batch_size, config.seed, config.amp),
                 config.batch_size, config.hidden)
     raise ValueError(f"unknown variant {variant!r}; expected one of {ALL_VARIANTS}")
 
