@@ -8,6 +8,15 @@ from seq2seq.batching import collate
 from seq2seq.model import ModelConfig, Seq2Seq
 from seq2seq.vocab import PAD_INDEX
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()  # tiny models: one thread is fastest, also on a busy machine
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 VARIANTS = ["none", "tutorial", "bahdanau", "luong"]
 SV, TV = 13, 11
 

@@ -28,8 +28,11 @@ def _pairs(n, seed, reverse=True):
 
 
 @pytest.fixture(autouse=True)
-def _restore_threads():
-    threads = torch.get_num_threads()  # train_model(threads=1) sets the process-wide value
+def _one_thread():
+    """Tiny models gain nothing from more threads, and one thread stays fast on a busy machine.
+    train_model(threads=1) also sets the process-wide value: restore it afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
