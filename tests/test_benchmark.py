@@ -130,3 +130,25 @@ def test_tutorial_models_take_one_step_on_tiny_data() -> None:
     assert b.baseline_step(data, device, hidden=8, seed=0)()[0] == 1
     pairs, tokens = b.tutorial2023_step(data, device, hidden=8, batch_size=4, seed=0)()
     assert pairs == 4 and 4 * 4 <= tokens <= 4 * 11
+
+
+def test_time_steps_counts_pairs_and_rounds() -> None:
+    calls = []
+
+    def step() -> tuple[int, int]:
+        calls.append(1)
+        return 4, 30
+
+    timing = b.time_steps(step, torch.device("cpu"), seconds=10.0, warmup_steps=2, max_steps=5)
+    assert len(calls) == 7 and timing.steps == 5
+    assert (timing.pairs, timing.target_tokens) == (20, 150)
+    assert timing.seconds > 0
+
+
+def test_build_table_reports_best_round_and_spread() -> None:
+    m = _measurement("luong", 300, 3.0)
+    m.round_rates = [90.0, 110.0, 100.0]
+    (row,) = b.build_table([m], matmul_flops_per_s=1e9)
+    assert row["pairs_per_s"] == pytest.approx(100.0)
+    assert row["pairs_per_s_best"] == pytest.approx(110.0)
+    assert row["round_spread"] == pytest.approx(0.2)

@@ -45,7 +45,8 @@ TUTORIAL2023_HIDDEN = 128
 TUTORIAL2023_BATCH = 32
 TABLE_COLUMNS: tuple[str, ...] = (
     "variant", "batch_size", "hidden_size", "pairs_per_s", "tokens_per_s", "ratio_to_baseline",
-    "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction", "seconds_measured", "steps",
+    "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction", "pairs_per_s_best",
+    "round_spread", "seconds_measured", "steps",
     "pairs", "device", "threads",
 )
 
@@ -186,6 +187,7 @@ class Measurement:
     device: str
     threads: int
     counted_flops_per_pair: float | None = None
+    round_rates: list[float] = field(default_factory=list)  # pairs/s of consecutive ~2 s rounds
 
 
 def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
@@ -193,7 +195,8 @@ def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
     """One row per measurement with rates, the ratio to the baseline row and the fraction of matmul rate.
 
     ``ratio_to_baseline`` is NaN when no row is named ``baseline``; ``flops_fraction`` is
-    pairs_per_s * flops_per_pair / matmul_flops_per_s.
+    pairs_per_s * flops_per_pair / matmul_flops_per_s. ``pairs_per_s_best`` (fastest round) and
+    ``round_spread`` ((max - min) / median of the round rates) show how much other load disturbed the run.
     """
     if matmul_flops_per_s <= 0:
         raise ValueError(f"matmul rate must be positive, got {matmul_flops_per_s}")
@@ -217,6 +220,8 @@ def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
                                if m.counted_flops_per_pair is not None else math.nan),
             "achieved_gflops": achieved / 1e9,
             "flops_fraction": achieved / matmul_flops_per_s,
+            "pairs_per_s_best": max(m.round_rates) if m.round_rates else pairs_per_s,
+            "round_spread": _spread(m.round_rates),
             "seconds_measured": m.seconds,
             "steps": m.steps,
             "pairs": m.pairs,
@@ -224,6 +229,16 @@ def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
             "threads": m.threads,
         })
     return rows
+
+
+def _spread(rates: Sequence[float]) -> float:
+    """(max - min) / median of per-round rates; NaN with fewer than two rounds."""
+    if len(rates) < 2:
+        return math.nan
+    ordered = sorted(rates)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return (ordered[-1] - ordered[0]) / median
 
 
 def _format_value(value: object) -> str:
@@ -565,25 +580,35 @@ class Timing:
     pairs: int
     target_tokens: int
     seconds: float
+    round_rates: list[float] = field(default_factory=list)
 
 
 def time_steps(step: Step, device: torch.device, seconds: float, warmup_steps: int,
-               max_steps: int | None = None) -> Timing:
-    """Run ``warmup_steps`` untimed steps, then steps until ``seconds`` have passed (or ``max_steps``)."""
+               max_steps: int | None = None, round_seconds: float = 2.0) -> Timing:
+    """Run ``warmup_steps`` untimed steps, then steps until ``seconds`` have passed (or ``max_steps``).
+
+    Also records pairs/s of consecutive rounds of at least ``round_seconds`` (a device sync ends each
+    round), to show how steady the machine was.
+    """
     for _ in range(warmup_steps):
         step()
     synchronize(device)
-    steps = pairs = tokens = 0
-    start = time.perf_counter()
+    steps = pairs = tokens = round_pairs = 0
+    rates: list[float] = []
+    start = round_start = time.perf_counter()
     while True:
         p, t = step()
-        steps, pairs, tokens = steps + 1, pairs + p, tokens + t
-        if max_steps is not None and steps >= max_steps:
+        steps, pairs, tokens, round_pairs = steps + 1, pairs + p, tokens + t, round_pairs + p
+        done = (max_steps is not None and steps >= max_steps) or time.perf_counter() - start >= seconds
+        if done or time.perf_counter() - round_start >= round_seconds:
+            synchronize(device)
+            now = time.perf_counter()
+            if now - round_start >= round_seconds / 2:  # a short last round would be mostly noise
+                rates.append(round_pairs / (now - round_start))
+            round_start, round_pairs = now, 0
+        if done:
             break
-        if time.perf_counter() - start >= seconds:
-            break
-    synchronize(device)
-    return Timing(steps, pairs, tokens, time.perf_counter() - start)
+    return Timing(steps, pairs, tokens, time.perf_counter() - start, rates)
 
 
 def count_flops(step: Step) -> tuple[float, int]:
@@ -781,7 +806,7 @@ def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,
             counted = flops / pairs
         m = Measurement(variant, batch_size, hidden, timing.steps, timing.pairs, timing.target_tokens,
                         timing.seconds, flops_per_pair(variant, sizes, shape), str(device), config.threads,
-                        counted)
+                        counted, timing.round_rates)
         measurements.append(m)
         progress(f"{variant}: {m.pairs / m.seconds:.1f} pairs/s ({m.steps} steps in {m.seconds:.1f} s)")
     return BenchmarkResult(build_table(measurements, matmul), machine, data.description, shape, measurements)
