@@ -1,5 +1,11 @@
 """Snakemake script of rule `train`: train one model variant on one language pair."""
 
+import sys
+from pathlib import Path
+
+# Make the package importable from this checkout also where it is not installed (per-rule conda envs).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import json
 import logging
