@@ -783,6 +783,8 @@ def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,
         raise ValueError(f"unknown variants {unknown}; expected some of {list(ALL_VARIANTS)}")
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
+    # As the pipeline's training does on the CPU; set for the whole run, so the baselines get it too.
+    torch.set_flush_denormal(True)
     matmul = measure_matmul_flops(device)
     machine = machine_info(device, config.threads, matmul)
     shape = data.shape

@@ -265,8 +265,12 @@ def train_model(
     resume_path = Path(resume_path) if resume_path is not None else None
     metadata = dict(metadata or {})
     device = resolve_device(config.device)
-    if device.type == "cpu" and threads:
-        torch.set_num_threads(threads)
+    if device.type == "cpu":
+        if threads:
+            torch.set_num_threads(threads)
+        # Denormal floats (tiny gradients late in training) cost x86 CPUs microcode assists: up to 25x
+        # slower matrix products. Flushing them to zero changes no result that matters.
+        torch.set_flush_denormal(True)
     amp_dtype, use_scaler = resolve_amp(config.amp, device)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
