@@ -7,21 +7,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import logging
 
 from seq2seq.download import fetch_corpus
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from seq2seq.logs import logging_to, setup_logging
 
 
 def run_from_snakemake(smk) -> None:
-    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
-    try:
+    with logging_to(smk.log[0], "download"):
         fetch_corpus(smk.params.url, smk.output[0], member=smk.params.member, sha256=smk.params.sha256,
                      retries=smk.params.retries, timeout=smk.params.timeout)
-    except Exception:
-        logging.getLogger("seq2seq.download").exception("download failed")
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retries", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=60, help="seconds per attempt")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     fetch_corpus(args.url, args.dest, member=args.member, sha256=args.sha256,
                  retries=args.retries, timeout=args.timeout)
 

@@ -8,21 +8,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import logging
 
 from seq2seq.evaluation import evaluate_model
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from seq2seq.logs import logging_to, setup_logging
 
 
 def run_from_snakemake(smk) -> None:
-    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
-    try:
+    with logging_to(smk.log[0], "evaluation"):
         evaluate_model(smk.input.model, smk.input.test, smk.output.translations, smk.output.metrics,
                        threads=smk.threads, **smk.params.evaluation)
-    except Exception:
-        logging.getLogger("seq2seq.evaluation").exception("evaluation failed")
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     evaluate_model(args.model, args.test, args.translations, args.metrics, beam_size=args.beam_size,
                    length_penalty=args.length_penalty, max_length=args.max_length, batch_size=args.batch_size,
                    bootstrap_resamples=args.bootstrap_resamples, seed=args.seed, threads=args.threads,

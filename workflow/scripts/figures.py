@@ -8,21 +8,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import logging
 
+from seq2seq.logs import logging_to, setup_logging
 from seq2seq.plots import draw_figures
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def run_from_snakemake(smk) -> None:
-    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
-    try:
+    with logging_to(smk.log[0], "figures"):
         draw_figures(smk.input.model, smk.input.test, smk.input.history, list(smk.output.attention),
                      smk.output.grid, smk.output.curve, **smk.params.figures)
-    except Exception:
-        logging.getLogger("seq2seq.plots").exception("figures failed")
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid-columns", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     total = args.count + len(args.sentence)
     attention = [f"{args.outdir}/attention_{i:02d}.{args.format}" for i in range(1, total + 1)]
     draw_figures(args.model, args.test, args.history, attention, f"{args.outdir}/attention_grid.{args.format}",

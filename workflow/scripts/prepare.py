@@ -8,21 +8,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json
-import logging
 
 from seq2seq.corpus import PrepareSettings, prepare_corpus, settings_from_dict
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from seq2seq.logs import logging_to, setup_logging
 
 
 def run_from_snakemake(smk) -> None:
-    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
-    try:
+    with logging_to(smk.log[0], "prepare"):
         prepare_corpus(smk.input.raw, smk.output.train, smk.output.valid, smk.output.test, smk.output.stats,
                        settings_from_dict(dict(smk.params.settings)))
-    except Exception:
-        logging.getLogger("seq2seq.corpus").exception("prepare failed")
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--max-malformed-fraction", type=float, default=defaults.max_malformed_fraction)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     settings = PrepareSettings(
         source_column=args.source_column, target_column=args.target_column, normalization=args.normalization,
         max_words=args.max_words, target_prefixes=json.loads(args.target_prefixes),

@@ -8,21 +8,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import logging
 
+from seq2seq.logs import logging_to, setup_logging
 from seq2seq.summary import write_summary
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def run_from_snakemake(smk) -> None:
-    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
-    try:
+    with logging_to(smk.log[0], "summary"):
         write_summary(list(smk.input.metrics), list(smk.input.histories), list(smk.input.models),
                       smk.params.labels, smk.output.tsv, smk.output.md, smk.output.chart)
-    except Exception:
-        logging.getLogger("seq2seq.summary").exception("summary failed")
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default="results", help="results folder (default: results)")
     parser.add_argument("--out", default="results/summary", help="output stem: STEM.tsv, STEM.md, STEM.png")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     labels = [run.split("/", 1) for run in args.runs]
     base = [f"{args.results}/{pair}/{model}" for pair, model in labels]
     write_summary([f"{b}/metrics.json" for b in base], [f"{b}/history.tsv" for b in base],

@@ -8,26 +8,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json
-import logging
 
+from seq2seq.logs import logging_to, setup_logging
 from seq2seq.training import train_from_files
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def run_from_snakemake(smk) -> None:
-    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
-    log = logging.getLogger("seq2seq.training")
-    try:
+    with logging_to(smk.log[0], "training") as log:
         train_from_files(
             smk.input.train, smk.input.valid, smk.input.source_vocab, smk.input.target_vocab,
             smk.output.model, smk.output.last, smk.output.history,
             model_settings=dict(smk.params.model), training_settings=dict(smk.params.training),
             resume=smk.params.resume, metadata=dict(smk.params.metadata), threads=smk.threads, log=log,
         )
-    except Exception:
-        log.exception("train failed")
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--normalization", default="ascii", choices=["ascii", "unicode"])
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     out = args.out_dir.rstrip("/")
     train_from_files(
         args.train, args.valid, args.source_vocab, args.target_vocab,

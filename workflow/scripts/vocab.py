@@ -7,26 +7,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import logging
 
-from seq2seq.corpus import build_vocabularies
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def write_vocabularies(train: str, source_out: str, target_out: str, min_freq: int) -> None:
-    source, target = build_vocabularies(train, min_freq)
-    source.save(source_out)
-    target.save(target_out)
+from seq2seq.corpus import write_vocabularies
+from seq2seq.logs import logging_to, setup_logging
 
 
 def run_from_snakemake(smk) -> None:
-    logging.basicConfig(filename=smk.log[0], level=logging.INFO, format=LOG_FORMAT, force=True)
-    try:
+    with logging_to(smk.log[0], "vocab"):
         write_vocabularies(smk.input.train, smk.output.source, smk.output.target, int(smk.params.min_freq))
-    except Exception:
-        logging.getLogger("seq2seq.corpus").exception("vocab failed")
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("target", help="target vocabulary JSON to write")
     parser.add_argument("--min-freq", type=int, default=1)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     write_vocabularies(args.train, args.source, args.target, args.min_freq)
 
 

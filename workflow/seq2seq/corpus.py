@@ -369,8 +369,16 @@ def build_vocabularies(train_path: str | os.PathLike[str], min_freq: int = 1) ->
     return source, target
 
 
+def write_vocabularies(train_path: str | os.PathLike[str], source_path: str | os.PathLike[str],
+                       target_path: str | os.PathLike[str], min_freq: int = 1) -> None:
+    """The vocab stage: build both vocabularies from the train split and save them as JSON."""
+    source, target = build_vocabularies(train_path, min_freq)
+    source.save(source_path)
+    target.save(target_path)
+
+
 __all__ = [
     "CorpusError", "NORMALIZATIONS", "PrepareSettings", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2023",
-    "build_vocabularies", "keep_pair", "normalize", "prepare_corpus", "read_raw_pairs", "read_split",
+    "build_vocabularies", "keep_pair", "write_vocabularies", "normalize", "prepare_corpus", "read_raw_pairs", "read_split",
     "resolve_prefixes", "settings_from_dict", "split_by_source", "write_split",
 ]

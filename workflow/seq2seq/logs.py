@@ -1,0 +1,26 @@
+"""Logging set-up shared by the stage scripts: one line per record, to the rule's log file or stderr."""
+
+import contextlib
+import logging
+import os
+from typing import Iterator
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(path: str | os.PathLike[str] | None = None) -> None:
+    """Send INFO and above to ``path`` (a Snakemake rule's log file), or to stderr when None."""
+    logging.basicConfig(filename=path, level=logging.INFO, format=LOG_FORMAT, force=True)
+
+
+@contextlib.contextmanager
+def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
+    """Log to ``path`` for the block; a failure's traceback is written there too before it propagates
+    (Snakemake shows the log of a failed job, and cluster job logs do not outlive it)."""
+    setup_logging(path)
+    log = logging.getLogger(f"seq2seq.{stage}")
+    try:
+        yield log
+    except Exception:
+        log.exception("%s failed", stage)
+        raise
