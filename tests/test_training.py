@@ -11,7 +11,7 @@ import torch
 from seq2seq.batching import encode_pairs, make_batches
 from seq2seq.checkpoint import load_checkpoint, load_model
 from seq2seq.model import ModelConfig, Seq2Seq
-from seq2seq.training import HISTORY_COLUMNS, TrainConfig, train_batch, train_model
+from seq2seq.training import HISTORY_COLUMNS, TrainConfig, sequence_loss, train_batch, train_model
 from seq2seq.vocab import Vocabulary
 
 WORDS = [f"w{i}" for i in range(8)]
@@ -154,3 +154,21 @@ def test_corrupt_or_missing_checkpoint_names_the_file(tmp_path, corpus, content)
         load_model(path)
     with pytest.raises(ValueError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_sequence_loss_matches_cross_entropy(smoothing, reduction):
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 7, requires_grad=True)
+    target = torch.randint(1, 7, (3, 4))
+    target[0, 2:] = 0  # padding is ignored
+    target[2, 1] = 0
+    loss = sequence_loss(logits, target, smoothing, reduction)
+    (grad,) = torch.autograd.grad(loss * 1.7, logits)
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, 7), target.reshape(-1), ignore_index=0,
+                                                 label_smoothing=smoothing, reduction=reduction)
+    (expected_grad,) = torch.autograd.grad(expected * 1.7, logits)
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert torch.allclose(grad, expected_grad, atol=1e-7)
+    assert bool((grad[0, 2:] == 0).all())
