@@ -97,3 +97,9 @@ def test_local_copy_override_is_one_line(tmp_path):
     config.write_text(f"corpora: {{fra-eng: {{url: {raw}, member: null}}}}\n", encoding="utf-8")
     snakemake(tmp_path, "--cores", "1", "data/raw/fra-eng.txt", "--configfile", str(config))
     assert (tmp_path / "data" / "raw" / "fra-eng.txt").read_bytes() == raw.read_bytes()
+
+
+def test_lint_finds_nothing():
+    result = snakemake(REPO, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
