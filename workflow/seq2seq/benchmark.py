@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .fileio import atomic_open
+from .training import tune_cpu_runtime
 from .vocab import EOS_INDEX, PAD_INDEX, SOS_INDEX, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -783,8 +784,8 @@ def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,
         raise ValueError(f"unknown variants {unknown}; expected some of {list(ALL_VARIANTS)}")
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
-    # As the pipeline's training does on the CPU; set for the whole run, so the baselines get it too.
-    torch.set_flush_denormal(True)
+    if device.type == "cpu":
+        tune_cpu_runtime()  # as the pipeline's training does; for the whole run, so the baselines get it too
     matmul = measure_matmul_flops(device)
     machine = machine_info(device, config.threads, matmul)
     shape = data.shape

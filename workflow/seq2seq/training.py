@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import ctypes
-import functools
 import logging
 import random
 import sys
@@ -129,11 +128,16 @@ def sequence_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float = 0.0,
                                        float(label_smoothing), reduction == "mean")
 
 
-@functools.cache
-def _tune_cpu_allocator() -> None:
-    """Keep freed memory in glibc's heap instead of returning it to the system: otherwise each step's
-    large temporaries (the [B*T,V] output) come from fresh pages, and their page faults cost several
-    percent of a CPU step. Peak memory is unchanged. No-op where glibc's mallopt is missing."""
+def tune_cpu_runtime() -> None:
+    """Process-wide CPU settings for training (idempotent).
+
+    - Denormal floats (tiny gradients late in training) cost x86 CPUs microcode assists, up to 25x slower
+      matrix products: flush them to zero, which changes no result that matters.
+    - Keep freed memory in glibc's heap instead of returning it to the system: otherwise each step's large
+      temporaries (the [B*T,V] output) come from fresh pages, whose faults cost several percent of a step.
+      Peak memory is unchanged; a no-op where glibc's mallopt is missing.
+    """
+    torch.set_flush_denormal(True)
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: allocations below 32 MiB come from the heap
@@ -154,8 +158,6 @@ def _train_step(
 ) -> Tensor:
     """One optimizer step; returns the detached mean token loss (no host sync)."""
     model.train()
-    if batch.src.device.type == "cpu":
-        _tune_cpu_allocator()
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(batch.src.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing=teacher_forcing)
@@ -320,9 +322,7 @@ def train_model(
     if device.type == "cpu":
         if threads:
             torch.set_num_threads(threads)
-        # Denormal floats (tiny gradients late in training) cost x86 CPUs microcode assists: up to 25x
-        # slower matrix products. Flushing them to zero changes no result that matters.
-        torch.set_flush_denormal(True)
+        tune_cpu_runtime()
     amp_dtype, use_scaler = resolve_amp(config.amp, device)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
