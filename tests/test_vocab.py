@@ -74,14 +74,3 @@ def test_build_vocabularies_needs_pairs(tmp_path):
     with pytest.raises(CorpusError, match="no pairs"):
         build_vocabularies(tmp_path / "train.tsv")
 
-
-def test_atomic_writes_get_the_usual_permissions(tmp_path):
-    import os
-    import stat
-
-    from seq2seq.fileio import write_json
-
-    write_json(tmp_path / "x.json", {"a": 1})
-    mask = os.umask(0)
-    os.umask(mask)
-    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~mask
