@@ -76,7 +76,7 @@ def test_learns_a_tiny_task(attention, reverse):
     losses = []
     for epoch in range(25):
         for batch in make_batches(examples, 32, shuffle=True, seed=0, epoch=epoch):
-            losses.append(train_batch(model, batch, optimizer, clip_grad=1.0, teacher_forcing=1.0))
+            losses.append(float(train_batch(model, batch, optimizer, clip_grad=1.0, teacher_forcing=1.0)))
     assert losses[0] > 2.0 and sum(losses[-8:]) / 8 < 0.05
 
 

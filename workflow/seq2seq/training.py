@@ -146,7 +146,7 @@ def tune_cpu_runtime() -> None:
         pass
 
 
-def _train_step(
+def train_batch(
     model: Seq2Seq,
     batch: Batch,
     optimizer: torch.optim.Optimizer,
@@ -156,7 +156,11 @@ def _train_step(
     amp_dtype: torch.dtype | None = None,
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """One optimizer step; returns the detached mean token loss (no host sync)."""
+    """One optimizer step on ``batch`` (already on the model's device).
+
+    Returns the detached mean token loss as a 0-dim tensor, so the step needs no host sync; ``float()`` it
+    where the number is needed.
+    """
     model.train()
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(batch.src.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -173,20 +177,6 @@ def _train_step(
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         optimizer.step()
     return loss.detach()
-
-
-def train_batch(
-    model: Seq2Seq,
-    batch: Batch,
-    optimizer: torch.optim.Optimizer,
-    clip_grad: float,
-    teacher_forcing: float,
-    scaler: torch.amp.GradScaler | None = None,
-    amp_dtype: torch.dtype | None = None,
-    label_smoothing: float = 0.0,
-) -> float:
-    """One optimizer step on ``batch`` (already on the model's device); returns the mean token loss."""
-    return float(_train_step(model, batch, optimizer, clip_grad, teacher_forcing, scaler, amp_dtype, label_smoothing))
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -376,7 +366,7 @@ def train_model(
             if device.type == "cuda":
                 batch = batch.pin_memory()
             batch = batch.to(device, non_blocking=True)
-            loss = _train_step(model, batch, optimizer, config.clip_grad, config.teacher_forcing, scaler,
+            loss = train_batch(model, batch, optimizer, config.clip_grad, config.teacher_forcing, scaler,
                                amp_dtype, config.label_smoothing)
             total += loss * batch.target_tokens
             tokens += batch.target_tokens
