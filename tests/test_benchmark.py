@@ -9,55 +9,57 @@ import pytest
 import torch
 
 from seq2seq import benchmark as b
+from seq2seq import flops
+from seq2seq import tutorial_baselines as baselines
 
 
 def test_linear_and_gru_flops_count_two_per_multiply_add() -> None:
-    assert b.linear_flops(3, 5) == 30
+    assert flops.linear_flops(3, 5) == 30
     # GRU: three gates, each with an input (I) and a hidden (H) projection.
-    assert b.gru_step_flops(input_size=4, hidden_size=2) == 2 * 3 * 2 * (4 + 2)
-    assert b.training_flops(10.0) == 30.0
+    assert flops.gru_step_flops(input_size=4, hidden_size=2) == 2 * 3 * 2 * (4 + 2)
+    assert flops.training_flops(10.0) == 30.0
 
 
 def test_tutorial2017_flops_match_hand_count() -> None:
-    sizes = b.ModelSizes(source_vocab=100, target_vocab=50, hidden=8, max_length=5)
-    shape = b.DataShape(source_length=4, target_length=3)
+    sizes = flops.ModelSizes(source_vocab=100, target_vocab=50, hidden=8, max_length=5)
+    shape = flops.DataShape(source_length=4, target_length=3)
     h, m, v = 8, 5, 50
     encoder = 4 * 2 * 3 * h * (h + h)
     step = 2 * 2 * h * m + 2 * m * h + 2 * 2 * h * h + 2 * 3 * h * (h + h) + 2 * h * v
-    assert b.tutorial2017_flops(sizes, shape) == pytest.approx(3 * (encoder + 3 * step))
-    assert b.flops_per_pair("baseline", sizes, shape) == b.tutorial2017_flops(sizes, shape)
+    assert flops.tutorial2017_flops(sizes, shape) == pytest.approx(3 * (encoder + 3 * step))
+    assert flops.flops_per_pair("baseline", sizes, shape) == flops.tutorial2017_flops(sizes, shape)
 
 
 def test_tutorial_model_at_hidden_256_is_in_the_issue_range() -> None:
     # The issue estimates ~80-90 MFLOP per pair for the tutorial model on fra-eng (about 8-9 tokens a side).
-    sizes = b.ModelSizes(source_vocab=4500, target_vocab=2900, hidden=256, max_length=11)
-    mflops = b.tutorial2017_flops(sizes, b.DataShape(8.5, 8.5)) / 1e6
+    sizes = flops.ModelSizes(source_vocab=4500, target_vocab=2900, hidden=256, max_length=11)
+    mflops = flops.tutorial2017_flops(sizes, flops.DataShape(8.5, 8.5)) / 1e6
     assert 75 < mflops < 95
 
 
 def test_tutorial2023_recomputes_key_projection_every_step() -> None:
-    sizes = b.ModelSizes(source_vocab=100, target_vocab=50, hidden=8)
-    short, long = b.DataShape(2, 3), b.DataShape(4, 3)
+    sizes = flops.ModelSizes(source_vocab=100, target_vocab=50, hidden=8)
+    short, long = flops.DataShape(2, 3), flops.DataShape(4, 3)
     # Doubling the source adds encoder work plus, per decoder step, S*(2H^2 + 2H + 2H) more.
     extra = 3 * (2 * 2 * 3 * 8 * 16 + 3 * 2 * (2 * 8 * 8 + 2 * 8 + 2 * 8))
-    assert b.tutorial2023_flops(sizes, long) - b.tutorial2023_flops(sizes, short) == pytest.approx(extra)
+    assert flops.tutorial2023_flops(sizes, long) - flops.tutorial2023_flops(sizes, short) == pytest.approx(extra)
 
 
 @pytest.mark.parametrize("variant", b.OUR_VARIANTS)
 def test_seq2seq_flops_grow_with_lengths_and_exceed_the_output_layer(variant: str) -> None:
-    sizes = b.ModelSizes(source_vocab=1000, target_vocab=900, hidden=16, max_length=11)
-    small = b.seq2seq_flops(variant, sizes, b.DataShape(5, 5))
-    assert b.seq2seq_flops(variant, sizes, b.DataShape(6, 6)) > small > 3 * 5 * b.linear_flops(16, 900)
+    sizes = flops.ModelSizes(source_vocab=1000, target_vocab=900, hidden=16, max_length=11)
+    small = flops.seq2seq_flops(variant, sizes, flops.DataShape(5, 5))
+    assert flops.seq2seq_flops(variant, sizes, flops.DataShape(6, 6)) > small > 3 * 5 * flops.linear_flops(16, 900)
 
 
 def test_attention_variants_cost_more_than_none_and_h128_uses_bahdanau() -> None:
-    sizes = b.ModelSizes(source_vocab=1000, target_vocab=900, hidden=16)
-    shape = b.DataShape(7, 7)
-    none = b.seq2seq_flops("none", sizes, shape)
-    assert all(b.seq2seq_flops(v, sizes, shape) > none for v in ("tutorial", "bahdanau", "luong"))
-    assert b.flops_per_pair("bahdanau-h128", sizes, shape) == b.seq2seq_flops("bahdanau", sizes, shape)
+    sizes = flops.ModelSizes(source_vocab=1000, target_vocab=900, hidden=16)
+    shape = flops.DataShape(7, 7)
+    none = flops.seq2seq_flops("none", sizes, shape)
+    assert all(flops.seq2seq_flops(v, sizes, shape) > none for v in ("tutorial", "bahdanau", "luong"))
+    assert flops.flops_per_pair("bahdanau-h128", sizes, shape) == flops.seq2seq_flops("bahdanau", sizes, shape)
     with pytest.raises(ValueError, match="unknown attention"):
-        b.seq2seq_flops("cosine", sizes, shape)
+        flops.seq2seq_flops("cosine", sizes, shape)
 
 
 def _measurement(variant: str, pairs: int, seconds: float, batch: int = 64) -> b.Measurement:
@@ -117,10 +119,10 @@ def test_synthetic_corpus_has_the_requested_shape() -> None:
 
 
 def test_pad_to_length_appends_zeros_and_rejects_long_sequences() -> None:
-    padded = b.pad_to_length([[5, 2], [7, 8, 2]], 4)
+    padded = baselines.pad_to_length([[5, 2], [7, 8, 2]], 4)
     assert padded.tolist() == [[5, 2, 0, 0], [7, 8, 2, 0]]
     with pytest.raises(ValueError, match="max_length"):
-        b.pad_to_length([[1, 2, 3]], 2)
+        baselines.pad_to_length([[1, 2, 3]], 2)
 
 
 def test_tutorial_models_take_one_step_on_tiny_data() -> None:

@@ -5,7 +5,6 @@ Conda cannot be installed on the machines these tests run on, so the files are c
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, snakemake, tiny_config, write_config, write_raw_corpus
+from conftest import REPO, snakemake, write_config, write_raw_corpus
 
 pytestmark = pytest.mark.workflow
 

@@ -12,9 +12,8 @@ One run measures, on the same data and machine:
 
 and the machine's fp32 matrix-multiply rate, so each row can say what fraction of it training reaches.
 
-FLOP counts are analytic (pure functions below): 2*m*n*k per matrix product, forward + backward taken
-as 3x the forward, at the data's mean real source/target lengths (padding excluded), for the work
-each implementation actually performs per pair.
+FLOP counts come from :mod:`seq2seq.flops`, the tutorial loops from :mod:`seq2seq.tutorial_baselines`;
+this module times them and writes the table.
 """
 
 from __future__ import annotations
@@ -31,12 +30,16 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
+from torch import nn
 
+from .devices import resolve_device
 from .fileio import atomic_open
+from .flops import DataShape, ModelSizes, flops_per_pair
 from .training import tune_cpu_runtime
-from .vocab import EOS_INDEX, PAD_INDEX, SOS_INDEX, Vocabulary
+from .tutorial_baselines import (
+    Tutorial2017AttnDecoder, Tutorial2017Encoder, Tutorial2023AttnDecoder, Tutorial2023Encoder, pad_to_length, tutorial2017_train_step, tutorial2023_train_step,
+)
+from .vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -50,123 +53,6 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "round_spread", "seconds_measured", "steps",
     "pairs", "device", "threads",
 )
-
-
-# --------------------------------------------------------------------------------------------------
-# FLOP formulas (forward pass, one pair). Sizes: H hidden, E embedding, V vocabulary, S source tokens,
-# T target tokens (both including <eos>; the decoder runs T steps).
-# --------------------------------------------------------------------------------------------------
-
-def linear_flops(n_in: int, n_out: int) -> float:
-    """One input vector through ``Linear(n_in, n_out)``: 2*n_in*n_out (bias adds ignored)."""
-    return 2.0 * n_in * n_out
-
-
-def gru_step_flops(input_size: int, hidden_size: int) -> float:
-    """One GRU step: input projection 2*3H*I plus hidden projection 2*3H*H (gates' pointwise work ignored)."""
-    return 2.0 * 3 * hidden_size * (input_size + hidden_size)
-
-
-def training_flops(forward_flops: float) -> float:
-    """Forward + backward: the backward pass costs about twice the forward (grads of inputs and weights)."""
-    return 3.0 * forward_flops
-
-
-@dataclass(frozen=True)
-class ModelSizes:
-    """Layer sizes a FLOP formula needs. ``max_length``: positions of the fixed-length attention layers."""
-
-    source_vocab: int
-    target_vocab: int
-    hidden: int
-    embedding: int | None = None
-    max_length: int = 11
-
-    @property
-    def emb(self) -> int:
-        return self.hidden if self.embedding is None else self.embedding
-
-
-@dataclass(frozen=True)
-class DataShape:
-    """Mean real lengths per pair, in tokens including ``<eos>`` (padding excluded)."""
-
-    source_length: float
-    target_length: float
-
-
-def encoder_flops(sizes: ModelSizes, shape: DataShape, bidirectional: bool = False) -> float:
-    """Forward FLOPs of a one-layer GRU encoder over a pair's source tokens (embedding lookups are free)."""
-    directions = 2 if bidirectional else 1
-    return directions * shape.source_length * gru_step_flops(sizes.emb, sizes.hidden)
-
-
-def tutorial2017_flops(sizes: ModelSizes, shape: DataShape) -> float:
-    """Training FLOPs per pair of the 2017 tutorial (``baseline``); the forward pass per decoder step is
-
-    ``attn`` Linear(2H -> max_length) over [embedded; hidden], the weighted sum bmm over max_length
-    encoder rows (2*max_length*H), ``attn_combine`` Linear(2H -> H), a GRU(H -> H) step and ``out``
-    Linear(H -> V). Counted for all T target steps (the no-teacher-forcing half may stop early at <eos>).
-    """
-    h, m = sizes.hidden, sizes.max_length
-    step = (linear_flops(2 * h, m) + 2.0 * m * h + linear_flops(2 * h, h)
-            + gru_step_flops(h, h) + linear_flops(h, sizes.target_vocab))
-    return training_flops(encoder_flops(sizes, shape) + shape.target_length * step)
-
-
-def tutorial2023_flops(sizes: ModelSizes, shape: DataShape) -> float:
-    """Training FLOPs per pair of the 2023 tutorial's model at the real lengths; per decoder step:
-
-    ``Wa`` on the query (2H^2), ``Ua`` on every key (S*2H^2 -- the tutorial recomputes it each step),
-    ``Va`` scores (2*S*H), the context bmm (2*S*H), a GRU(2H -> H) step and ``out`` Linear(H -> V).
-    The tutorial really runs max_length steps over max_length positions; the padding's share is not counted.
-    """
-    h, s = sizes.hidden, shape.source_length
-    step = (linear_flops(h, h) + s * linear_flops(h, h) + s * linear_flops(h, 1) + 2.0 * s * h
-            + gru_step_flops(sizes.emb + h, h) + linear_flops(h, sizes.target_vocab))
-    return training_flops(encoder_flops(sizes, shape) + shape.target_length * step)
-
-
-def seq2seq_flops(attention: str, sizes: ModelSizes, shape: DataShape) -> float:
-    """Training FLOPs per pair of our :class:`seq2seq.model.Seq2Seq` with the given attention.
-
-    Decoder step, all variants: a GRU step and the output projection Linear(H -> V). On top of that:
-
-    - ``none``: nothing (GRU input is the embedding);
-    - ``tutorial``: the 2017 layer: Linear(E+H -> max_length) scores (only the first S kept), context
-      over the S real rows (2*S*H), ``attn_combine`` Linear(E+H -> H) feeding the GRU;
-    - ``bahdanau``: keys projected once per source token (2H^2 each), the query projection (2H^2),
-      additive scores (2*S*H), context (2*S*H); the GRU reads [embedding; context] (E+H);
-    - ``luong`` (general): after the GRU, scores against keys projected once per source token (2H^2 each,
-      then 2*S*H), context (2*S*H), the attentional layer Linear(2H -> H) before the output projection.
-    """
-    h, e, v, s = sizes.hidden, sizes.emb, sizes.target_vocab, shape.source_length
-    out = linear_flops(h, v)
-    once = 0.0
-    if attention == "none":
-        step = gru_step_flops(e, h) + out
-    elif attention == "tutorial":
-        m = sizes.max_length
-        step = (linear_flops(e + h, m) + 2.0 * s * h + linear_flops(e + h, h)
-                + gru_step_flops(h, h) + out)
-    elif attention == "bahdanau":
-        once = s * linear_flops(h, h)
-        step = linear_flops(h, h) + 2.0 * s * h + 2.0 * s * h + gru_step_flops(e + h, h) + out
-    elif attention == "luong":
-        once = s * linear_flops(h, h)
-        step = gru_step_flops(e, h) + 2.0 * s * h + 2.0 * s * h + linear_flops(2 * h, h) + out
-    else:
-        raise ValueError(f"unknown attention {attention!r}; expected one of {OUR_VARIANTS}")
-    return training_flops(encoder_flops(sizes, shape) + once + shape.target_length * step)
-
-
-def flops_per_pair(variant: str, sizes: ModelSizes, shape: DataShape) -> float:
-    """Training FLOPs per pair of a benchmark row (``bahdanau-h128`` is ``bahdanau`` at its own sizes)."""
-    if variant == "baseline":
-        return tutorial2017_flops(sizes, shape)
-    if variant == "tutorial2023":
-        return tutorial2023_flops(sizes, shape)
-    return seq2seq_flops(variant.split("-")[0], sizes, shape)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -406,168 +292,6 @@ def load_data(data_dir: str | os.PathLike[str] | None, seed: int = 0) -> Benchma
 
 
 # --------------------------------------------------------------------------------------------------
-# The 2017 tutorial, re-implemented: batch 1, token-at-a-time encoder, fixed-length attention.
-# --------------------------------------------------------------------------------------------------
-
-class Tutorial2017Encoder(nn.Module):
-    """Embedding + GRU, called once per source token. Input: one index [1]; hidden [1,1,H]."""
-
-    def __init__(self, vocab_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.embedding = nn.Embedding(vocab_size, hidden_size)
-        self.gru = nn.GRU(hidden_size, hidden_size)
-
-    def forward(self, token: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.embedding(token).view(1, 1, -1)  # (1, 1, H)
-        return self.gru(x, hidden)  # (1, 1, H), (1, 1, H)
-
-
-class Tutorial2017AttnDecoder(nn.Module):
-    """The 2017 ``AttnDecoderRNN``: attention weights from [embedded; hidden] over ``max_length`` slots."""
-
-    def __init__(self, hidden_size: int, vocab_size: int, dropout: float = 0.1, max_length: int = 10) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, hidden_size)
-        self.attn = nn.Linear(2 * hidden_size, max_length)
-        self.attn_combine = nn.Linear(2 * hidden_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(hidden_size, hidden_size)
-        self.out = nn.Linear(hidden_size, vocab_size)
-
-    def forward(self, token: Tensor, hidden: Tensor, encoder_outputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """token [1] or [1,1]; hidden [1,1,H]; encoder_outputs [max_length,H]
-        -> log_probs [1,V], hidden [1,1,H], weights [1,max_length]."""
-        embedded = self.dropout(self.embedding(token).view(1, 1, -1))  # (1, 1, H)
-        weights = F.softmax(self.attn(torch.cat((embedded[0], hidden[0]), dim=1)), dim=1)  # (1, M)
-        applied = torch.bmm(weights.unsqueeze(0), encoder_outputs.unsqueeze(0))  # (1, 1, H)
-        x = F.relu(self.attn_combine(torch.cat((embedded[0], applied[0]), dim=1)).unsqueeze(0))  # (1, 1, H)
-        x, hidden = self.gru(x, hidden)
-        return F.log_softmax(self.out(x[0]), dim=1), hidden, weights
-
-
-def tutorial2017_train_step(src: Tensor, tgt: Tensor, encoder: Tutorial2017Encoder,
-                            decoder: Tutorial2017AttnDecoder, encoder_optimizer: torch.optim.Optimizer,
-                            decoder_optimizer: torch.optim.Optimizer, criterion: nn.Module, max_length: int,
-                            teacher_forcing_ratio: float, rng: random.Random) -> float:
-    """One SGD step on one pair, as the 2017 ``train()``. src [S,1], tgt [T,1] (both end with <eos>).
-
-    Returns the loss per target token. The teacher-forcing coin is tossed once per sentence; without
-    teacher forcing the decoder feeds back its own argmax and stops at <eos>.
-    """
-    device = src.device
-    hidden = torch.zeros(1, 1, encoder.hidden_size, device=device)
-    encoder_optimizer.zero_grad()
-    decoder_optimizer.zero_grad()
-    encoder_outputs = torch.zeros(max_length, encoder.hidden_size, device=device)
-    for i in range(src.size(0)):
-        output, hidden = encoder(src[i], hidden)
-        encoder_outputs[i] = output[0, 0]
-    token = torch.tensor([[SOS_INDEX]], device=device)
-    loss: Tensor | float = 0.0
-    if rng.random() < teacher_forcing_ratio:
-        for i in range(tgt.size(0)):
-            log_probs, hidden, _ = decoder(token, hidden, encoder_outputs)
-            loss = loss + criterion(log_probs, tgt[i])
-            token = tgt[i]
-    else:
-        for i in range(tgt.size(0)):
-            log_probs, hidden, _ = decoder(token, hidden, encoder_outputs)
-            token = log_probs.topk(1)[1].squeeze().detach()
-            loss = loss + criterion(log_probs, tgt[i])
-            if token.item() == EOS_INDEX:
-                break
-    loss.backward()
-    encoder_optimizer.step()
-    decoder_optimizer.step()
-    return loss.item() / tgt.size(0)
-
-
-# --------------------------------------------------------------------------------------------------
-# The 2023 tutorial, re-implemented: batches padded to MAX_LENGTH, Bahdanau attention, no mask.
-# --------------------------------------------------------------------------------------------------
-
-class Tutorial2023Encoder(nn.Module):
-    """Embedding, dropout, batch-first GRU over the whole padded batch. input [B,M] -> ([B,M,H], [1,B,H])."""
-
-    def __init__(self, vocab_size: int, hidden_size: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, hidden_size)
-        self.gru = nn.GRU(hidden_size, hidden_size, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, src: Tensor) -> tuple[Tensor, Tensor]:
-        return self.gru(self.dropout(self.embedding(src)))
-
-
-class Tutorial2023BahdanauAttention(nn.Module):
-    """score = Va(tanh(Wa(query) + Ua(keys))); query [B,1,H], keys [B,S,H] -> context [B,1,H], weights [B,1,S]."""
-
-    def __init__(self, hidden_size: int) -> None:
-        super().__init__()
-        self.Wa = nn.Linear(hidden_size, hidden_size)
-        self.Ua = nn.Linear(hidden_size, hidden_size)
-        self.Va = nn.Linear(hidden_size, 1)
-
-    def forward(self, query: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
-        scores = self.Va(torch.tanh(self.Wa(query) + self.Ua(keys)))  # (B, S, 1)
-        weights = F.softmax(scores.squeeze(2).unsqueeze(1), dim=-1)  # (B, 1, S)
-        return torch.bmm(weights, keys), weights
-
-
-class Tutorial2023AttnDecoder(nn.Module):
-    """The 2023 ``AttnDecoderRNN``: ``max_length`` teacher-forced steps, GRU over [embedded; context]."""
-
-    def __init__(self, hidden_size: int, vocab_size: int, max_length: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.max_length = max_length
-        self.embedding = nn.Embedding(vocab_size, hidden_size)
-        self.attention = Tutorial2023BahdanauAttention(hidden_size)
-        self.gru = nn.GRU(2 * hidden_size, hidden_size, batch_first=True)
-        self.out = nn.Linear(hidden_size, vocab_size)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, encoder_outputs: Tensor, encoder_hidden: Tensor, target: Tensor) -> Tensor:
-        """encoder_outputs [B,M,H], encoder_hidden [1,B,H], target [B,M] -> log_probs [B,M,V]."""
-        batch = encoder_outputs.size(0)
-        token = torch.full((batch, 1), SOS_INDEX, dtype=torch.long, device=encoder_outputs.device)
-        hidden = encoder_hidden
-        outputs = []
-        for i in range(self.max_length):
-            embedded = self.dropout(self.embedding(token))  # (B, 1, H)
-            context, _ = self.attention(hidden.permute(1, 0, 2), encoder_outputs)  # (B, 1, H)
-            output, hidden = self.gru(torch.cat((embedded, context), dim=2), hidden)
-            outputs.append(self.out(output))  # (B, 1, V)
-            token = target[:, i].unsqueeze(1)
-        return F.log_softmax(torch.cat(outputs, dim=1), dim=-1)
-
-
-def pad_to_length(sequences: Sequence[Sequence[int]], length: int) -> Tensor:
-    """[N, length] long tensor: each sequence (already ending with <eos>) followed by zeros, as the tutorial."""
-    out = torch.zeros(len(sequences), length, dtype=torch.long)
-    for i, seq in enumerate(sequences):
-        if len(seq) > length:
-            raise ValueError(f"sequence {i} has {len(seq)} tokens, more than max_length {length}")
-        out[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-    return out
-
-
-def tutorial2023_train_step(src: Tensor, tgt: Tensor, encoder: Tutorial2023Encoder,
-                            decoder: Tutorial2023AttnDecoder, encoder_optimizer: torch.optim.Optimizer,
-                            decoder_optimizer: torch.optim.Optimizer, criterion: nn.Module) -> float:
-    """One step of the 2023 ``train_epoch`` loop body. src, tgt [B,M]; the loss covers every position."""
-    encoder_optimizer.zero_grad()
-    decoder_optimizer.zero_grad()
-    encoder_outputs, encoder_hidden = encoder(src)
-    log_probs = decoder(encoder_outputs, encoder_hidden, tgt)
-    loss = criterion(log_probs.view(-1, log_probs.size(-1)), tgt.view(-1))
-    loss.backward()
-    encoder_optimizer.step()
-    decoder_optimizer.step()
-    return loss.item()
-
-
-# --------------------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------------------
 
@@ -748,14 +472,6 @@ class BenchmarkResult:
     measurements: list[Measurement] = field(default_factory=list)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; a named cuda device must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def make_step(variant: str, data: BenchmarkData, device: torch.device,

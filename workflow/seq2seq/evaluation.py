@@ -24,9 +24,10 @@ import pandas as pd
 import torch
 
 from .corpus import read_split
+from .devices import resolve_device
 from .fileio import atomic_path, write_json
 from .metrics import corpus_scores, sentence_scores
-from .translate import resolve_device, translate_sentences
+from .translate import translate_sentences
 
 LOG = logging.getLogger(__name__)
 

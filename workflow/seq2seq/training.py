@@ -14,11 +14,11 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 from tqdm import tqdm
 
 from .batching import Batch, encode_pairs, make_batches, pad_sources
 from .checkpoint import load_checkpoint, model_payload, save_checkpoint
+from .devices import resolve_device
 from .fileio import atomic_open
 from .metrics import corpus_bleu
 from .model import ModelConfig, Seq2Seq
@@ -216,11 +216,6 @@ def greedy_bleu(model: Seq2Seq, sources: Sequence[list[int]], references: Sequen
 # ---------------------------------------------------------------------------------------------- setup helpers
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def resolve_amp(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, bool]:

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .batching import pad_sources
+from .devices import resolve_device
 from .search import beam_search, greedy
 from .vocab import EOS_INDEX, Vocabulary
 
@@ -107,11 +108,6 @@ def translate_sentences(model: torch.nn.Module, sentences: Sequence[str], source
     return results  # type: ignore[return-value]
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; anything else is passed to torch.device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _parser() -> argparse.ArgumentParser:
