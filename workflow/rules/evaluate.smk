@@ -7,7 +7,7 @@ rule evaluate:
         test="results/{pair}/data/test.tsv",
         code=package_sources(
             "evaluation", "translate", "search", "metrics", "checkpoint", "model", "attention",
-            "batching", "corpus", "vocab",
+            "batching", "corpus", "vocab", "devices",
         ),
     output:
         translations=report(

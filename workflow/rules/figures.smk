@@ -8,7 +8,7 @@ rule figures:
         history="results/{pair}/{model}/history.tsv",
         code=package_sources(
             "plots", "translate", "search", "metrics", "checkpoint", "model", "attention", "batching",
-            "corpus", "vocab",
+            "corpus", "vocab", "devices",
         ),
     output:
         attention=[

@@ -8,7 +8,8 @@ rule train:
         source_vocab="results/{pair}/vocab/source.json",
         target_vocab="results/{pair}/vocab/target.json",
         code=package_sources(
-            "attention", "model", "batching", "training", "checkpoint", "search", "vocab", "corpus"
+            "attention", "model", "batching", "training", "checkpoint", "search", "vocab", "corpus",
+            "devices", "metrics",
         ),
     output:
         model="results/{pair}/{model}/model.pt",
