@@ -89,12 +89,13 @@ def test_padded_batch_equals_one_sentence_at_a_time(attention, bidirectional):
     assert torch.allclose(batch_loss, single_loss, rtol=1e-5)
 
 
-@pytest.mark.parametrize("attention", VARIANTS)
+@pytest.mark.parametrize(("attention", "luong_score", "embedding_size"),
+                         [*((a, "general", 12) for a in VARIANTS), ("luong", "dot", 16)])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_forward_equals_step_by_step_decoding(attention, layers):
+def test_forward_equals_step_by_step_decoding(attention, luong_score, embedding_size, layers):
     """In eval mode the teacher-forced forward (one GRU call + batched attention for luong/none)
     gives the same log-probabilities and attention as decode_step fed the reference tokens."""
-    model = _model(attention, layers=layers, luong_score="general")
+    model = _model(attention, layers=layers, luong_score=luong_score, embedding_size=embedding_size)
     batch = _batch()
     logits, weights = model(batch.src, batch.src_lengths, batch.tgt_in)
     enc = model.encode(batch.src, batch.src_lengths)
@@ -103,17 +104,6 @@ def test_forward_equals_step_by_step_decoding(attention, layers):
         log_probs, state, attn = model.decode_step(batch.tgt_in[:, t], state, enc)
         assert torch.allclose(log_probs, F.log_softmax(logits[:, t], -1), atol=1e-5)
         assert torch.allclose(attn, weights[:, t], atol=1e-6)
-
-
-def test_luong_dot_forward_equals_steps():
-    model = _model("luong", luong_score="dot", embedding_size=16)
-    batch = _batch()
-    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
-    enc = model.encode(batch.src, batch.src_lengths)
-    state = model.init_state(enc)
-    for t in range(batch.tgt_in.size(1)):
-        log_probs, state, _ = model.decode_step(batch.tgt_in[:, t], state, enc)
-        assert torch.allclose(log_probs, F.log_softmax(logits[:, t], -1), atol=1e-5)
 
 
 @pytest.mark.parametrize("attention", VARIANTS)
