@@ -172,3 +172,14 @@ def test_sequence_loss_matches_cross_entropy(smoothing, reduction):
     assert torch.allclose(loss, expected, atol=1e-6)
     assert torch.allclose(grad, expected_grad, atol=1e-7)
     assert bool((grad[0, 2:] == 0).all())
+
+
+def test_cpu_threads_are_capped_at_the_available_cpus():
+    from seq2seq.devices import available_cpus, set_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert set_cpu_threads(available_cpus() + 3) == available_cpus() == torch.get_num_threads()
+        assert set_cpu_threads(1) == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -1,5 +1,7 @@
 """Choosing the torch device from a config or command-line string."""
 
+import os
+
 import torch
 
 
@@ -15,3 +17,20 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested, but CUDA is not available on this machine")
     return device
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(requested: int | None) -> int:
+    """Use ``requested`` intra-op threads (None: keep torch's current setting), but never more than there are
+    CPUs: `snakemake --cores 4` on a 2-core laptop gives a job 4 threads, and oversubscribed threads made
+    training 2x slower here, not faster. Returns the number set."""
+    threads = min(requested or torch.get_num_threads(), available_cpus())
+    torch.set_num_threads(threads)
+    return threads

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from .corpus import read_split
-from .devices import resolve_device
+from .devices import resolve_device, set_cpu_threads
 from .fileio import atomic_path, write_json
 from .metrics import corpus_scores, sentence_scores
 from .translate import translate_sentences
@@ -54,7 +54,7 @@ def evaluate_model(model_path: str | os.PathLike[str], test_path: str | os.PathL
     from .checkpoint import load_model
 
     if threads:
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
     torch_device = resolve_device(device)
     model, source_vocab, target_vocab, metadata = load_model(model_path, device=torch_device)
     pairs = read_split(test_path)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .batching import Batch, encode_pairs, make_batches, pad_sources
 from .checkpoint import load_checkpoint, model_payload, save_checkpoint
-from .devices import resolve_device
+from .devices import resolve_device, set_cpu_threads
 from .fileio import atomic_open
 from .metrics import corpus_bleu
 from .model import ModelConfig, Seq2Seq
@@ -305,8 +305,8 @@ def train_model(
     metadata = dict(metadata or {})
     device = resolve_device(config.device)
     if device.type == "cpu":
-        if threads:
-            torch.set_num_threads(threads)
+        threads = set_cpu_threads(threads)
+        log.info("training on the CPU with %d threads", threads)
         tune_cpu_runtime()
     amp_dtype, use_scaler = resolve_amp(config.amp, device)
     random.seed(config.seed)
