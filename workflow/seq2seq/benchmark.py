@@ -32,6 +32,8 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from .batching import encode_pairs, make_batches
+from .corpus import read_split
 from .devices import resolve_device
 from .fileio import atomic_open
 from .flops import DataShape, ModelSizes, flops_per_pair
@@ -242,13 +244,6 @@ def synthetic_pairs(n_pairs: int = 9000, source_vocab: int = 4500, target_vocab:
     return [(" ".join(s), " ".join(t)) for s, t in zip(sources, targets)]
 
 
-def read_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """Read a split file with :func:`seq2seq.corpus.read_split`."""
-    from .corpus import read_split
-
-    return read_split(path)
-
-
 @dataclass
 class BenchmarkData:
     """Encoded pairs: sources and targets as index lists ending with <eos>, and their vocabularies."""
@@ -273,12 +268,9 @@ def prepare_data(pairs: Sequence[tuple[str, str]], description: str) -> Benchmar
     """Build vocabularies (min_freq 1) from the pairs and encode them with <eos> appended."""
     if not pairs:
         raise ValueError(f"{description}: no sentence pairs")
-    src_tokens = [s.split() for s, _ in pairs]
-    tgt_tokens = [t.split() for _, t in pairs]
-    source_vocab = Vocabulary.build(src_tokens)
-    target_vocab = Vocabulary.build(tgt_tokens)
-    examples = [(source_vocab.encode(s), target_vocab.encode(t)) for s, t in zip(src_tokens, tgt_tokens)]
-    return BenchmarkData(examples, source_vocab, target_vocab, description)
+    source_vocab = Vocabulary.build(s.split() for s, _ in pairs)
+    target_vocab = Vocabulary.build(t.split() for _, t in pairs)
+    return BenchmarkData(encode_pairs(pairs, source_vocab, target_vocab), source_vocab, target_vocab, description)
 
 
 def load_data(data_dir: str | os.PathLike[str] | None, seed: int = 0) -> BenchmarkData:
@@ -286,7 +278,7 @@ def load_data(data_dir: str | os.PathLike[str] | None, seed: int = 0) -> Benchma
     if data_dir is not None:
         path = Path(data_dir) / "train.tsv"
         if path.exists():
-            return prepare_data(read_pairs(path), str(path))
+            return prepare_data(read_split(path), str(path))
         log.warning("%s not found; using the synthetic corpus", path)
     return prepare_data(synthetic_pairs(seed=seed), f"synthetic (seed {seed})")
 
@@ -414,7 +406,6 @@ def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidd
                  seed: int, amp: bool = False) -> Step:
     """A :data:`Step` of our model as the pipeline trains it: its optimizer (``build_optimizer``: Adam,
     lr 1e-3, fused where available), teacher forcing 1.0, gradient clipping 1.0, fp32 unless ``amp``."""
-    from .batching import make_batches
     from .model import ModelConfig, Seq2Seq
     from .training import TrainConfig, build_optimizer, resolve_amp, train_batch
 
