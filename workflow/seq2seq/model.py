@@ -22,6 +22,7 @@ from .attention import (
     NoAttention,
     TutorialAttention,
 )
+from .dropout import Dropout, dropout
 from .vocab import PAD_INDEX
 
 
@@ -101,7 +102,7 @@ class Encoder(nn.Module):
         self.layers = config.layers
         self.bidirectional = config.bidirectional
         self.embedding = nn.Embedding(config.source_vocab_size, config.embedding_dim, padding_idx=PAD_INDEX)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.rnn = nn.GRU(
             config.embedding_dim,
             config.hidden_size,
@@ -136,7 +137,7 @@ class Decoder(nn.Module):
     def __init__(self, config: ModelConfig, rnn_input_size: int, attention: Attention) -> None:
         super().__init__()
         self.embedding = nn.Embedding(config.target_vocab_size, config.embedding_dim, padding_idx=PAD_INDEX)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.rnn = nn.GRU(
             rnn_input_size,
             config.hidden_size,
@@ -164,7 +165,7 @@ class Decoder(nn.Module):
         layers = []
         for layer, layer_weights in enumerate(weights):
             if layer > 0:
-                x = F.dropout(x, self.rnn.dropout, self.training)
+                x = dropout(x, self.rnn.dropout, self.training)
             x = torch.gru_cell(x, state[layer], *layer_weights)
             layers.append(x)
         return x, torch.stack(layers)
