@@ -41,8 +41,8 @@ def test_make_batches_covers_every_example_once_and_buckets_lengths():
     seen = sorted(i for b in batches for i in b.index.tolist())
     assert seen == list(range(len(examples)))
     assert all(b.size <= 32 for b in batches)
-    padding = sum(int((b.src == PAD_INDEX).sum()) for b in batches)
-    unsorted = sum(int((collate(examples[i:i + 32]).src == PAD_INDEX).sum()) for i in range(0, 500, 32))
+    padding = sum(int((b.tgt_out == PAD_INDEX).sum()) for b in batches)
+    unsorted = sum(int((collate(examples[i:i + 32]).tgt_out == PAD_INDEX).sum()) for i in range(0, 500, 32))
     assert padding < unsorted / 3
     for b in batches:  # rows map back to their examples
         for row, i in enumerate(b.index.tolist()):
@@ -55,7 +55,7 @@ def test_make_batches_is_seeded_by_seed_and_epoch():
     assert order(make_batches(examples, 32, True, 1, 0)) == order(make_batches(examples, 32, True, 1, 0))
     assert order(make_batches(examples, 32, True, 1, 0)) != order(make_batches(examples, 32, True, 1, 1))
     fixed = make_batches(examples, 32, shuffle=False, seed=0)
-    assert [len(examples[i][0]) for b in fixed for i in b.index.tolist()] == sorted(len(s) for s, _ in examples)
+    assert [len(examples[i][1]) for b in fixed for i in b.index.tolist()] == sorted(len(t) for _, t in examples)
 
 
 def test_batch_to_keeps_values():
