@@ -69,11 +69,14 @@ def _measurement(variant: str, pairs: int, seconds: float, batch: int = 64) -> b
 
 
 def test_build_table_rates_ratios_and_fractions() -> None:
-    rows = b.build_table([_measurement("baseline", 70, 2.0, batch=1), _measurement("luong", 2000, 2.0)],
-                         matmul_flops_per_s=100e9)
-    base, luong = rows
+    rows = b.build_table([_measurement("baseline", 70, 2.0, batch=1), _measurement("baseline-tuned", 100, 2.0, batch=1),
+                          _measurement("luong", 2000, 2.0)], matmul_flops_per_s=100e9)
+    base, tuned, luong = rows
     assert base["pairs_per_s"] == pytest.approx(35.0)
     assert base["ratio_to_baseline"] == pytest.approx(1.0)
+    assert tuned["ratio_to_baseline"] == pytest.approx(50 / 35)
+    assert tuned["ratio_to_baseline_tuned"] == pytest.approx(1.0)
+    assert luong["ratio_to_baseline_tuned"] == pytest.approx(1000 / 50)
     assert luong["pairs_per_s"] == pytest.approx(1000.0)
     assert luong["tokens_per_s"] == pytest.approx(8000.0)
     assert luong["ratio_to_baseline"] == pytest.approx(1000 / 35)
@@ -84,7 +87,7 @@ def test_build_table_rates_ratios_and_fractions() -> None:
 
 def test_build_table_without_baseline_and_bad_input() -> None:
     rows = b.build_table([_measurement("luong", 100, 1.0)], matmul_flops_per_s=1e9)
-    assert math.isnan(rows[0]["ratio_to_baseline"])
+    assert math.isnan(rows[0]["ratio_to_baseline"]) and math.isnan(rows[0]["ratio_to_baseline_tuned"])
     with pytest.raises(ValueError, match="positive"):
         b.build_table([_measurement("luong", 100, 0.0)], matmul_flops_per_s=1e9)
     with pytest.raises(ValueError, match="matmul rate"):
@@ -154,3 +157,20 @@ def test_build_table_reports_best_round_and_spread() -> None:
     assert row["pairs_per_s"] == pytest.approx(100.0)
     assert row["pairs_per_s_best"] == pytest.approx(110.0)
     assert row["round_spread"] == pytest.approx(0.2)
+
+
+def test_run_benchmark_times_the_untuned_baseline_before_tuning_the_runtime(monkeypatch) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(b, "tune_cpu_runtime", lambda: events.append("tune"))
+    monkeypatch.setattr(b, "measure_matmul_flops", lambda device: events.append("matmul") or 100e9)
+
+    def fake_measure(variant, data, device, config):
+        events.append(variant)
+        return _measurement(variant, 100, 1.0)
+
+    monkeypatch.setattr(b, "measure_variant", fake_measure)
+    data = b.prepare_data(b.synthetic_pairs(n_pairs=40), "synthetic")
+    config = b.BenchmarkConfig(variants=["luong", "baseline-tuned", "baseline"], seconds=0.01)
+    result = b.run_benchmark(data, config, progress=lambda message: None)
+    assert events == ["baseline", "tune", "matmul", "luong", "baseline-tuned"]
+    assert [row["variant"] for row in result.rows] == ["baseline", "luong", "baseline-tuned"]

@@ -5,6 +5,10 @@ One run measures, on the same data and machine:
 - ``baseline``: the 2017 tutorial ("Translation with a Sequence to Sequence Network and Attention",
   Sean Robertson): one pair per step, the encoder fed one token at a time from Python, an attention
   decoder whose ``attn`` layer scores a fixed ``max_length`` positions, SGD, teacher forcing ratio 0.5;
+  timed first, in the process as PyTorch starts it, as the tutorial runs;
+- ``baseline-tuned``: the same step after :func:`seq2seq.training.tune_cpu_runtime` (flushed denormals,
+  glibc heap kept), the process settings our variants train under: the ratio to it isolates what batching
+  and the model code gain, without the runtime tuning;
 - ``tutorial2023``: the current tutorial: batches of 32 padded to ``max_length`` without a mask,
   Bahdanau attention recomputing ``Ua(keys)`` every step, Adam, teacher forcing 1.0, hidden 128;
 - one row per attention variant of :class:`seq2seq.model.Seq2Seq` trained with
@@ -46,12 +50,13 @@ from .vocab import Vocabulary
 log = logging.getLogger(__name__)
 
 OUR_VARIANTS: tuple[str, ...] = ("none", "tutorial", "bahdanau", "luong")
-ALL_VARIANTS: tuple[str, ...] = ("baseline", *OUR_VARIANTS, "tutorial2023", "bahdanau-h128")
+BASELINES: tuple[str, ...] = ("baseline", "baseline-tuned")  # the 2017 tutorial step, batch 1
+ALL_VARIANTS: tuple[str, ...] = (*BASELINES, *OUR_VARIANTS, "tutorial2023", "bahdanau-h128")
 TUTORIAL2023_HIDDEN = 128
 TUTORIAL2023_BATCH = 32
 TABLE_COLUMNS: tuple[str, ...] = (
     "variant", "batch_size", "hidden_size", "pairs_per_s", "tokens_per_s", "ratio_to_baseline",
-    "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction", "pairs_per_s_best",
+    "ratio_to_baseline_tuned", "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction", "pairs_per_s_best",
     "round_spread", "seconds_measured", "steps",
     "pairs", "device", "threads",
 )
@@ -80,17 +85,17 @@ class Measurement:
 
 
 def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
-                baseline: str = "baseline") -> list[dict]:
-    """One row per measurement with rates, the ratio to the baseline row and the fraction of matmul rate.
+                baselines: Sequence[str] = BASELINES) -> list[dict]:
+    """One row per measurement with rates, the ratios to the baseline rows and the fraction of matmul rate.
 
-    ``ratio_to_baseline`` is NaN when no row is named ``baseline``; ``flops_fraction`` is
+    ``ratio_to_<name>`` for each name in ``baselines`` (``-`` becomes ``_``) is NaN when no row has that
+    name; ``flops_fraction`` is
     pairs_per_s * flops_per_pair / matmul_flops_per_s. ``pairs_per_s_best`` (fastest round) and
     ``round_spread`` ((max - min) / median of the round rates) show how much other load disturbed the run.
     """
     if matmul_flops_per_s <= 0:
         raise ValueError(f"matmul rate must be positive, got {matmul_flops_per_s}")
     rates = {m.variant: m.pairs / m.seconds for m in measurements if m.seconds > 0}
-    base = rates.get(baseline)
     rows = []
     for m in measurements:
         if m.seconds <= 0:
@@ -103,7 +108,8 @@ def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
             "hidden_size": m.hidden_size,
             "pairs_per_s": pairs_per_s,
             "tokens_per_s": m.target_tokens / m.seconds,
-            "ratio_to_baseline": pairs_per_s / base if base else math.nan,
+            **{f"ratio_to_{name.replace('-', '_')}": pairs_per_s / rates[name] if rates.get(name) else math.nan
+               for name in baselines},
             "mflops_per_pair": m.flops_per_pair / 1e6,
             "mflops_counted": (m.counted_flops_per_pair / 1e6
                                if m.counted_flops_per_pair is not None else math.nan),
@@ -151,7 +157,7 @@ def format_report(rows: Sequence[dict], machine: dict) -> str:
     """Human-readable summary: a header describing the machine, then an aligned table of the main columns."""
     header = [f"{key}: {value}" for key, value in machine.items()]
     columns = ("variant", "batch_size", "hidden_size", "pairs_per_s", "tokens_per_s", "ratio_to_baseline",
-               "mflops_per_pair", "flops_fraction")
+               "ratio_to_baseline_tuned", "mflops_per_pair", "flops_fraction")
     cells = [list(columns)] + [[_format_value(row[c]) for c in columns] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in cells]
@@ -468,7 +474,7 @@ class BenchmarkResult:
 def make_step(variant: str, data: BenchmarkData, device: torch.device,
               config: BenchmarkConfig) -> tuple[Step, int, int]:
     """The step function of a variant, with its (batch size, hidden size)."""
-    if variant == "baseline":
+    if variant in BASELINES:
         return baseline_step(data, device, config.hidden, config.seed), 1, config.hidden
     if variant == "tutorial2023":
         return (tutorial2023_step(data, device, TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed),
@@ -483,6 +489,25 @@ def make_step(variant: str, data: BenchmarkData, device: torch.device,
     raise ValueError(f"unknown variant {variant!r}; expected one of {ALL_VARIANTS}")
 
 
+def measure_variant(variant: str, data: BenchmarkData, device: torch.device,
+                    config: BenchmarkConfig) -> Measurement:
+    """Time one variant (seeded, after warm-up) and count its FLOPs per pair."""
+    torch.manual_seed(config.seed)
+    step, batch_size, hidden = make_step(variant, data, device, config)
+    sizes = ModelSizes(len(data.source_vocab), len(data.target_vocab), hidden,
+                       max_length=max(len(s) for s, _ in data.examples))
+    baseline = variant in BASELINES
+    seconds = config.baseline_seconds if baseline and config.baseline_seconds is not None else config.seconds
+    timing = time_steps(step, device, seconds, config.warmup_steps * (10 if baseline else 1))
+    counted = None
+    if config.count_flops:
+        flops, pairs = count_flops(step)
+        counted = flops / pairs
+    return Measurement(variant, batch_size, hidden, timing.steps, timing.pairs, timing.target_tokens,
+                       timing.seconds, flops_per_pair(variant, sizes, data.shape),
+                       str(device), config.threads, counted, timing.round_rates)
+
+
 def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,
                   progress: Callable[[str], None] = log.info) -> BenchmarkResult:
     """Time every requested variant on ``data``; returns the table rows and the machine description."""
@@ -491,34 +516,31 @@ def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,
         raise ValueError(f"unknown variants {unknown}; expected some of {list(ALL_VARIANTS)}")
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        tune_cpu_runtime()  # as the pipeline's training does; for the whole run, so the baselines get it too
-    matmul = measure_matmul_flops(device)
-    machine = machine_info(device, config.threads, matmul)
+    variants = list(config.variants)
+    if device.type == "cpu" and "baseline" in variants:
+        # The process-wide tuning cannot be undone, so the tutorial as it runs is timed before it.
+        variants.remove("baseline")
+        variants.insert(0, "baseline")
+    elif "baseline-tuned" in variants:
+        progress(f"baseline-tuned: skipped, the CPU runtime tuning does not apply to {device}")
+        variants.remove("baseline-tuned")
     shape = data.shape
     progress(f"data: {data.description}: {len(data.examples)} pairs, vocabularies {len(data.source_vocab)}/"
              f"{len(data.target_vocab)}, mean lengths {shape.source_length:.2f}/{shape.target_length:.2f}")
-    progress(f"matmul: {matmul / 1e9:.1f} GFLOP/s")
     measurements = []
-    for variant in config.variants:
-        torch.manual_seed(config.seed)
-        step, batch_size, hidden = make_step(variant, data, device, config)
-        sizes = ModelSizes(len(data.source_vocab), len(data.target_vocab), hidden,
-                           max_length=max(len(s) for s, _ in data.examples))
-        seconds = config.seconds
-        if variant == "baseline" and config.baseline_seconds is not None:
-            seconds = config.baseline_seconds
-        warmup = config.warmup_steps * (10 if variant == "baseline" else 1)
-        timing = time_steps(step, device, seconds, warmup)
-        counted = None
-        if config.count_flops:
-            flops, pairs = count_flops(step)
-            counted = flops / pairs
-        m = Measurement(variant, batch_size, hidden, timing.steps, timing.pairs, timing.target_tokens,
-                        timing.seconds, flops_per_pair(variant, sizes, shape), str(device), config.threads,
-                        counted, timing.round_rates)
-        measurements.append(m)
+    matmul = None
+    for variant in variants:
+        if matmul is None and variant != "baseline":
+            if device.type == "cpu":
+                tune_cpu_runtime()  # as the pipeline's training does
+            matmul = measure_matmul_flops(device)
+            progress(f"matmul: {matmul / 1e9:.1f} GFLOP/s")
+        measurements.append(measure_variant(variant, data, device, config))
+        m = measurements[-1]
         progress(f"{variant}: {m.pairs / m.seconds:.1f} pairs/s ({m.steps} steps in {m.seconds:.1f} s)")
+    if matmul is None:
+        matmul = measure_matmul_flops(device)
+    machine = machine_info(device, config.threads, matmul)
     return BenchmarkResult(build_table(measurements, matmul), machine, data.description, shape, measurements)
 
 
