@@ -2,10 +2,14 @@
 
 import copy
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+from seq2seq.dependencies import package_modules
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -29,9 +33,10 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)) if MODELS else "[^/]+",
 
 
-def package_sources(*modules):
-    """Package files a rule's script imports: editing one of them reruns the rule."""
-    return [str(PACKAGE / f"{name}.py") for name in modules]
+def package_sources(script):
+    """Package files that workflow/scripts/<script>.py imports, directly or not: editing one of them
+    reruns the rule."""
+    return package_modules(Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py", PACKAGE)
 
 
 def corpus(pair):

@@ -26,7 +26,7 @@ rule download:
 rule prepare:
     input:
         raw="data/raw/{pair}.txt",
-        code=package_sources("corpus"),
+        code=package_sources("prepare"),
     output:
         train="results/{pair}/data/train.tsv",
         valid="results/{pair}/data/valid.tsv",
@@ -47,7 +47,7 @@ rule prepare:
 rule vocab:
     input:
         train="results/{pair}/data/train.tsv",
-        code=package_sources("vocab", "corpus"),
+        code=package_sources("vocab"),
     output:
         source="results/{pair}/vocab/source.json",
         target="results/{pair}/vocab/target.json",

@@ -5,10 +5,7 @@ rule evaluate:
     input:
         model="results/{pair}/{model}/model.pt",
         test="results/{pair}/data/test.tsv",
-        code=package_sources(
-            "evaluation", "translate", "search", "metrics", "checkpoint", "model", "attention",
-            "batching", "corpus", "vocab", "devices",
-        ),
+        code=package_sources("evaluate"),
     output:
         translations=report(
             "results/{pair}/{model}/translations.tsv",

@@ -6,10 +6,7 @@ rule figures:
         model="results/{pair}/{model}/model.pt",
         test="results/{pair}/data/test.tsv",
         history="results/{pair}/{model}/history.tsv",
-        code=package_sources(
-            "plots", "translate", "search", "metrics", "checkpoint", "model", "attention", "batching",
-            "corpus", "vocab", "devices",
-        ),
+        code=package_sources("figures"),
     output:
         attention=[
             report(

@@ -6,7 +6,7 @@ rule summary:
         metrics=expand("results/{pair}/{model}/metrics.json", pair=PAIRS, model=MODELS),
         histories=expand("results/{pair}/{model}/history.tsv", pair=PAIRS, model=MODELS),
         models=expand("results/{pair}/{model}/model.pt", pair=PAIRS, model=MODELS),
-        code=package_sources("summary", "plots", "checkpoint", "model", "attention"),
+        code=package_sources("summary"),
     output:
         tsv=report("results/summary.tsv", caption="../report/summary.rst", category="Summary",
                    labels={"file": "table"}),

@@ -7,10 +7,7 @@ rule train:
         valid="results/{pair}/data/valid.tsv",
         source_vocab="results/{pair}/vocab/source.json",
         target_vocab="results/{pair}/vocab/target.json",
-        code=package_sources(
-            "attention", "model", "batching", "training", "checkpoint", "search", "vocab", "corpus",
-            "devices", "metrics",
-        ),
+        code=package_sources("train"),
     output:
         model="results/{pair}/{model}/model.pt",
         last="results/{pair}/{model}/last.pt",
