@@ -138,3 +138,26 @@ def test_config_round_trip_and_validation():
         ModelConfig.from_dict({**config.to_dict(), "hiden_size": 3})
     with pytest.raises(ValueError, match="attention"):
         ModelConfig(10, 12, "concat")
+
+
+@pytest.mark.parametrize("attention", VARIANTS)
+def test_tied_embeddings_share_one_matrix_through_training_and_a_checkpoint(attention, tmp_path):
+    from seq2seq.checkpoint import save_checkpoint
+
+    tied = _model(attention, embedding_size=16, tie_embeddings=True).train()
+    untied = _model(attention, embedding_size=16)
+    assert tied.decoder.out.weight is tied.decoder.embedding.weight
+    assert sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters()) == TV * 16
+    batch = _batch()
+    logits, _ = tied(batch.src, batch.src_lengths, batch.tgt_in)
+    F.cross_entropy(logits.reshape(-1, TV), batch.tgt_out.reshape(-1), ignore_index=PAD_INDEX).backward()
+    torch.optim.SGD(tied.parameters(), lr=0.1).step()
+    path = tmp_path / "tied.pt"
+    save_checkpoint(path, {"state": tied.state_dict()})
+    state = torch.load(path, weights_only=True)["state"]
+    restored = _model(attention, embedding_size=16, tie_embeddings=True)
+    restored.load_state_dict(state)
+    assert restored.decoder.out.weight is restored.decoder.embedding.weight
+    assert torch.equal(restored.decoder.embedding.weight, tied.decoder.embedding.weight)
+    with pytest.raises(ValueError, match="tie_embeddings"):
+        ModelConfig(SV, TV, attention, hidden_size=16, embedding_size=12, tie_embeddings=True)

@@ -82,6 +82,7 @@ def test_dry_run_with_the_shipped_config_in_the_working_directory():
         ({"trainig": {"epochs": 3}}, "'trainig' was unexpected"),
         ({"pairs": ["spa-eng"]}, "corpora has no entry 'spa-eng'"),
         ({"models": {"m": {"attention": "cosine"}}}, "'cosine' is not one of"),
+        ({"models": {"m": {"attention": "luong", "embedding_size": 64}}}, "models.m: tie_embeddings needs"),
     ],
 )
 def test_bad_config_fails_before_any_job_with_the_key_named(tmp_path, override, message):

@@ -21,6 +21,13 @@ for _pair in config["pairs"]:
             f"(known corpora: {', '.join(sorted(config['corpora']))})"
         )
 
+for _name, _model in config["models"].items():
+    if _model["tie_embeddings"] and _model["embedding_size"] not in (None, _model["hidden_size"]):
+        raise WorkflowError(
+            f"config: models.{_name}: tie_embeddings needs embedding_size == hidden_size "
+            f"(got {_model['embedding_size']} and {_model['hidden_size']}); set tie_embeddings: false"
+        )
+
 PAIRS = list(config["pairs"])
 MODELS = list(config["models"])
 FIGURE_FORMAT = config["figures"]["format"]

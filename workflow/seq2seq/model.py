@@ -40,6 +40,7 @@ class ModelConfig:
     dropout: float = 0.1
     luong_score: str = "general"  # or "dot"
     max_length: int = 11  # source positions (tokens incl. <eos>) of the "tutorial" attention
+    tie_embeddings: bool = False  # decoder input embedding and output projection share one [V,H] matrix
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_TYPES:
@@ -51,6 +52,9 @@ class ModelConfig:
                 raise ValueError(f"model {name} must be positive, got {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model dropout must be in [0, 1), got {self.dropout!r}")
+        if self.tie_embeddings and self.embedding_dim != self.hidden_size:
+            raise ValueError(f"tie_embeddings needs embedding_size == hidden_size, got {self.embedding_dim} "
+                             f"and {self.hidden_size}")
 
     @property
     def embedding_dim(self) -> int:
@@ -147,6 +151,11 @@ class Decoder(nn.Module):
         )
         self.attention = attention
         self.out = nn.Linear(config.hidden_size, config.target_vocab_size)
+        if config.tie_embeddings:
+            # One matrix as input embedding and output layer (Press & Wolf 2017), at the output layer's
+            # scale: N(0, 1) embeddings would start the softmax with logits of standard deviation sqrt(H).
+            nn.init.normal_(self.embedding.weight, std=config.hidden_size ** -0.5)
+            self.out.weight = self.embedding.weight
 
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B] or [B,T] -> embedded [B,E] or [B,T,E], with dropout."""
