@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn import functional as F
-
 from seq2seq.dropout import Dropout, dropout, dropout_mask
+from torch.nn import functional as F
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.9])
