@@ -43,7 +43,8 @@ from .fileio import atomic_open
 from .flops import DataShape, ModelSizes, flops_per_pair
 from .training import tune_cpu_runtime
 from .tutorial_baselines import (
-    Tutorial2017AttnDecoder, Tutorial2017Encoder, Tutorial2023AttnDecoder, Tutorial2023Encoder, pad_to_length, tutorial2017_train_step, tutorial2023_train_step,
+    Tutorial2017AttnDecoder, Tutorial2017Encoder, Tutorial2023AttnDecoder, Tutorial2023Encoder, pad_to_length,
+    tutorial2017_train_step, tutorial2023_train_step,
 )
 from .vocab import Vocabulary
 
@@ -56,9 +57,8 @@ TUTORIAL2023_HIDDEN = 128
 TUTORIAL2023_BATCH = 32
 TABLE_COLUMNS: tuple[str, ...] = (
     "variant", "batch_size", "hidden_size", "pairs_per_s", "tokens_per_s", "ratio_to_baseline",
-    "ratio_to_baseline_tuned", "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction", "pairs_per_s_best",
-    "round_spread", "seconds_measured", "steps",
-    "pairs", "device", "threads",
+    "ratio_to_baseline_tuned", "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction",
+    "pairs_per_s_best", "round_spread", "seconds_measured", "steps", "pairs", "device", "threads",
 )
 
 

@@ -12,6 +12,8 @@ repeatable. Other devices and dtypes use ``torch.nn.functional.dropout``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -26,9 +28,7 @@ def dropout_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dty
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
     dropped_levels = round(p * _LEVELS)
-    numel = 1
-    for size in shape:
-        numel *= size
+    numel = math.prod(shape)
     if dropped_levels == 0:
         return torch.ones(shape, dtype=dtype)
     words = torch.randint(-(1 << 63), (1 << 63) - 1, ((numel + 3) // 4,), dtype=torch.int64)

@@ -216,8 +216,6 @@ def greedy_bleu(model: Seq2Seq, sources: Sequence[list[int]], references: Sequen
 # ---------------------------------------------------------------------------------------------- setup helpers
 
 
-
-
 def resolve_amp(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, whether a GradScaler is needed). Mixed precision only on CUDA."""
     if device.type != "cuda" or amp is False:
@@ -324,6 +322,7 @@ def train_model(
     if not train_examples or not valid_examples:
         raise ValueError(f"need training and validation pairs, got {len(train_examples)} and {len(valid_examples)}")
     valid_batches = make_batches(valid_examples, EVAL_BATCH_SIZE, shuffle=False, seed=0)
+    valid_sources = [source for source, _ in valid_examples]
     valid_references = [target for _, target in valid_pairs]
     max_len = max(len(t) for _, t in valid_examples) + 5
     fingerprints = {"source": source_vocab.fingerprint(), "target": target_vocab.fingerprint()}
@@ -368,8 +367,7 @@ def train_model(
         train_loss = float(total) / max(tokens, 1)
         train_seconds = time.perf_counter() - epoch_start
         valid_loss = evaluate_loss(model, valid_batches, device, amp_dtype)
-        valid_bleu = greedy_bleu(model, [s for s, _ in valid_examples], valid_references, target_vocab, device,
-                                 max_len)
+        valid_bleu = greedy_bleu(model, valid_sources, valid_references, target_vocab, device, max_len)
         scheduler.step(valid_loss)
         seconds = time.perf_counter() - epoch_start
         row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss, "valid_bleu": valid_bleu,
