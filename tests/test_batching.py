@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from seq2seq.batching import collate, encode_pairs, make_batches, pad_sources
+from seq2seq.batching import collate, encode_pairs, make_batches, pad_sources, padded_rows
 from seq2seq.vocab import EOS_INDEX, PAD_INDEX, SOS_INDEX, Vocabulary
 
 
@@ -28,6 +28,12 @@ def test_pad_sources():
     assert src.tolist() == [[5, 6, 2], [2, 0, 0]] and lengths.tolist() == [3, 1]
     with pytest.raises(ValueError):
         pad_sources([[]])
+
+
+def test_padded_rows_pads_to_the_longest_row_or_a_given_width():
+    assert padded_rows([[5], [6, 7, 8]]).tolist() == [[5, PAD_INDEX, PAD_INDEX], [6, 7, 8]]
+    wide = padded_rows([[5], [6, 7]], width=4)
+    assert wide.dtype == torch.long and wide.tolist() == [[5, 0, 0, 0], [6, 7, 0, 0]]
 
 
 def _examples(n=500, seed=0):

@@ -61,15 +61,22 @@ def encode_pairs(
     return [(source_vocab.encode(src.split()), target_vocab.encode(tgt.split())) for src, tgt in pairs]
 
 
+def padded_rows(rows: Sequence[Sequence[int]], width: int | None = None) -> Tensor:
+    """Id lists -> [len(rows), width] long, each row padded with <pad> (width: the longest row by default).
+
+    One ``torch.tensor`` call on padded Python lists: a tensor write per row made batching the fra-eng
+    training split 5-6x slower (0.21 s instead of 0.037 s an epoch, ~4% of a luong epoch's time).
+    """
+    width = max(map(len, rows)) if width is None else width
+    return torch.tensor([[*ids, *[PAD_INDEX] * (width - len(ids))] for ids in rows], dtype=torch.long)
+
+
 def pad_sources(sources: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
     """Source id lists -> (src [B,S] long padded with <pad>, lengths [B] long)."""
-    lengths = torch.tensor([len(s) for s in sources], dtype=torch.long)
-    if bool((lengths == 0).any()):
+    lengths = [len(s) for s in sources]
+    if 0 in lengths:
         raise ValueError("empty source sequence (sources must at least hold <eos>)")
-    src = torch.full((len(sources), int(lengths.max())), PAD_INDEX, dtype=torch.long)
-    for row, ids in enumerate(sources):
-        src[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-    return src, lengths
+    return padded_rows(sources), torch.tensor(lengths, dtype=torch.long)
 
 
 def collate(examples: Sequence[Example], index: Sequence[int] | None = None) -> Batch:
@@ -78,13 +85,8 @@ def collate(examples: Sequence[Example], index: Sequence[int] | None = None) -> 
         raise ValueError("cannot collate an empty list of examples")
     src, src_lengths = pad_sources([source for source, _ in examples])
     targets = [target for _, target in examples]
-    width = max(len(t) for t in targets)
-    tgt_in = torch.full((len(targets), width), PAD_INDEX, dtype=torch.long)
-    tgt_out = torch.full((len(targets), width), PAD_INDEX, dtype=torch.long)
-    for row, ids in enumerate(targets):
-        tgt_out[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-        tgt_in[row, 0] = SOS_INDEX
-        tgt_in[row, 1 : len(ids)] = torch.as_tensor(ids[:-1], dtype=torch.long)
+    tgt_out = padded_rows(targets)
+    tgt_in = padded_rows([[SOS_INDEX, *ids[:-1]] for ids in targets], tgt_out.size(1))
     rows = torch.as_tensor(list(index) if index is not None else range(len(examples)), dtype=torch.long)
     return Batch(src, src_lengths, tgt_in, tgt_out, rows, target_tokens=sum(len(t) for t in targets))
 
