@@ -70,7 +70,8 @@ def test_evaluate_stage_writes_metrics_and_translations(tmp_path) -> None:
                              beam_size=3, length_penalty=0.6, max_length=12, batch_size=4, bootstrap_resamples=50,
                              seed=3, threads=1, device="cpu")
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
-    assert (metrics["pair"], metrics["model"], metrics["beam_size"], metrics["alpha"]) == ("fra-eng", "bahdanau", 3, 0.6)
+    settings = (metrics["pair"], metrics["model"], metrics["beam_size"], metrics["alpha"])
+    assert settings == ("fra-eng", "bahdanau", 3, 0.6)
     for name in ("greedy", "beam"):
         block = metrics[name]
         assert {"bleu", "bleu_ci95", "chrf", "exact_match", "sentences", "sentences_per_s", "signature"} <= set(block)

@@ -53,7 +53,8 @@ def test_slurm_profile_dry_run_plans_the_whole_pipeline(tmp_path):
 def test_download_runs_locally_and_the_next_stage_is_submitted(tiny_workdir, slurm_stubs):
     workdir, config = tiny_workdir
     env, log = slurm_stubs
-    snakemake(workdir, "--profile", PROFILE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1", "results/fra-eng/data/stats.json",
+    snakemake(workdir, "--profile", PROFILE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1",
+              "results/fra-eng/data/stats.json",
               "--configfile", str(config), check=False, env=env, timeout=300)
     assert (workdir / "data" / "raw" / "fra-eng.txt").exists()  # ran on the submit host
     calls = sbatch_calls(log)
@@ -68,7 +69,8 @@ def test_train_is_submitted_with_a_gpu_request(tiny_workdir, slurm_stubs):
     # the data stages first, locally, so that training is the next job to submit
     snakemake(workdir, "--cores", "2", "results/fra-eng/vocab/source.json", "results/fra-eng/vocab/target.json",
               "--configfile", str(config))
-    snakemake(workdir, "--profile", PROFILE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1", "results/fra-eng/bahdanau/model.pt",
+    snakemake(workdir, "--profile", PROFILE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1",
+              "results/fra-eng/bahdanau/model.pt",
               "--configfile", str(config), check=False, env=env, timeout=300)
     train_calls = [call for call in sbatch_calls(log) if "rule_train" in call]
     assert len(train_calls) == 1, log.read_text()

@@ -379,6 +379,7 @@ def write_vocabularies(train_path: str | os.PathLike[str], source_path: str | os
 
 __all__ = [
     "CorpusError", "NORMALIZATIONS", "PrepareSettings", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2023",
-    "build_vocabularies", "keep_pair", "write_vocabularies", "normalize", "prepare_corpus", "read_raw_pairs", "read_split",
+    "build_vocabularies", "keep_pair", "write_vocabularies", "normalize", "prepare_corpus", "read_raw_pairs",
+    "read_split",
     "resolve_prefixes", "settings_from_dict", "split_by_source", "write_split",
 ]

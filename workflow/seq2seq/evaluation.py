@@ -32,7 +32,8 @@ from .translate import translate_sentences
 LOG = logging.getLogger(__name__)
 
 
-def _timed_translate(model, sources, source_vocab, target_vocab, device: torch.device, **search) -> tuple[list[str], float]:
+def _timed_translate(model, sources, source_vocab, target_vocab, device: torch.device,
+                     **search) -> tuple[list[str], float]:
     start = time.perf_counter()
     translations = translate_sentences(model, sources, source_vocab, target_vocab, normalization=None, **search)
     if device.type == "cuda":

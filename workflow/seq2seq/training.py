@@ -53,10 +53,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.early_stopping) - set(EARLY_STOPPING_DEFAULTS))
         if unknown:
-            raise ValueError(f"unknown early_stopping keys {unknown}; expected some of {sorted(EARLY_STOPPING_DEFAULTS)}")
+            raise ValueError(f"unknown early_stopping keys {unknown}; "
+                             f"expected some of {sorted(EARLY_STOPPING_DEFAULTS)}")
         self.early_stopping = {**EARLY_STOPPING_DEFAULTS, **self.early_stopping}
         if self.early_stopping["metric"] not in ("valid_bleu", "valid_loss"):
-            raise ValueError(f"early_stopping.metric must be valid_bleu or valid_loss, got {self.early_stopping['metric']!r}")
+            raise ValueError("early_stopping.metric must be valid_bleu or valid_loss, "
+                             f"got {self.early_stopping['metric']!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
         if self.amp not in (True, False, "auto"):
