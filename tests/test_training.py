@@ -136,6 +136,30 @@ def test_incompatible_resume_checkpoint_starts_fresh(tmp_path, corpus, caplog):
     assert [r["epoch"] for r in summary["history"]] == [1, 2]
 
 
+@pytest.mark.parametrize("damage", ["rng_state", "model_state"])
+def test_resume_failing_halfway_starts_exactly_fresh(tmp_path, corpus, caplog, damage):
+    """A checkpoint that passes the config checks but fails while loading (here after the model, optimizer
+    and scheduler were already loaded) must leave nothing behind: the run equals one without it."""
+    fresh = _run(tmp_path / "fresh", corpus, epochs=2)
+    with pytest.raises(Killed):
+        _run(tmp_path / "cut", corpus, epochs=2, callback=_kill_after(1))
+    resume = tmp_path / "cut" / "resume.pt"
+    data = torch.load(resume, weights_only=True)
+    if damage == "rng_state":
+        del data["rng_state"]["python"]
+    else:  # as after renaming a parameter: every other tensor matches and is copied before the error
+        data["model_state"]["renamed.weight"] = data["model_state"].pop("decoder.out.weight")
+    torch.save(data, resume)
+    (tmp_path / "cut" / "model.pt").unlink()
+    with caplog.at_level(logging.WARNING):
+        summary = _run(tmp_path / "cut", corpus, epochs=2)
+    assert summary["resumed_from_epoch"] is None and "cannot resume" in caplog.text
+    assert [r["epoch"] for r in summary["history"]] == [1, 2]
+    for key in ("train_loss", "valid_loss", "valid_bleu"):
+        assert [r[key] for r in summary["history"]] == [r[key] for r in fresh["history"]]
+    assert (tmp_path / "cut" / "model.pt").exists()
+
+
 def test_early_stopping_has_its_own_patience(tmp_path, corpus):
     summary = _run(tmp_path, corpus, epochs=10, learning_rate=1e-9,
                    early_stopping={"metric": "valid_loss", "patience": 1}, lr_patience=5)

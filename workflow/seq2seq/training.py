@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import ctypes
 import logging
@@ -452,6 +453,10 @@ def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, mo
     if mismatches:
         log.warning("%s: %s differ from this run; starting fresh", path, ", ".join(mismatches))
         return None
+    # Loading can fail halfway (a renamed parameter after a code change, fewer GPUs than were saved): keep
+    # what a fresh start needs, so a failed resume leaves nothing of the checkpoint behind.
+    fresh = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), scheduler.state_dict(),
+             scaler.state_dict(), copy.deepcopy(state), _rng_state())
     try:
         model.load_state_dict(data["model_state"])
         optimizer.load_state_dict(data["optimizer_state"])
@@ -460,7 +465,14 @@ def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, mo
             scaler.load_state_dict(data["scaler_state"])
         state.update(data["training_state"])
         _set_rng_state(data["rng_state"])
-    except (KeyError, ValueError, RuntimeError, TypeError) as error:
+    except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as error:
+        model.load_state_dict(fresh[0])
+        optimizer.load_state_dict(fresh[1])
+        scheduler.load_state_dict(fresh[2])
+        scaler.load_state_dict(fresh[3])
+        state.clear()
+        state.update(fresh[4])
+        _set_rng_state(fresh[5])
         log.warning("%s: cannot resume (%s); starting fresh", path, error)
         return None
     log.info("resuming from %s after epoch %d", path, state["epoch"])
