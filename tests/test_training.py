@@ -11,7 +11,7 @@ import torch
 from seq2seq.batching import encode_pairs, make_batches
 from seq2seq.checkpoint import load_checkpoint, load_model
 from seq2seq.model import ModelConfig, Seq2Seq
-from seq2seq.training import HISTORY_COLUMNS, TrainConfig, sequence_loss, train_batch, train_model
+from seq2seq.training import HISTORY_COLUMNS, TrainConfig, resolve_amp, sequence_loss, train_batch, train_model
 from seq2seq.vocab import Vocabulary
 
 WORDS = [f"w{i}" for i in range(8)]
@@ -207,3 +207,16 @@ def test_cpu_threads_are_capped_at_the_available_cpus():
         assert set_cpu_threads(1) == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("capability", "expected"), [
+    ((7, 0), (torch.float16, True)), ((7, 5), (torch.float16, True)),
+    ((8, 0), (torch.bfloat16, False)), ((9, 0), (torch.bfloat16, False)),
+])
+def test_mixed_precision_is_bf16_only_where_the_gpu_computes_in_it(monkeypatch, capability, expected):
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability)
+    assert resolve_amp(True, torch.device("cuda", 1)) == expected
+    assert asked == [torch.device("cuda", 1)]  # the training device, not the current one
+    assert resolve_amp(False, torch.device("cuda", 1)) == (None, False)
+    assert resolve_amp(True, torch.device("cpu")) == (None, False)

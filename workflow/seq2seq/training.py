@@ -220,10 +220,15 @@ def greedy_bleu(model: Seq2Seq, sources: Sequence[list[int]], references: Sequen
 
 
 def resolve_amp(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, whether a GradScaler is needed). Mixed precision only on CUDA."""
+    """(autocast dtype or None, whether a GradScaler is needed). Mixed precision only on CUDA: bf16 on GPUs
+    that compute in it (compute capability 8.0 and later), otherwise fp16 with a GradScaler.
+
+    Not ``torch.cuda.is_bf16_supported()``: it also says yes where bf16 is only emulated (V100, T4), which is
+    slower than fp16, and it asks about the current GPU rather than ``device``.
+    """
     if device.type != "cuda" or amp is False:
         return None, False
-    if torch.cuda.is_bf16_supported():
+    if torch.cuda.get_device_capability(device) >= (8, 0):
         return torch.bfloat16, False
     return torch.float16, True
 
