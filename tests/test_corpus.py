@@ -255,6 +255,9 @@ def test_settings_from_dict_rejects_unknown_keys_and_bad_values():
         settings_from_dict({"max_word": 8})
     with pytest.raises(ValueError, match="sum to less than 1"):
         PrepareSettings(valid_fraction=0.5, test_fraction=0.5)
+    for empty in ({"valid_fraction": 0}, {"test_fraction": 0}):
+        with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+            PrepareSettings(**empty)
     with pytest.raises(ValueError, match="normalization"):
         PrepareSettings(normalization="latin")
 
@@ -271,3 +274,13 @@ def test_split_file_round_trip_and_errors(tmp_path):
     write(tmp_path / "b.tsv", "source\ttarget\na\tb\nonly one column\n")
     with pytest.raises(CorpusError, match=r"b\.tsv:3: expected 'source<TAB>target'"):
         read_split(tmp_path / "b.tsv")
+    (tmp_path / "e.tsv").write_bytes(b"")
+    with pytest.raises(CorpusError, match=r"e\.tsv:1: expected the header .* empty file"):
+        read_split(tmp_path / "e.tsv")
+
+
+def test_split_file_not_utf8_names_the_line(tmp_path):
+    lines = [b"source\ttarget"] + [b"je suis grand .\ti am tall ."] * 3000 + [b"t\xe9l\xe9\ttv"]
+    (tmp_path / "latin.tsv").write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(CorpusError, match=r"latin\.tsv:3002: not UTF-8 text \(byte 1 of the line"):
+        read_split(tmp_path / "latin.tsv")

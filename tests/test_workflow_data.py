@@ -83,6 +83,7 @@ def test_dry_run_with_the_shipped_config_in_the_working_directory():
         ({"pairs": ["spa-eng"]}, "corpora has no entry 'spa-eng'"),
         ({"models": {"m": {"attention": "cosine"}}}, "'cosine' is not one of"),
         ({"models": {"m": {"attention": "luong", "embedding_size": 64}}}, "models.m: tie_embeddings needs"),
+        ({"prepare": {"split": {"test": 0}}}, "0 is less than or equal to the minimum of 0"),
     ],
 )
 def test_bad_config_fails_before_any_job_with_the_key_named(tmp_path, override, message):

@@ -16,7 +16,7 @@ import random
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .fileio import atomic_open, write_json
 from .vocab import Vocabulary
@@ -93,6 +93,18 @@ class RawPairs:
     malformed_lines: list[int] = field(default_factory=list)  # first few line numbers
 
 
+def utf8_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its line break) of a UTF-8 file; a line that is not UTF-8 raises
+    ``CorpusError`` naming the file, the line and the byte (a text-mode read would only name a buffer offset)."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                raise CorpusError(f"{path}:{number}: not UTF-8 text (byte {error.start} of the line: "
+                                  f"{raw[error.start:error.start + 1]!r})") from None
+
+
 def read_raw_pairs(
     path: str | os.PathLike[str],
     source_column: int = 2,
@@ -111,36 +123,29 @@ def read_raw_pairs(
     pairs: list[tuple[str, str]] = []
     read = malformed = 0
     first_bad: list[tuple[int, str]] = []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise CorpusError(f"{path}:{number}: not UTF-8 text (byte {error.start} of the line: "
-                                  f"{raw[error.start:error.start + 1]!r})") from None
-            if number == 1:
-                line = line.removeprefix("\ufeff")
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            read += 1
-            columns = line.split("\t")
-            problem = None
-            if len(columns) == 1:
-                problem = "no tab"
-            elif len(columns) < needed:
-                problem = f"{len(columns)} columns, need {needed}"
+    for number, line in utf8_lines(path):
+        if number == 1:
+            line = line.removeprefix("\ufeff")
+        if not line.strip():
+            continue
+        read += 1
+        columns = line.split("\t")
+        problem = None
+        if len(columns) == 1:
+            problem = "no tab"
+        elif len(columns) < needed:
+            problem = f"{len(columns)} columns, need {needed}"
+        else:
+            source = columns[source_column - 1].strip()
+            target = columns[target_column - 1].strip()
+            if not source or not target:
+                problem = "empty " + ("source" if not source else "target")
             else:
-                source = columns[source_column - 1].strip()
-                target = columns[target_column - 1].strip()
-                if not source or not target:
-                    problem = "empty " + ("source" if not source else "target")
-                else:
-                    pairs.append((source, target))
-            if problem:
-                malformed += 1
-                if len(first_bad) < _MALFORMED_LOGGED:
-                    first_bad.append((number, problem))
+                pairs.append((source, target))
+        if problem:
+            malformed += 1
+            if len(first_bad) < _MALFORMED_LOGGED:
+                first_bad.append((number, problem))
     if read == 0:
         raise CorpusError(f"{path}:1: the file is empty")
     for number, problem in first_bad:
@@ -238,10 +243,11 @@ class PrepareSettings:
             raise ValueError(f"normalization must be one of {list(NORMALIZATIONS)}, got {self.normalization!r}")
         if self.max_words < 2:
             raise ValueError(f"max_words must be at least 2, got {self.max_words}")
-        if not (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1
+        # Training needs validation pairs (early stopping) and evaluation test pairs: neither may be empty.
+        if not (0 < self.valid_fraction < 1 and 0 < self.test_fraction < 1
                 and self.valid_fraction + self.test_fraction < 1):
             raise ValueError(f"valid_fraction ({self.valid_fraction}) and test_fraction ({self.test_fraction}) "
-                             f"must be in [0, 1) and sum to less than 1")
+                             f"must be in (0, 1) and sum to less than 1")
         resolve_prefixes(self.target_prefixes)
 
 
@@ -339,19 +345,19 @@ def write_split(path: str | os.PathLike[str], pairs: Sequence[tuple[str, str]]) 
 def read_split(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """Read a split TSV written by :func:`write_split` -> list of (source, target)."""
     pairs: list[tuple[str, str]] = []
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            header = handle.readline().rstrip("\r\n")
+    header = None
+    for number, line in utf8_lines(path):
+        if number == 1:
+            header = line
             if header != SPLIT_HEADER:
                 raise CorpusError(f"{path}:1: expected the header {SPLIT_HEADER!r}, found {header!r}")
-            for number, line in enumerate(handle, start=2):
-                line = line.rstrip("\r\n")
-                columns = line.split("\t")
-                if len(columns) != 2 or not columns[0].strip() or not columns[1].strip():
-                    raise CorpusError(f"{path}:{number}: expected 'source<TAB>target', found {line!r}")
-                pairs.append((columns[0], columns[1]))
-    except UnicodeDecodeError as error:
-        raise CorpusError(f"{path}: not UTF-8 text ({error})") from None
+            continue
+        columns = line.split("\t")
+        if len(columns) != 2 or not columns[0].strip() or not columns[1].strip():
+            raise CorpusError(f"{path}:{number}: expected 'source<TAB>target', found {line!r}")
+        pairs.append((columns[0], columns[1]))
+    if header is None:
+        raise CorpusError(f"{path}:1: expected the header {SPLIT_HEADER!r}, found an empty file")
     return pairs
 
 
@@ -380,6 +386,5 @@ def write_vocabularies(train_path: str | os.PathLike[str], source_path: str | os
 __all__ = [
     "CorpusError", "NORMALIZATIONS", "PrepareSettings", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2023",
     "build_vocabularies", "keep_pair", "write_vocabularies", "normalize", "prepare_corpus", "read_raw_pairs",
-    "read_split",
-    "resolve_prefixes", "settings_from_dict", "split_by_source", "write_split",
+    "read_split", "resolve_prefixes", "settings_from_dict", "split_by_source", "utf8_lines", "write_split",
 ]
