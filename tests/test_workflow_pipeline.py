@@ -97,6 +97,15 @@ def test_changing_one_models_training_reruns_only_that_model(finished_run, tmp_p
     assert "results/fra-eng/bahdanau/model.pt" not in detailed.stdout.split("rule train")[-1].split("rule ")[0]
 
 
+def test_a_models_training_override_keeps_the_rest_of_the_training_section(finished_run, tmp_path):
+    """Overriding one key for one model must not reset its other keys to the schema's defaults (batch size 64
+    and device auto instead of the run's 16 and cpu would retrain it)."""
+    workdir, config, snakefile = finished_run
+    same = write_config(tmp_path / "same.yaml", {"models": {"luong": {"training": {"epochs": 2}}}})
+    result = snakemake(workdir, "-n", "--configfile", str(config), str(same), snakefile=snakefile)
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout
+
+
 def test_editing_the_model_code_reruns_training(finished_run):
     workdir, config, snakefile = finished_run
     model_code = snakefile.parent / "workflow" / "seq2seq" / "model.py"

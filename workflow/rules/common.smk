@@ -12,6 +12,13 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from seq2seq.dependencies import package_modules
 
 
+# Per-model `training:` overrides as written: validate() fills the schema's defaults into them too, and those
+# would override the top-level training section when merged.
+_MODEL_TRAINING_OVERRIDES = {
+    name: copy.deepcopy(model.get("training") or {})
+    for name, model in (config.get("models") or {}).items() if isinstance(model, dict)
+}
+
 validate(config, "../schemas/config.schema.yaml")
 
 for _pair in config["pairs"]:
@@ -85,8 +92,8 @@ def model_settings(model):
 
 
 def training_settings(model):
-    """The training section with this model's own overrides merged in."""
-    return _deep_merge(config["training"], config["models"][model].get("training", {}))
+    """The training section with this model's own overrides (only the keys it sets) merged in."""
+    return _deep_merge(config["training"], _MODEL_TRAINING_OVERRIDES.get(model, {}))
 
 
 def figure_names():
