@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 
+from seq2seq.devices import device_for_job
 from seq2seq.evaluation import evaluate_model
 from seq2seq.logs import logging_to, setup_logging
 
@@ -16,7 +17,8 @@ from seq2seq.logs import logging_to, setup_logging
 def run_from_snakemake(smk) -> None:
     with logging_to(smk.log[0], "evaluation"):
         evaluate_model(smk.input.model, smk.input.test, smk.output.translations, smk.output.metrics,
-                       threads=smk.threads, **smk.params.evaluation)
+                       threads=smk.threads, device=device_for_job("auto", smk.resources.get("gpu", 0)),
+                       **smk.params.evaluation)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,16 +9,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse
 import json
 
+from seq2seq.devices import device_for_job
 from seq2seq.logs import logging_to, setup_logging
 from seq2seq.training import train_from_files
 
 
 def run_from_snakemake(smk) -> None:
+    training = dict(smk.params.training)
+    training["device"] = device_for_job(training.get("device", "auto"), smk.resources.get("gpu", 0))
     with logging_to(smk.log[0], "training") as log:
         train_from_files(
             smk.input.train, smk.input.valid, smk.input.source_vocab, smk.input.target_vocab,
             smk.output.model, smk.output.last, smk.output.history,
-            model_settings=dict(smk.params.model), training_settings=dict(smk.params.training),
+            model_settings=dict(smk.params.model), training_settings=training,
             resume=smk.params.resume, metadata=dict(smk.params.metadata), threads=smk.threads, log=log,
         )
 
