@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+from seq2seq.configcheck import config_error, load_schema
 from seq2seq.dependencies import package_modules
 
 
@@ -19,7 +20,11 @@ _MODEL_TRAINING_OVERRIDES = {
     for name, model in (config.get("models") or {}).items() if isinstance(model, dict)
 }
 
-validate(config, "../schemas/config.schema.yaml")
+_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+_CONFIG_ERROR = config_error(config, load_schema(_SCHEMA))
+if _CONFIG_ERROR:
+    raise WorkflowError(_CONFIG_ERROR)  # one line, instead of validate()'s dump of the schema
+validate(config, "../schemas/config.schema.yaml")  # fills in the schema's defaults
 
 for _pair in config["pairs"]:
     if _pair not in config["corpora"]:
