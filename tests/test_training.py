@@ -160,6 +160,17 @@ def test_resume_failing_halfway_starts_exactly_fresh(tmp_path, corpus, caplog, d
     assert (tmp_path / "cut" / "model.pt").exists()
 
 
+def test_resume_checkpoint_of_other_code_starts_fresh(tmp_path, corpus, caplog, monkeypatch):
+    """After an edit of the training code (Snakemake reruns `train` for it) a resume would mix two versions."""
+    with pytest.raises(Killed):
+        _run(tmp_path, corpus, epochs=2, callback=_kill_after(1))
+    monkeypatch.setattr("seq2seq.dependencies.source_fingerprint", lambda path: "edited")
+    with caplog.at_level(logging.WARNING):
+        summary = _run(tmp_path, corpus, epochs=2)
+    assert summary["resumed_from_epoch"] is None and "package code changed since it was saved" in caplog.text
+    assert [r["epoch"] for r in summary["history"]] == [1, 2]
+
+
 def test_early_stopping_has_its_own_patience(tmp_path, corpus):
     summary = _run(tmp_path, corpus, epochs=10, learning_rate=1e-9,
                    early_stopping={"metric": "valid_loss", "patience": 1}, lr_patience=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 from pathlib import Path
 
 PACKAGE_NAME = "seq2seq"
@@ -43,3 +44,13 @@ def package_modules(script: str | Path, package_dir: str | Path) -> list[str]:
     if files and (package_dir / "__init__.py").is_file():
         files.insert(0, package_dir / "__init__.py")
     return [str(f) for f in files]
+
+
+def source_fingerprint(module_file: str | Path) -> str:
+    """sha256 over the source of a package module and of every package module it imports, directly or not:
+    changes whenever the code that the module runs changes."""
+    module_file = Path(module_file)
+    digest = hashlib.sha256()
+    for path in [str(module_file), *package_modules(module_file, module_file.parent)]:
+        digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -18,6 +18,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .batching import Batch, encode_pairs, make_batches, pad_sources
+from . import dependencies
 from .checkpoint import load_checkpoint, model_payload, save_checkpoint
 from .devices import resolve_device, set_cpu_threads
 from .fileio import atomic_open
@@ -333,7 +334,10 @@ def train_model(
     valid_sources = [source for source, _ in valid_examples]
     valid_references = [target for _, target in valid_pairs]
     max_len = max(len(t) for _, t in valid_examples) + 5
+    # The code is part of what a resume must match: a run resumed after an edit of the model or the loop
+    # would mix two versions. (Snakemake reruns `train` after such an edit; this makes it start afresh.)
     fingerprints = {"source": source_vocab.fingerprint(), "target": target_vocab.fingerprint()}
+    code = dependencies.source_fingerprint(__file__)
     metric = config.early_stopping["metric"]
     patience = config.early_stopping["patience"]
 
@@ -342,7 +346,7 @@ def train_model(
     resumed_from = None
     if resume_path is not None and resume_path.exists():
         resumed_from = _try_resume(resume_path, model, optimizer, scheduler, scaler, state, model_config, config,
-                                   fingerprints, log)
+                                   fingerprints, code, log)
         if resumed_from is not None:
             # Snakemake removed the declared outputs before rerunning: restore them from the resume state.
             _write_best(out_model, state, model, source_vocab, target_vocab, metadata)
@@ -394,14 +398,14 @@ def train_model(
         write_history(out_history, state["history"])
         if resume_path is not None:
             save_checkpoint(resume_path, _full_state(model, optimizer, scheduler, scaler, state, config,
-                                                     fingerprints, source_vocab, target_vocab, metadata))
+                                                     fingerprints, code, source_vocab, target_vocab, metadata))
         log.info("epoch %d/%d train_loss %.4f valid_loss %.4f valid_bleu %.2f lr %.3g %.1fs %.0f pairs/s%s",
                  epoch, config.epochs, train_loss, valid_loss, valid_bleu, learning_rate, seconds,
                  row["pairs_per_s"], " (best)" if state["best_epoch"] == epoch else "")
         if epoch_callback is not None:
             epoch_callback(epoch)
 
-    save_checkpoint(out_last, _full_state(model, optimizer, scheduler, scaler, state, config, fingerprints,
+    save_checkpoint(out_last, _full_state(model, optimizer, scheduler, scaler, state, config, fingerprints, code,
                                           source_vocab, target_vocab, metadata))
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
@@ -425,7 +429,7 @@ def _write_best(path: Path, state: dict, model: Seq2Seq, source_vocab: Vocabular
     save_checkpoint(path, payload)
 
 
-def _full_state(model, optimizer, scheduler, scaler, state: dict, config: TrainConfig, fingerprints: dict,
+def _full_state(model, optimizer, scheduler, scaler, state: dict, config: TrainConfig, fingerprints: dict, code: str,
                 source_vocab: Vocabulary, target_vocab: Vocabulary, metadata: dict) -> dict:
     """Everything needed to resume (and to translate): the format of the resume checkpoint and last.pt."""
     payload = model_payload(model, source_vocab, target_vocab,
@@ -433,6 +437,7 @@ def _full_state(model, optimizer, scheduler, scaler, state: dict, config: TrainC
     payload.update(
         train_config=config.to_dict(),
         vocab_fingerprints=fingerprints,
+        code_fingerprint=code,
         optimizer_state=optimizer.state_dict(),
         scheduler_state=scheduler.state_dict(),
         scaler_state=scaler.state_dict(),
@@ -443,7 +448,7 @@ def _full_state(model, optimizer, scheduler, scaler, state: dict, config: TrainC
 
 
 def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, model_config: ModelConfig,
-                config: TrainConfig, fingerprints: dict, log: logging.Logger) -> int | None:
+                config: TrainConfig, fingerprints: dict, code: str, log: logging.Logger) -> int | None:
     """Load a compatible resume checkpoint into the given objects; returns its epoch, or None (start fresh)."""
     try:
         data = load_checkpoint(path, map_location="cpu")
@@ -454,9 +459,10 @@ def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, mo
         ("model config", model_config.to_dict(), data.get("model_config")),
         ("training config", config.to_dict(), data.get("train_config")),
         ("vocabularies", fingerprints, data.get("vocab_fingerprints")),
+        ("package code", code, data.get("code_fingerprint")),
     ) if ours != theirs]
     if mismatches:
-        log.warning("%s: %s differ from this run; starting fresh", path, ", ".join(mismatches))
+        log.warning("%s: %s changed since it was saved; starting fresh", path, ", ".join(mismatches))
         return None
     # Loading can fail halfway (a renamed parameter after a code change, fewer GPUs than were saved): keep
     # what a fresh start needs, so a failed resume leaves nothing of the checkpoint behind.
