@@ -75,6 +75,17 @@ def test_dry_run_with_the_shipped_config_in_the_working_directory():
     assert "train" in result.stdout
 
 
+def test_an_override_leaves_a_model_out_with_null(tmp_path):
+    override = write_config(tmp_path / "only-luong.yaml",
+                            {"models": {"bahdanau": None, "luong": {"attention": "luong"}}})
+    result = snakemake(tmp_path, "-n", "--configfile", str(override))
+    assert "results/fra-eng/luong/model.pt" in result.stdout
+    assert "results/fra-eng/bahdanau/" not in result.stdout
+    everything_out = write_config(tmp_path / "none.yaml", {"models": {"bahdanau": None}})
+    failed = snakemake(tmp_path, "-n", "--configfile", str(everything_out), check=False)
+    assert failed.returncode != 0 and "config: models: {} should be non-empty" in failed.stdout + failed.stderr
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

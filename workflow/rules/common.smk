@@ -13,6 +13,10 @@ from seq2seq.configcheck import config_error, load_schema
 from seq2seq.dependencies import package_modules
 
 
+# An override file merges into config.yaml's models: `name: null` there leaves that model out.
+if isinstance(config.get("models"), dict):
+    config["models"] = {name: model for name, model in config["models"].items() if model is not None}
+
 # Per-model `training:` overrides as written: validate() fills the schema's defaults into them too, and those
 # would override the top-level training section when merged.
 _MODEL_TRAINING_OVERRIDES = {
