@@ -13,14 +13,19 @@ def _names(paths: list[str]) -> set[str]:
     return {Path(p).stem for p in paths}
 
 
-def test_transitive_absolute_and_relative_imports(tmp_path: Path) -> None:
-    package = tmp_path / "seq2seq"
+def _package(folder: Path, modules: dict[str, str]) -> Path:
+    """A fake ``seq2seq`` package in ``folder``: an empty __init__.py and the given module sources."""
+    package = folder / "seq2seq"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "a.py").write_text("from .b import thing\nimport json\n")
-    (package / "b.py").write_text("from . import c\n")
-    (package / "c.py").write_text("x = 1\n")
-    (package / "unused.py").write_text("from .a import thing\n")
+    for name, source in modules.items():
+        (package / f"{name}.py").write_text(source)
+    return package
+
+
+def test_transitive_absolute_and_relative_imports(tmp_path: Path) -> None:
+    package = _package(tmp_path, {"a": "from .b import thing\nimport json\n", "b": "from . import c\n",
+                                  "c": "x = 1\n", "unused": "from .a import thing\n"})
     script = tmp_path / "script.py"
     script.write_text("import sys\nif True:\n    from seq2seq.a import thing\n")
     assert _names(package_modules(script, package)) == {"__init__", "a", "b", "c"}
@@ -35,12 +40,7 @@ def test_the_train_rule_tracks_the_model_and_its_dropout_but_not_the_plots() -> 
 
 
 def test_source_fingerprint_follows_the_imported_code_only(tmp_path: Path) -> None:
-    package = tmp_path / "seq2seq"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "a.py").write_text("from .b import thing\n")
-    (package / "b.py").write_text("thing = 1\n")
-    (package / "other.py").write_text("x = 1\n")
+    package = _package(tmp_path, {"a": "from .b import thing\n", "b": "thing = 1\n", "other": "x = 1\n"})
     first = source_fingerprint(package / "a.py")
     assert source_fingerprint(package / "a.py") == first
     (package / "other.py").write_text("x = 2\n")
