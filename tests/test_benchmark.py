@@ -98,11 +98,12 @@ def test_write_table_and_report(tmp_path) -> None:
     rows = b.build_table([_measurement("baseline", 70, 2.0, batch=1), _measurement("bahdanau", 640, 2.0)],
                          matmul_flops_per_s=100e9)
     out = tmp_path / "sub" / "bench.tsv"
-    b.write_table(rows, out)
+    b.write_table(rows, out, {"cpu": "Test CPU", "cores": 2, "torch": "2.13.0", "matmul_gflops": 100.0})
     with open(out, encoding="utf-8") as handle:
         table = list(csv.DictReader(handle, delimiter="\t"))
     assert [r["variant"] for r in table] == ["baseline", "bahdanau"]
-    assert set(b.TABLE_COLUMNS) == set(table[0])
+    assert set(b.TABLE_COLUMNS + b.MACHINE_COLUMNS) == set(table[0])
+    assert [(r["cpu"], r["cores"], r["matmul_gflops"], r["gpu"]) for r in table] == [("Test CPU", "2", "100.0", "")] * 2
     assert float(table[1]["ratio_to_baseline"]) == pytest.approx(320 / 35, rel=1e-3)
     assert list(tmp_path.joinpath("sub").iterdir()) == [out]  # no temporary file left behind
     report = b.format_report(rows, {"cpu": "Test CPU", "matmul_gflops": 100.0})

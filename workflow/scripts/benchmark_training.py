@@ -19,7 +19,7 @@ def benchmark(out: str, data_dir: str | None, config: BenchmarkConfig, profile: 
         print(profile_variant(profile, data, config))
         return
     result = run_benchmark(data, config)
-    write_table(result.rows, out)
+    write_table(result.rows, out, result.machine)
     print(format_report(result.rows, {**result.machine, "data": result.data}))
 
 

@@ -60,6 +60,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "ratio_to_baseline_tuned", "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction",
     "pairs_per_s_best", "round_spread", "seconds_measured", "steps", "pairs", "device", "threads",
 )
+MACHINE_COLUMNS: tuple[str, ...] = ("matmul_gflops", "cpu", "cores", "gpu", "torch")  # same on every row
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,13 +145,17 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
-def write_table(rows: Sequence[dict], path: str | os.PathLike[str]) -> None:
-    """Write rows as a tab-separated file with a header line, atomically."""
+def write_table(rows: Sequence[dict], path: str | os.PathLike[str], machine: dict | None = None) -> None:
+    """Write rows as a tab-separated file with a header line, atomically; the ``machine`` description
+    (:func:`machine_info`) fills the :data:`MACHINE_COLUMNS` of every row, so the file says where it was
+    measured (empty where unknown)."""
+    machine = machine or {}
     with atomic_open(path) as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(TABLE_COLUMNS)
+        writer.writerow(TABLE_COLUMNS + MACHINE_COLUMNS)
         for row in rows:
-            writer.writerow([_format_value(row[c]) for c in TABLE_COLUMNS])
+            writer.writerow([_format_value(row[c]) for c in TABLE_COLUMNS]
+                            + [_format_value(machine.get(c, "")) for c in MACHINE_COLUMNS])
 
 
 def format_report(rows: Sequence[dict], machine: dict) -> str:
