@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from .batching import Batch, encode_pairs, make_batches, pad_sources
 from . import dependencies
+from .batching import Batch, encode_pairs, make_batches, pad_sources
 from .checkpoint import load_checkpoint, model_payload, save_checkpoint
 from .devices import resolve_device, set_cpu_threads
 from .fileio import atomic_open
