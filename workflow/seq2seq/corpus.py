@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator, Sequence
 
 from .fileio import atomic_open, write_json
+from .logs import InputError
 from .vocab import Vocabulary
 
 logger = logging.getLogger("seq2seq.corpus")
@@ -44,7 +45,7 @@ _MALFORMED_LOGGED = 5
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'"})
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError, ValueError):
     """Bad corpus input; the message reads ``<file>:<line>: what is wrong``."""
 
 

@@ -14,13 +14,14 @@ import zipfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .fileio import atomic_path
+from .logs import InputError
 
 logger = logging.getLogger("seq2seq.download")
 
 REMOTE_SCHEMES = ("http", "https")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(InputError, RuntimeError):
     """The corpus could not be fetched, verified or unpacked (one-line message)."""
 
 
@@ -118,7 +119,7 @@ def _download(url: str, folder: Path, dest: Path, retries: int, timeout: float, 
                     f"could not download {url} ({reason}, {attempt} attempt(s)); offline? point the pipeline "
                     f"at a local copy with --configfile local.yaml holding "
                     f"'corpora: {{{pair}: {{url: /path/to/file.zip, member: FILE.txt}}}}'"
-                ) from error
+                ) from None  # the message names the reason; requests' chain of nested reprs adds ~80 lines
             wait = backoff * 2 ** (attempt - 1)
             logger.warning("download of %s failed (%s); retrying in %.1fs", url, reason, wait)
             time.sleep(wait)

@@ -8,6 +8,11 @@ from typing import Iterator
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class InputError(Exception):
+    """Bad input the user can fix (a file, a URL, a setting), with a one-line message naming it: the rule's
+    log gets that line, not a traceback."""
+
+
 def setup_logging(path: str | os.PathLike[str] | None = None) -> None:
     """Send INFO and above to ``path`` (a Snakemake rule's log file), or to stderr when None."""
     logging.basicConfig(filename=path, level=logging.INFO, format=LOG_FORMAT, force=True)
@@ -15,12 +20,16 @@ def setup_logging(path: str | os.PathLike[str] | None = None) -> None:
 
 @contextlib.contextmanager
 def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
-    """Log to ``path`` for the block; a failure's traceback is written there too before it propagates
-    (Snakemake shows the log of a failed job, and cluster job logs do not outlive it)."""
+    """Log to ``path`` for the block; a failure is written there too before it propagates (Snakemake shows
+    the log of a failed job, and cluster job logs do not outlive it): an :class:`InputError` as its one-line
+    message, anything else with its traceback."""
     setup_logging(path)
     log = logging.getLogger(f"seq2seq.{stage}")
     try:
         yield log
+    except InputError as error:
+        log.error("%s failed: %s", stage, error)
+        raise
     except Exception:
         log.exception("%s failed", stage)
         raise

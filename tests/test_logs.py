@@ -1,0 +1,26 @@
+"""Rule logs: a user's input error is one line, anything else keeps its traceback."""
+
+import pytest
+
+from seq2seq.corpus import CorpusError
+from seq2seq.download import DownloadError
+from seq2seq.logs import InputError, logging_to
+
+
+@pytest.mark.parametrize("error", [DownloadError("could not download x (ConnectionError, 4 attempt(s))"),
+                                   CorpusError("raw.txt:3: not UTF-8 text")])
+def test_input_errors_are_logged_as_one_line(tmp_path, error):
+    log = tmp_path / "rule.log"
+    with pytest.raises(type(error)), logging_to(log, "stage"):
+        raise error
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(f"ERROR seq2seq.stage: stage failed: {error}")
+    assert isinstance(error, InputError)
+
+
+def test_unexpected_errors_keep_their_traceback(tmp_path):
+    log = tmp_path / "rule.log"
+    with pytest.raises(KeyError), logging_to(log, "stage"):
+        {}["missing"]
+    text = log.read_text()
+    assert "stage failed" in text and "Traceback (most recent call last)" in text and "KeyError" in text
