@@ -1,6 +1,6 @@
 """Training-throughput benchmark: our model's attention variants against the PyTorch tutorial's loops.
 
-    python workflow/scripts/benchmark_training.py --out results/benchmarks/training.tsv
+    python workflow/scripts/benchmark_training.py --out results/benchmarks/training_throughput.tsv
 """
 
 from __future__ import annotations
