@@ -28,7 +28,7 @@ _SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 _CONFIG_ERROR = config_error(config, load_schema(_SCHEMA))
 if _CONFIG_ERROR:
     raise WorkflowError(_CONFIG_ERROR)  # one line, instead of validate()'s dump of the schema
-validate(config, "../schemas/config.schema.yaml")  # fills in the schema's defaults
+validate(config, str(_SCHEMA))  # fills in the schema's defaults
 
 for _pair in config["pairs"]:
     if _pair not in config["corpora"]:

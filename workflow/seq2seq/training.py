@@ -466,8 +466,9 @@ def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, mo
         return None
     # Loading can fail halfway (a renamed parameter after a code change, fewer GPUs than were saved): keep
     # what a fresh start needs, so a failed resume leaves nothing of the checkpoint behind.
-    fresh = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), scheduler.state_dict(),
-             scaler.state_dict(), copy.deepcopy(state), _rng_state())
+    fresh_model, fresh_optimizer = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    fresh_scheduler, fresh_scaler = scheduler.state_dict(), scaler.state_dict()
+    fresh_state, fresh_rng = copy.deepcopy(state), _rng_state()
     try:
         model.load_state_dict(data["model_state"])
         optimizer.load_state_dict(data["optimizer_state"])
@@ -477,13 +478,13 @@ def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, mo
         state.update(data["training_state"])
         _set_rng_state(data["rng_state"])
     except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as error:
-        model.load_state_dict(fresh[0])
-        optimizer.load_state_dict(fresh[1])
-        scheduler.load_state_dict(fresh[2])
-        scaler.load_state_dict(fresh[3])
+        model.load_state_dict(fresh_model)
+        optimizer.load_state_dict(fresh_optimizer)
+        scheduler.load_state_dict(fresh_scheduler)
+        scaler.load_state_dict(fresh_scaler)
         state.clear()
-        state.update(fresh[4])
-        _set_rng_state(fresh[5])
+        state.update(fresh_state)
+        _set_rng_state(fresh_rng)
         log.warning("%s: cannot resume (%s); starting fresh", path, error)
         return None
     log.info("resuming from %s after epoch %d", path, state["epoch"])

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .batching import padded_rows
 from .vocab import EOS_INDEX, SOS_INDEX
 
 
@@ -157,13 +158,12 @@ class Tutorial2023AttnDecoder(nn.Module):
 
 
 def pad_to_length(sequences: Sequence[Sequence[int]], length: int) -> Tensor:
-    """[N, length] long tensor: each sequence (already ending with <eos>) followed by zeros, as the tutorial."""
-    out = torch.zeros(len(sequences), length, dtype=torch.long)
+    """[N, length] long tensor: each sequence (already ending with <eos>) followed by zeros (<pad>), as the
+    tutorial."""
     for i, seq in enumerate(sequences):
         if len(seq) > length:
             raise ValueError(f"sequence {i} has {len(seq)} tokens, more than max_length {length}")
-        out[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-    return out
+    return padded_rows(sequences, width=length)
 
 
 def tutorial2023_train_step(src: Tensor, tgt: Tensor, encoder: Tutorial2023Encoder,
