@@ -175,3 +175,38 @@ def test_run_benchmark_times_the_untuned_baseline_before_tuning_the_runtime(monk
     result = b.run_benchmark(data, config, progress=lambda message: None)
     assert events == ["baseline", "tune", "matmul", "luong", "baseline-tuned"]
     assert [row["variant"] for row in result.rows] == ["baseline", "luong", "baseline-tuned"]
+
+
+def test_bidirectional_encoder_doubles_only_the_encoder_flops_of_our_rows() -> None:
+    sizes = flops.ModelSizes(source_vocab=100, target_vocab=50, hidden=8)
+    shape = flops.DataShape(4, 3)
+    encoder = 3 * flops.encoder_flops(sizes, shape)
+    for variant in (*b.OUR_VARIANTS, "bahdanau-h128"):
+        assert (flops.flops_per_pair(variant, sizes, shape, bidirectional=True)
+                == pytest.approx(flops.flops_per_pair(variant, sizes, shape) + encoder))
+    assert flops.flops_per_pair("baseline", sizes, shape, True) == flops.flops_per_pair("baseline", sizes, shape)
+
+
+def test_model_options_reach_the_timed_model_and_the_table(monkeypatch) -> None:
+    from seq2seq import model as model_module
+
+    built, real_model = [], model_module.Seq2Seq
+    monkeypatch.setattr(model_module, "Seq2Seq", lambda config: built.append(config) or real_model(config))
+    data = b.prepare_data(b.synthetic_pairs(n_pairs=40, source_vocab=30, target_vocab=20, seed=1), "tiny")
+    cpu = torch.device("cpu")
+    options = b.ModelOptions(bidirectional=True, tie_embeddings=True, dropout=0.3, label_smoothing=0.1)
+    quick = dict(hidden=8, batch_size=4, seconds=0.01, warmup_steps=1)
+    plain = b.measure_variant("bahdanau", data, cpu, b.BenchmarkConfig(**quick))
+    bidirectional = b.measure_variant("bahdanau", data, cpu, b.BenchmarkConfig(**quick, model=options))
+    tutorial = b.measure_variant("baseline", data, cpu, b.BenchmarkConfig(**quick, model=options))
+    # Torch's own FLOP count of one step sees the second encoder direction the formula adds.
+    sizes = flops.ModelSizes(len(data.source_vocab), len(data.target_vocab), 8)
+    extra = 3 * flops.encoder_flops(sizes, data.shape)
+    assert bidirectional.flops_per_pair == pytest.approx(plain.flops_per_pair + extra)
+    assert bidirectional.counted_flops_per_pair > plain.counted_flops_per_pair
+    rows = b.build_table([tutorial, plain, bidirectional], matmul_flops_per_s=1e9)
+    settings = ("bidirectional", "tie_embeddings", "dropout", "label_smoothing")
+    assert [tuple(row[c] for c in settings) for row in rows] == [
+        ("", "", "", ""), (False, False, 0.1, 0.0), (True, True, 0.3, 0.1)]
+    assert [(c.bidirectional, c.tie_embeddings, c.dropout) for c in built] == [(False, False, 0.1), (True, True, 0.3)]
+    assert options.describe() == "bidirectional True, tie_embeddings True, dropout 0.3, label_smoothing 0.1"

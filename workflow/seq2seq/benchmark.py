@@ -29,7 +29,7 @@ import os
 import platform
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -59,6 +59,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "variant", "batch_size", "hidden_size", "pairs_per_s", "tokens_per_s", "ratio_to_baseline",
     "ratio_to_baseline_tuned", "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction",
     "pairs_per_s_best", "round_spread", "seconds_measured", "steps", "pairs", "device", "threads",
+    "bidirectional", "tie_embeddings", "dropout", "label_smoothing",  # our model's rows only
 )
 MACHINE_COLUMNS: tuple[str, ...] = ("matmul_gflops", "cpu", "cores", "gpu", "torch")  # same on every row
 
@@ -66,6 +67,21 @@ MACHINE_COLUMNS: tuple[str, ...] = ("matmul_gflops", "cpu", "cores", "gpu", "tor
 # --------------------------------------------------------------------------------------------------
 # Results table
 # --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Settings of our model's rows besides attention, hidden and batch size. The defaults are the model's
+    own (``ModelConfig``); the pipeline's ``config.yaml`` trains a bidirectional, tied model with dropout 0.3
+    and label smoothing 0.1, which these options reproduce."""
+
+    bidirectional: bool = False
+    tie_embeddings: bool = False
+    dropout: float = 0.1
+    label_smoothing: float = 0.0
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} {value}" for name, value in asdict(self).items())
+
 
 @dataclass
 class Measurement:
@@ -83,6 +99,7 @@ class Measurement:
     threads: int
     counted_flops_per_pair: float | None = None
     round_rates: list[float] = field(default_factory=list)  # pairs/s of consecutive ~2 s rounds
+    model: ModelOptions | None = None  # None for the tutorial rows
 
 
 def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
@@ -123,6 +140,7 @@ def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
             "pairs": m.pairs,
             "device": m.device,
             "threads": m.threads,
+            **(asdict(m.model) if m.model is not None else dict.fromkeys(asdict(ModelOptions()), "")),
         })
     return rows
 
@@ -414,15 +432,17 @@ def tutorial2023_step(data: BenchmarkData, device: torch.device, hidden: int, ba
 
 
 def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidden: int, batch_size: int,
-                 seed: int, amp: bool = False) -> Step:
+                 seed: int, amp: bool = False, options: ModelOptions = ModelOptions()) -> Step:
     """A :data:`Step` of our model as the pipeline trains it: its optimizer (``build_optimizer``: Adam,
-    lr 1e-3, fused where available), teacher forcing 1.0, gradient clipping 1.0, fp32 unless ``amp``."""
+    lr 1e-3, fused where available), teacher forcing 1.0, gradient clipping 1.0, fp32 unless ``amp``,
+    the model and loss ``options``."""
     from .model import ModelConfig, Seq2Seq
     from .training import TrainConfig, build_optimizer, resolve_amp, train_batch
 
     config = ModelConfig(source_vocab_size=len(data.source_vocab), target_vocab_size=len(data.target_vocab),
                          attention=attention, hidden_size=hidden,
-                         max_length=max(len(s) for s, _ in data.examples))
+                         max_length=max(len(s) for s, _ in data.examples), bidirectional=options.bidirectional,
+                         tie_embeddings=options.tie_embeddings, dropout=options.dropout)
     model = Seq2Seq(config).to(device)
     model.train()
     optimizer = build_optimizer(model, TrainConfig(learning_rate=1e-3))
@@ -440,7 +460,7 @@ def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidd
             epoch += 1
             batch = next(batches)
         train_batch(model, batch.to(device), optimizer, clip_grad=1.0, teacher_forcing=1.0,
-                    scaler=scaler, amp_dtype=amp_dtype)
+                    scaler=scaler, amp_dtype=amp_dtype, label_smoothing=options.label_smoothing)
         return batch.size, int(batch.target_tokens)
 
     return step
@@ -463,6 +483,7 @@ class BenchmarkConfig:
     seed: int = 0
     count_flops: bool = True
     amp: bool = False  # mixed precision for our model on CUDA (the matmul rate stays fp32)
+    model: ModelOptions = field(default_factory=ModelOptions)  # our model's rows, bahdanau-h128 included
 
 
 @dataclass
@@ -486,10 +507,11 @@ def make_step(variant: str, data: BenchmarkData, device: torch.device,
                 TUTORIAL2023_BATCH, TUTORIAL2023_HIDDEN)
     if variant == "bahdanau-h128":
         return (seq2seq_step(data, device, "bahdanau", TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed,
-                             config.amp),
+                             config.amp, config.model),
                 TUTORIAL2023_BATCH, TUTORIAL2023_HIDDEN)
     if variant in OUR_VARIANTS:
-        return (seq2seq_step(data, device, variant, config.hidden, config.batch_size, config.seed, config.amp),
+        return (seq2seq_step(data, device, variant, config.hidden, config.batch_size, config.seed, config.amp,
+                             config.model),
                 config.batch_size, config.hidden)
     raise ValueError(f"unknown variant {variant!r}; expected one of {ALL_VARIANTS}")
 
@@ -502,6 +524,7 @@ def measure_variant(variant: str, data: BenchmarkData, device: torch.device,
     sizes = ModelSizes(len(data.source_vocab), len(data.target_vocab), hidden,
                        max_length=max(len(s) for s, _ in data.examples))
     baseline = variant in BASELINES
+    ours = variant in OUR_VARIANTS or variant == "bahdanau-h128"
     seconds = config.baseline_seconds if baseline and config.baseline_seconds is not None else config.seconds
     timing = time_steps(step, device, seconds, config.warmup_steps * (10 if baseline else 1))
     counted = None
@@ -509,8 +532,8 @@ def measure_variant(variant: str, data: BenchmarkData, device: torch.device,
         flops, pairs = count_flops(step)
         counted = flops / pairs
     return Measurement(variant, batch_size, hidden, timing.steps, timing.pairs, timing.target_tokens,
-                       timing.seconds, flops_per_pair(variant, sizes, data.shape),
-                       str(device), config.threads, counted, timing.round_rates)
+                       timing.seconds, flops_per_pair(variant, sizes, data.shape, ours and config.model.bidirectional),
+                       str(device), config.threads, counted, timing.round_rates, config.model if ours else None)
 
 
 def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,

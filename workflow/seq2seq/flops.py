@@ -82,8 +82,9 @@ def tutorial2023_flops(sizes: ModelSizes, shape: DataShape) -> float:
     return training_flops(encoder_flops(sizes, shape) + shape.target_length * step)
 
 
-def seq2seq_flops(attention: str, sizes: ModelSizes, shape: DataShape) -> float:
-    """Training FLOPs per pair of our :class:`seq2seq.model.Seq2Seq` with the given attention.
+def seq2seq_flops(attention: str, sizes: ModelSizes, shape: DataShape, bidirectional: bool = False) -> float:
+    """Training FLOPs per pair of our :class:`seq2seq.model.Seq2Seq` with the given attention (a one-layer
+    encoder, run in both directions when ``bidirectional``; tied embeddings change no FLOP count).
 
     Decoder step, all variants: a GRU step and the output projection Linear(H -> V). On top of that:
 
@@ -112,14 +113,14 @@ def seq2seq_flops(attention: str, sizes: ModelSizes, shape: DataShape) -> float:
         step = gru_step_flops(e, h) + 2.0 * s * h + 2.0 * s * h + linear_flops(2 * h, h) + out
     else:
         raise ValueError(f"unknown attention {attention!r}; expected none, tutorial, bahdanau or luong")
-    return training_flops(encoder_flops(sizes, shape) + once + shape.target_length * step)
+    return training_flops(encoder_flops(sizes, shape, bidirectional) + once + shape.target_length * step)
 
 
-def flops_per_pair(variant: str, sizes: ModelSizes, shape: DataShape) -> float:
+def flops_per_pair(variant: str, sizes: ModelSizes, shape: DataShape, bidirectional: bool = False) -> float:
     """Training FLOPs per pair of a benchmark row (``bahdanau-h128`` is ``bahdanau`` at its own sizes,
-    ``baseline-tuned`` the ``baseline`` step)."""
+    ``baseline-tuned`` the ``baseline`` step); ``bidirectional`` applies to our model's rows only."""
     if variant in ("baseline", "baseline-tuned"):
         return tutorial2017_flops(sizes, shape)
     if variant == "tutorial2023":
         return tutorial2023_flops(sizes, shape)
-    return seq2seq_flops(variant.split("-")[0], sizes, shape)
+    return seq2seq_flops(variant.split("-")[0], sizes, shape, bidirectional)
