@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from seq2seq.plots import (attention_figure, attention_grid, attention_heatmap, comparison_chart, learning_curve,
-                           save_figure)
+                           save_figure, train_loss_label)
 from seq2seq.translate import Translation
 
 
@@ -74,11 +75,21 @@ def test_learning_curve_and_comparison_chart(tmp_path) -> None:
     figure = learning_curve(history, title="fra-eng bahdanau")
     assert [line.get_label() for ax in figure.axes for line in ax.get_lines()] == [
         "train loss", "valid loss", "valid BLEU"]
+    assert train_loss_label(0.3, 0.1) == "train loss (with dropout 0.3, label smoothing 0.1)"
+    assert train_loss_label(0.0, 0.1) == "train loss (with label smoothing 0.1)"
+    assert train_loss_label(0.0, 0.0) == "train loss"
+    labelled = learning_curve(history, train_label=train_loss_label(0.3, 0.0))
+    assert labelled.axes[0].get_lines()[0].get_label() == "train loss (with dropout 0.3)"
     table = pd.DataFrame({"pair": ["fra-eng", "fra-eng"], "model": ["a", "b"], "greedy_bleu": [20.0, 25.0],
                           "bleu": [22.0, 27.0], "bleu_ci_low": [20.5, 25.0], "bleu_ci_high": [23.0, 29.0]})
     chart = comparison_chart(table)
     heights = [bar.get_height() for bar in chart.axes[0].patches]
     assert heights == [20.0, 25.0, 22.0, 27.0]
+    assert [text.get_text() for text in chart.axes[0].texts] == ["20.0", "25.0", "22.0", "27.0"]
+    renderer = FigureCanvasAgg(chart).get_renderer()
+    legend_box = chart.axes[0].get_legend().get_window_extent(renderer)
+    axes_box = chart.axes[0].get_window_extent(renderer)
+    assert legend_box.y0 >= axes_box.y1 - 1  # the legend sits above the bars, not on them
     save_figure(chart, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 0
 

@@ -90,6 +90,7 @@ def test_outputs_history_and_checkpoints(tmp_path, corpus):
     assert not model.training and len(source) == len(corpus[2]) and len(target) == len(corpus[3])
     assert metadata["pair"] == "fra-eng" and metadata["normalization"] == "ascii"
     assert metadata["epoch"] == summary["best_epoch"] and len(metadata["history"]) == summary["best_epoch"]
+    assert metadata["training"]["epochs"] == 2 and "label_smoothing" in metadata["training"]
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["metadata"]["epoch"] == 2 and "optimizer_state" in last and "rng_state" in last
 

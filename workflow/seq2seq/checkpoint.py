@@ -4,8 +4,8 @@ Every checkpoint is a dict of plain data and tensors with at least
 
 - ``format`` (:data:`CHECKPOINT_FORMAT`), ``model_config`` (ModelConfig.to_dict()), ``model_state``,
 - ``source_vocab`` / ``target_vocab`` (Vocabulary.to_dict()),
-- ``metadata``: the train rule's dict (``normalization``, ``pair``, ``model_name``) plus ``epoch`` and
-  ``history`` (list of per-epoch rows),
+- ``metadata``: the train rule's dict (``normalization``, ``pair``, ``model_name``) plus ``epoch``,
+  ``history`` (list of per-epoch rows) and ``training`` (the TrainConfig, as a dict; absent in older files),
 
 which is enough to translate without the rest of the pipeline. Resume checkpoints and ``last.pt``
 add optimizer, scheduler, scaler, RNG and early-stopping state (see ``seq2seq.training``).

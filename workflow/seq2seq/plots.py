@@ -94,16 +94,24 @@ def attention_grid(translations: Sequence["Translation"], titles: Sequence[str],
     return figure
 
 
-def learning_curve(history: pd.DataFrame, title: str = "") -> Figure:
+def train_loss_label(dropout: float, label_smoothing: float) -> str:
+    """Legend label of the train loss, naming what makes it the training objective rather than the plain
+    cross-entropy of the valid loss (otherwise a train loss above the valid loss looks like a bug)."""
+    parts = [f"dropout {dropout:g}"] if dropout > 0 else []
+    parts += [f"label smoothing {label_smoothing:g}"] if label_smoothing > 0 else []
+    return f"train loss (with {', '.join(parts)})" if parts else "train loss"
+
+
+def learning_curve(history: pd.DataFrame, title: str = "", train_label: str = "train loss") -> Figure:
     """Train/valid loss (left axis) and valid BLEU (right axis) against epoch, from history.tsv columns
     ``epoch``, ``train_loss``, ``valid_loss``, ``valid_bleu`` (missing ones are skipped)."""
     figure = Figure(figsize=(6.4, 4.0))
     ax = figure.add_subplot()
     epochs = history["epoch"]
     lines = []
-    for column, style in (("train_loss", "-o"), ("valid_loss", "-s")):
+    for column, style, label in (("train_loss", "-o", train_label), ("valid_loss", "-s", "valid loss")):
         if column in history:
-            lines += ax.plot(epochs, history[column], style, label=column.replace("_", " "), markersize=3)
+            lines += ax.plot(epochs, history[column], style, label=label, markersize=3)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (cross-entropy per token)")
     if "valid_bleu" in history:
@@ -112,7 +120,8 @@ def learning_curve(history: pd.DataFrame, title: str = "") -> Figure:
                             markersize=3)
         right.set_ylabel("BLEU")
     if lines:
-        ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+        ax.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.15),
+                  ncol=2, frameon=False)  # under the axes: the curves use the whole plot
     ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         ax.set_title(title)
@@ -137,11 +146,13 @@ def comparison_chart(table: pd.DataFrame) -> Figure:
         if f"{column}_ci_low" in table and f"{column}_ci_high" in table:
             low, high = table[f"{column}_ci_low"].to_numpy(float), table[f"{column}_ci_high"].to_numpy(float)
             error = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
-        ax.bar(x + offset, values, width, yerr=error, capsize=3, label=name)
+        bars = ax.bar(x + offset, values, width, yerr=error, capsize=3, label=name)
+        ax.bar_label(bars, fmt="%.1f", label_type="center", color="white", fontsize=8)
     ax.set_xticks(x)
     ax.set_xticklabels(labels)
+    ax.set_xlim(-0.7, len(labels) - 0.3)
     ax.set_ylabel("test BLEU (95% bootstrap interval)")
-    ax.legend()
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)  # above: never on a bar
     figure.tight_layout()
     return figure
 
@@ -213,5 +224,6 @@ def draw_figures(model_path: str | os.PathLike[str], test_path: str | os.PathLik
     save_figure(attention_grid(translations, titles, grid_columns), grid_path)
     history = pd.read_csv(history_path, sep="\t")
     name = " ".join(str(v) for v in (metadata.get("pair"), metadata.get("model_name")) if v)
-    save_figure(learning_curve(history, title=name), curve_path)
+    smoothing = float((metadata.get("training") or {}).get("label_smoothing", 0.0))
+    save_figure(learning_curve(history, name, train_loss_label(model.config.dropout, smoothing)), curve_path)
     log.info("drew %d attention heatmaps, a grid and the learning curve", len(translations))

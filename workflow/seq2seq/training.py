@@ -309,7 +309,7 @@ def train_model(
     log = log or logging.getLogger(__name__)
     out_model, out_last, out_history = Path(out_model), Path(out_last), Path(out_history)
     resume_path = Path(resume_path) if resume_path is not None else None
-    metadata = dict(metadata or {})
+    metadata = {**(metadata or {}), "training": config.to_dict()}  # what made the model, for readers of model.pt
     device = resolve_device(config.device)
     if device.type == "cpu":
         threads = set_cpu_threads(threads)
