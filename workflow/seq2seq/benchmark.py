@@ -524,7 +524,6 @@ def measure_variant(variant: str, data: BenchmarkData, device: torch.device,
     sizes = ModelSizes(len(data.source_vocab), len(data.target_vocab), hidden,
                        max_length=max(len(s) for s, _ in data.examples))
     baseline = variant in BASELINES
-    ours = variant in OUR_VARIANTS or variant == "bahdanau-h128"
     seconds = config.baseline_seconds if baseline and config.baseline_seconds is not None else config.seconds
     timing = time_steps(step, device, seconds, config.warmup_steps * (10 if baseline else 1))
     counted = None
@@ -532,8 +531,9 @@ def measure_variant(variant: str, data: BenchmarkData, device: torch.device,
         flops, pairs = count_flops(step)
         counted = flops / pairs
     return Measurement(variant, batch_size, hidden, timing.steps, timing.pairs, timing.target_tokens,
-                       timing.seconds, flops_per_pair(variant, sizes, data.shape, ours and config.model.bidirectional),
-                       str(device), config.threads, counted, timing.round_rates, config.model if ours else None)
+                       timing.seconds, flops_per_pair(variant, sizes, data.shape, config.model.bidirectional),
+                       str(device), config.threads, counted, timing.round_rates,
+                       None if baseline or variant == "tutorial2023" else config.model)
 
 
 def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,

@@ -435,7 +435,6 @@ def _full_state(model, optimizer, scheduler, scaler, state: dict, config: TrainC
     payload = model_payload(model, source_vocab, target_vocab,
                             {**metadata, "epoch": state["epoch"], "history": [dict(r) for r in state["history"]]})
     payload.update(
-        train_config=config.to_dict(),
         vocab_fingerprints=fingerprints,
         code_fingerprint=code,
         optimizer_state=optimizer.state_dict(),
@@ -457,7 +456,7 @@ def _try_resume(path: Path, model, optimizer, scheduler, scaler, state: dict, mo
         return None
     mismatches = [name for name, ours, theirs in (
         ("model config", model_config.to_dict(), data.get("model_config")),
-        ("training config", config.to_dict(), data.get("train_config")),
+        ("training config", config.to_dict(), (data.get("metadata") or {}).get("training")),
         ("vocabularies", fingerprints, data.get("vocab_fingerprints")),
         ("package code", code, data.get("code_fingerprint")),
     ) if ours != theirs]
