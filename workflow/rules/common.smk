@@ -11,6 +11,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from seq2seq.configcheck import config_error, load_schema
 from seq2seq.dependencies import package_modules
+from seq2seq.download import local_path
 
 
 # An override file merges into config.yaml's models: `name: null` there leaves that model out.
@@ -64,6 +65,18 @@ def package_sources(script):
 
 def corpus(pair):
     return config["corpora"][pair]
+
+
+def corpus_url(pair):
+    """The corpus URL or path of ``pair``. A relative local path is read from the working directory, else from
+    the workflow's own folder (the shipped ``data/fra-eng.zip`` under ``--directory``)."""
+    url = corpus(pair)["url"]
+    path = local_path(url)
+    if path is not None and not path.is_absolute() and not path.exists():
+        shipped = Path(workflow.basedir) / path
+        if shipped.exists():
+            return str(shipped)
+    return url
 
 
 def prepare_settings(pair):

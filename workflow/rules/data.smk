@@ -10,7 +10,7 @@ rule download:
     output:
         "data/raw/{pair}.txt",
     params:
-        url=lambda wc: corpus(wc.pair)["url"],
+        url=lambda wc: corpus_url(wc.pair),
         member=lambda wc: corpus(wc.pair)["member"],
         sha256=lambda wc: corpus(wc.pair)["sha256"],
         retries=config["download"]["retries"],
