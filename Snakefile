@@ -3,14 +3,26 @@
 # Run `snakemake --cores 4`; see README.md for reruns, local data and the SLURM profile.
 
 import os
+import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
 
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
+from seq2seq.settings import ConfigError, check_yaml
+
 
 # config.yaml of the working directory; under `--directory DIR` without one, the workflow's own.
-configfile: "config.yaml" if os.path.exists("config.yaml") else os.path.join(workflow.basedir, "config.yaml")
+CONFIG_YAML = "config.yaml" if os.path.exists("config.yaml") else os.path.join(workflow.basedir, "config.yaml")
+try:
+    check_yaml(CONFIG_YAML)  # a syntax error as file:line:column (Snakemake's own message names neither)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+
+configfile: CONFIG_YAML
 
 
 include: "workflow/rules/common.smk"

@@ -11,17 +11,16 @@ import pytest
 from seq2seq.corpus import (
     TUTORIAL_PREFIXES,
     CorpusError,
-    PrepareSettings,
     keep_pair,
     normalize,
     prepare_corpus,
     read_raw_pairs,
     read_split,
     resolve_prefixes,
-    settings_from_dict,
     split_by_source,
     write_split,
 )
+from seq2seq.settings import PrepareSettings
 
 
 # ----------------------------------------------------------------- normalization
@@ -249,16 +248,16 @@ def test_prepare_with_nothing_left_after_filter_is_an_error(tmp_path):
     assert not (tmp_path / "o" / "train.tsv").exists()
 
 
-def test_settings_from_dict_rejects_unknown_keys_and_bad_values():
-    assert settings_from_dict({"max_words": 8}).max_words == 8
-    with pytest.raises(ValueError, match=r"unknown prepare settings \['max_word'\]"):
-        settings_from_dict({"max_word": 8})
-    with pytest.raises(ValueError, match="sum to less than 1"):
+def test_prepare_settings_reject_unknown_keys_and_bad_values_naming_the_key():
+    assert PrepareSettings.from_dict({"max_words": 8}).max_words == 8
+    with pytest.raises(ValueError, match=r"config: prepare: unknown keys \['max_word'\]"):
+        PrepareSettings.from_dict({"max_word": 8})
+    with pytest.raises(ValueError, match=r"config: prepare.split: valid \(0.5\) and test \(0.5\) must sum to less"):
         PrepareSettings(valid_fraction=0.5, test_fraction=0.5)
-    for empty in ({"valid_fraction": 0}, {"test_fraction": 0}):
-        with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+    for empty, key in (({"valid_fraction": 0}, "valid"), ({"test_fraction": 0}, "test")):
+        with pytest.raises(ValueError, match=rf"config: prepare.split.{key}: 0 is less than or equal to the minimum"):
             PrepareSettings(**empty)
-    with pytest.raises(ValueError, match="normalization"):
+    with pytest.raises(ValueError, match="config: prepare.normalization: 'latin' is not one of"):
         PrepareSettings(normalization="latin")
 
 

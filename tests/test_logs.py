@@ -9,12 +9,15 @@ from seq2seq.logs import InputError, logging_to
 
 @pytest.mark.parametrize("error", [DownloadError("could not download x (ConnectionError, 4 attempt(s))"),
                                    CorpusError("raw.txt:3: not UTF-8 text")])
-def test_input_errors_are_logged_as_one_line(tmp_path, error):
+def test_input_errors_are_one_line_in_the_log_and_on_stderr(tmp_path, error, capsys):
+    """The user's mistake ends the job with its message, not a traceback (Snakemake shows the job's stderr)."""
     log = tmp_path / "rule.log"
-    with pytest.raises(type(error)), logging_to(log, "stage"):
+    with pytest.raises(SystemExit) as caught, logging_to(log, "stage"):
         raise error
+    assert caught.value.code == 1
     lines = log.read_text().splitlines()
     assert len(lines) == 1 and lines[0].endswith(f"ERROR seq2seq.stage: stage failed: {error}")
+    assert capsys.readouterr().err == f"stage failed: {error}\n"
     assert isinstance(error, InputError)
 
 

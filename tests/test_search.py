@@ -156,7 +156,8 @@ def tiny_trained_model(attention: str = "bahdanau", steps: int = 120, seed: int 
 
     from seq2seq.batching import collate, encode_pairs
     from seq2seq.corpus import normalize
-    from seq2seq.model import ModelConfig, Seq2Seq
+    from seq2seq.model import Seq2Seq
+    from seq2seq.settings import ModelConfig
     from seq2seq.vocab import PAD_INDEX, Vocabulary
 
     torch.manual_seed(seed)
@@ -195,7 +196,8 @@ def trained():
 @pytest.mark.parametrize("attention", ["none", "tutorial", "bahdanau", "luong"])
 def test_beam_one_is_greedy_on_every_attention_variant(attention: str) -> None:
     from seq2seq.batching import pad_sources
-    from seq2seq.model import ModelConfig, Seq2Seq
+    from seq2seq.model import Seq2Seq
+    from seq2seq.settings import ModelConfig
 
     torch.manual_seed(1)
     model = Seq2Seq(ModelConfig(20, 15, attention, hidden_size=16, dropout=0.0)).eval()

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import model_payload, save_checkpoint
-from seq2seq.model import ModelConfig, Seq2Seq
+from seq2seq.model import Seq2Seq
+from seq2seq.settings import ModelConfig
 from seq2seq.summary import COLUMNS, summary_table, to_markdown, write_summary
 from seq2seq.vocab import Vocabulary
 

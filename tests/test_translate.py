@@ -7,7 +7,8 @@ import logging
 import pytest
 import torch
 
-from seq2seq.model import ModelConfig, Seq2Seq
+from seq2seq.model import Seq2Seq
+from seq2seq.settings import ModelConfig
 from seq2seq.translate import prepare_sources, translate_sentences
 from seq2seq.vocab import EOS_INDEX, UNK_INDEX, Vocabulary
 

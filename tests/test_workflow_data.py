@@ -110,7 +110,7 @@ def test_bad_config_fails_before_any_job_with_the_key_named(tmp_path, override, 
 def test_local_copy_override_is_one_line(tmp_path):
     raw = write_raw_corpus(tmp_path / "fra-eng.txt")
     config = tmp_path / "local.yaml"
-    config.write_text(f"corpora: {{fra-eng: {{url: {raw}, member: null}}}}\n", encoding="utf-8")
+    config.write_text(f"corpora: {{fra-eng: {{url: {raw}, member: null, sha256: null}}}}\n", encoding="utf-8")
     snakemake(tmp_path, "--cores", "1", "data/raw/fra-eng.txt", "--configfile", str(config))
     assert (tmp_path / "data" / "raw" / "fra-eng.txt").read_bytes() == raw.read_bytes()
 

@@ -1,49 +1,31 @@
 # Config validation, helpers that turn the config into rule parameters, and target lists.
 
-import copy
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from seq2seq.configcheck import config_error, load_schema
+from seq2seq import settings
 from seq2seq.dependencies import package_modules
 from seq2seq.download import local_path
+from seq2seq.runlock import release_stale_locks
+from seq2seq.settings import ConfigError, check_config
 
 
-# An override file merges into config.yaml's models: `name: null` there leaves that model out.
-if isinstance(config.get("models"), dict):
-    config["models"] = {name: model for name, model in config["models"].items() if model is not None}
+# A run killed outright (SIGKILL, a wall-time limit) leaves Snakemake's directory lock behind: release it when
+# no run of this workflow is alive any more, so that rerunning is enough (no `snakemake --unlock` first).
+# Only in the process the user started; jobs that Snakemake itself starts (cluster jobs) parse this file too.
+if workflow.exec_mode.item_to_choice() == "default":
+    for _lock in release_stale_locks():
+        print(f"Released {_lock}: left by a Snakemake run that is no longer alive.", file=sys.stderr)
 
-# Per-model `training:` overrides as written: validate() fills the schema's defaults into them too, and those
-# would override the top-level training section when merged.
-_MODEL_TRAINING_OVERRIDES = {
-    name: copy.deepcopy(model.get("training") or {})
-    for name, model in (config.get("models") or {}).items() if isinstance(model, dict)
-}
-
-_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-_CONFIG_ERROR = config_error(config, load_schema(_SCHEMA))
-if _CONFIG_ERROR:
-    raise WorkflowError(_CONFIG_ERROR)  # one line, instead of validate()'s dump of the schema
-validate(config, str(_SCHEMA))  # fills in the schema's defaults
-
-for _pair in config["pairs"]:
-    if _pair not in config["corpora"]:
-        raise WorkflowError(
-            f"config: pairs lists '{_pair}', but corpora has no entry '{_pair}' "
-            f"(known corpora: {', '.join(sorted(config['corpora']))})"
-        )
-
-for _name, _model in config["models"].items():
-    if _model["tie_embeddings"] and _model["embedding_size"] not in (None, _model["hidden_size"]):
-        raise WorkflowError(
-            f"config: models.{_name}: tie_embeddings needs embedding_size == hidden_size "
-            f"(got {_model['embedding_size']} and {_model['hidden_size']}); set tie_embeddings: false"
-        )
+try:
+    check_config(config)  # validates, fills in the schema's defaults
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None  # one line, instead of a dump of the schema
 
 PAIRS = list(config["pairs"])
 MODELS = list(config["models"])
@@ -80,42 +62,17 @@ def corpus_url(pair):
 
 
 def prepare_settings(pair):
-    prepare = config["prepare"]
-    return {
-        "source_column": corpus(pair)["source_column"],
-        "target_column": corpus(pair)["target_column"],
-        "normalization": prepare["normalization"],
-        "max_words": prepare["filter"]["max_words"],
-        "target_prefixes": prepare["filter"]["target_prefixes"],
-        "valid_fraction": prepare["split"]["valid"],
-        "test_fraction": prepare["split"]["test"],
-        "seed": prepare["split"]["seed"],
-        "max_malformed_fraction": prepare["max_malformed_fraction"],
-    }
-
-
-def _deep_merge(base, override):
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    return asdict(settings.prepare_settings(config, pair))
 
 
 def model_settings(model):
     """Architecture of one named model variant (schema defaults filled in)."""
-    settings = {k: v for k, v in config["models"][model].items() if k != "training"}
-    if settings.get("max_length") is None:
-        # the tutorial attention sees every kept source sentence: < max_words words plus <eos>
-        settings["max_length"] = config["prepare"]["filter"]["max_words"] + 1
-    return settings
+    return settings.model_settings(config, model)
 
 
 def training_settings(model):
     """The training section with this model's own overrides (only the keys it sets) merged in."""
-    return _deep_merge(config["training"], _MODEL_TRAINING_OVERRIDES.get(model, {}))
+    return settings.training_settings(config, model)
 
 
 def figure_names():

@@ -9,14 +9,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse
 import json
 
-from seq2seq.corpus import PrepareSettings, prepare_corpus, settings_from_dict
+from seq2seq.corpus import prepare_corpus
+from seq2seq.settings import PrepareSettings
 from seq2seq.logs import logging_to, setup_logging
 
 
 def run_from_snakemake(smk) -> None:
     with logging_to(smk.log[0], "prepare"):
         prepare_corpus(smk.input.raw, smk.output.train, smk.output.valid, smk.output.test, smk.output.stats,
-                       settings_from_dict(dict(smk.params.settings)))
+                       PrepareSettings.from_dict(dict(smk.params.settings)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,11 +15,12 @@ import os
 import random
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
-from typing import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator, Sequence
 
 from .fileio import atomic_open, write_json
 from .logs import InputError
+from .settings import PrepareSettings
 from .vocab import Vocabulary
 
 logger = logging.getLogger("seq2seq.corpus")
@@ -94,16 +95,21 @@ class RawPairs:
     malformed_lines: list[int] = field(default_factory=list)  # first few line numbers
 
 
-def utf8_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its line break) of a UTF-8 file; a line that is not UTF-8 raises
-    ``CorpusError`` naming the file, the line and the byte (a text-mode read would only name a buffer offset)."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise CorpusError(f"{path}:{number}: not UTF-8 text (byte {error.start} of the line: "
-                                  f"{raw[error.start:error.start + 1]!r})") from None
+def utf8_lines(path: str | os.PathLike[str] | BinaryIO, name: str | None = None) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its line break) of a UTF-8 file, or of an open binary stream such as
+    ``sys.stdin.buffer`` (``name`` labels it in messages). A line that is not UTF-8 raises ``CorpusError``
+    naming the file, the line and the byte (a text-mode read would only name a buffer offset), whatever the
+    locale."""
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "rb") as handle:
+            yield from utf8_lines(handle, name or os.fspath(path))
+        return
+    for number, raw in enumerate(path, start=1):
+        try:
+            yield number, raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as error:
+            raise CorpusError(f"{name}:{number}: not UTF-8 text (byte {error.start} of the line: "
+                              f"{raw[error.start:error.start + 1]!r})") from None
 
 
 def read_raw_pairs(
@@ -111,12 +117,14 @@ def read_raw_pairs(
     source_column: int = 2,
     target_column: int = 1,
     max_malformed_fraction: float = 0.05,
+    max_line_chars: int = 1000,
 ) -> RawPairs:
     """Read a UTF-8 tab-separated file, taking 1-based columns ``source_column``/``target_column``.
 
-    Extra columns are ignored and blank lines skipped. Lines without a tab, with too few columns
-    or with an empty side are malformed: skipped and counted. Raises ``CorpusError`` for an empty
-    file, a line that is not UTF-8, or more than ``max_malformed_fraction`` malformed lines.
+    Extra columns are ignored and blank lines skipped. Lines without a tab, with too few columns, with an
+    empty side or longer than ``max_line_chars`` characters are malformed: skipped and counted. Raises
+    ``CorpusError`` for an empty file, a line that is not UTF-8, or more than ``max_malformed_fraction``
+    malformed lines.
     """
     if source_column < 1 or target_column < 1 or source_column == target_column:
         raise ValueError(f"source_column/target_column must be distinct and >= 1, got {source_column}/{target_column}")
@@ -132,7 +140,9 @@ def read_raw_pairs(
         read += 1
         columns = line.split("\t")
         problem = None
-        if len(columns) == 1:
+        if len(line) > max_line_chars:
+            problem = f"{len(line)} characters, more than max_line_chars={max_line_chars}"
+        elif len(columns) == 1:
             problem = "no tab"
         elif len(columns) < needed:
             problem = f"{len(columns)} columns, need {needed}"
@@ -225,33 +235,6 @@ def split_by_source(
 
 # --------------------------------------------------------------------------- the prepare stage
 
-@dataclass
-class PrepareSettings:
-    """Settings of the prepare stage (field names match ``snakemake.params.settings``)."""
-
-    source_column: int = 2
-    target_column: int = 1
-    normalization: str = "ascii"
-    max_words: int = 10
-    target_prefixes: str | list[str] | None = "tutorial"
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 1234
-    max_malformed_fraction: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {list(NORMALIZATIONS)}, got {self.normalization!r}")
-        if self.max_words < 2:
-            raise ValueError(f"max_words must be at least 2, got {self.max_words}")
-        # Training needs validation pairs (early stopping) and evaluation test pairs: neither may be empty.
-        if not (0 < self.valid_fraction < 1 and 0 < self.test_fraction < 1
-                and self.valid_fraction + self.test_fraction < 1):
-            raise ValueError(f"valid_fraction ({self.valid_fraction}) and test_fraction ({self.test_fraction}) "
-                             f"must be in (0, 1) and sum to less than 1")
-        resolve_prefixes(self.target_prefixes)
-
-
 def prepare_corpus(
     raw_path: str | os.PathLike[str],
     train_path: str | os.PathLike[str],
@@ -267,7 +250,7 @@ def prepare_corpus(
     settings = settings or PrepareSettings()
     prefixes = resolve_prefixes(settings.target_prefixes)
     raw = read_raw_pairs(raw_path, settings.source_column, settings.target_column,
-                         settings.max_malformed_fraction)
+                         settings.max_malformed_fraction, settings.max_line_chars)
 
     kept: list[tuple[str, str]] = []
     for source, target in raw.pairs:
@@ -314,15 +297,6 @@ def prepare_corpus(
     logger.info("prepared %s: %s", raw_path, {k: stats[k] for k in ("read", "malformed", "kept",
                 "duplicates_removed", "train", "valid", "test", "test_targets_in_train")})
     return stats
-
-
-def settings_from_dict(data: dict) -> PrepareSettings:
-    """``PrepareSettings(**data)`` with a clear error for unknown keys."""
-    known = set(asdict(PrepareSettings()))
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown prepare settings {unknown}; known: {sorted(known)}")
-    return PrepareSettings(**data)
 
 
 def _sha256(path: str | os.PathLike[str]) -> str:
@@ -385,7 +359,7 @@ def write_vocabularies(train_path: str | os.PathLike[str], source_path: str | os
 
 
 __all__ = [
-    "CorpusError", "NORMALIZATIONS", "PrepareSettings", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2023",
+    "CorpusError", "NORMALIZATIONS", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2023",
     "build_vocabularies", "keep_pair", "write_vocabularies", "normalize", "prepare_corpus", "read_raw_pairs",
-    "read_split", "resolve_prefixes", "settings_from_dict", "split_by_source", "utf8_lines", "write_split",
+    "read_split", "resolve_prefixes", "split_by_source", "utf8_lines", "write_split",
 ]

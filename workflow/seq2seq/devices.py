@@ -4,6 +4,12 @@ import os
 
 import torch
 
+from .logs import InputError
+
+
+class DeviceError(InputError, ValueError):
+    """A device setting this machine cannot satisfy (e.g. ``cuda`` without CUDA)."""
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when present, else the CPU; any other name as given.
@@ -13,9 +19,13 @@ def resolve_device(name: str) -> torch.device:
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise DeviceError(f"device {name!r}: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested, but CUDA is not available on this machine")
+        raise DeviceError(f"device {name!r} requested, but CUDA is not available on this machine (set "
+                          f"training.device: auto or cpu, or run this job where a GPU is)")
     return device
 
 

@@ -58,7 +58,8 @@ def fetch_corpus(
         if sha256 is not None and digest.lower() != sha256.strip().lower():
             kept = "" if local is not None else "; the download was not kept"
             raise DownloadError(
-                f"{url}: sha256 mismatch: expected {sha256.strip().lower()}, got {digest}{kept}"
+                f"{url}: sha256 mismatch: expected {sha256.strip().lower()}, got {digest}{kept}; if this is the "
+                f"file you meant, set corpora.{dest.name.removesuffix('.txt')}.sha256 to its hash (or null)"
             )
         with atomic_path(dest) as tmp:
             if _is_zip(source):

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import sys
 from typing import Iterator
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -20,16 +21,19 @@ def setup_logging(path: str | os.PathLike[str] | None = None) -> None:
 
 @contextlib.contextmanager
 def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
-    """Log to ``path`` for the block; a failure is written there too before it propagates (Snakemake shows
-    the log of a failed job, and cluster job logs do not outlive it): an :class:`InputError` as its one-line
-    message, anything else with its traceback."""
+    """Log to ``path`` for the block; a failure is written there too (Snakemake shows the log of a failed job,
+    and cluster job logs do not outlive it). An :class:`InputError` ends the process with its one-line message
+    on stderr too (exit status 1, no traceback: the user's mistake, not ours); anything else propagates with
+    its traceback."""
     setup_logging(path)
     log = logging.getLogger(f"seq2seq.{stage}")
     try:
         yield log
     except InputError as error:
         log.error("%s failed: %s", stage, error)
-        raise
+        if path is not None:
+            print(f"{stage} failed: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     except Exception:
         log.exception("%s failed", stage)
         raise

@@ -6,7 +6,7 @@ L layers, V target vocabulary size.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -14,8 +14,6 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .attention import (
-    ATTENTION_TYPES,
-    LUONG_SCORES,
     Attention,
     BahdanauAttention,
     LuongAttention,
@@ -23,55 +21,8 @@ from .attention import (
     TutorialAttention,
 )
 from .dropout import Dropout, dropout
+from .settings import ModelConfig
 from .vocab import PAD_INDEX
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a :class:`Seq2Seq` (stored in checkpoints)."""
-
-    source_vocab_size: int
-    target_vocab_size: int
-    attention: str  # "none" | "tutorial" | "bahdanau" | "luong"
-    hidden_size: int = 256
-    embedding_size: int | None = None  # None -> hidden_size
-    layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.1
-    luong_score: str = "general"  # or "dot"
-    max_length: int = 11  # source positions (tokens incl. <eos>) of the "tutorial" attention
-    tie_embeddings: bool = False  # decoder input embedding and output projection share one [V,H] matrix
-
-    def __post_init__(self) -> None:
-        if self.attention not in ATTENTION_TYPES:
-            raise ValueError(f"unknown attention {self.attention!r}; expected one of {ATTENTION_TYPES}")
-        if self.luong_score not in LUONG_SCORES:
-            raise ValueError(f"unknown luong_score {self.luong_score!r}; expected one of {LUONG_SCORES}")
-        for name in ("source_vocab_size", "target_vocab_size", "hidden_size", "layers", "max_length"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"model {name} must be positive, got {getattr(self, name)!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model dropout must be in [0, 1), got {self.dropout!r}")
-        if self.tie_embeddings and self.embedding_dim != self.hidden_size:
-            raise ValueError(f"tie_embeddings needs embedding_size == hidden_size, got {self.embedding_dim} "
-                             f"and {self.hidden_size}")
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.embedding_size or self.hidden_size
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        """Build from a plain dict; unknown keys are an error, ``max_length: None`` means the default."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; expected some of {sorted(known)}")
-        data = {k: v for k, v in data.items() if not (k == "max_length" and v is None)}
-        return cls(**data)
 
 
 @dataclass

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import textwrap
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import matplotlib
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from .translate import Translation
 
 EOS = "<eos>"
+FIGURE_FORMATS = ("png", "svg", "pdf")
 _METADATA = {
     "png": {"Software": None},
     "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
@@ -157,11 +160,32 @@ def comparison_chart(table: pd.DataFrame) -> Figure:
     return figure
 
 
+def figure_format(path: str | os.PathLike[str]) -> str:
+    """The format named by ``path``'s extension (png, svg or pdf); ValueError naming the path otherwise."""
+    fmt = Path(path).suffix.lower().removeprefix(".")
+    if fmt not in FIGURE_FORMATS:
+        shown = f"'.{fmt}'" if fmt else "no extension"
+        raise ValueError(f"{path}: unsupported figure format ({shown}; use .png, .svg or .pdf)")
+    return fmt
+
+
+def check_figure_path(path: str | os.PathLike[str]) -> None:
+    """Fail now, before any work, if a figure could not be saved at ``path``: an unsupported extension, a
+    folder that does not exist or cannot be written (tried with a temporary file, which is removed)."""
+    figure_format(path)
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ValueError(f"{path}: the folder {folder} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{Path(path).name}.", suffix=".check"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{path}: cannot write to the folder {folder} ({error.strerror})") from None
+
+
 def save_figure(figure: Figure, path: str | os.PathLike[str]) -> None:
     """Save atomically in the format of the file extension (png, svg or pdf), without dates or versions."""
-    fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
-    if fmt not in _METADATA:
-        raise ValueError(f"{path}: unsupported figure format {fmt!r} (use .png, .svg or .pdf)")
+    fmt = figure_format(path)
     with matplotlib.rc_context({"svg.hashsalt": "seq2seq"}), atomic_path(path) as tmp:
         figure.savefig(tmp, format=fmt, dpi=150, metadata=_METADATA[fmt])
 

@@ -9,7 +9,6 @@ import logging
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,64 +22,13 @@ from .checkpoint import load_checkpoint, model_payload, save_checkpoint
 from .devices import resolve_device, set_cpu_threads
 from .fileio import atomic_open
 from .metrics import corpus_bleu
-from .model import ModelConfig, Seq2Seq
+from .model import Seq2Seq
 from .search import greedy
+from .settings import ModelConfig, TrainConfig
 from .vocab import EOS_INDEX, PAD_INDEX, Vocabulary
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_bleu", "learning_rate", "seconds", "pairs_per_s")
-EARLY_STOPPING_DEFAULTS = {"metric": "valid_bleu", "patience": 6}
 EVAL_BATCH_SIZE = 256
-
-
-@dataclass
-class TrainConfig:
-    """The ``training`` section of the pipeline config (see workflow/schemas/config.schema.yaml)."""
-
-    epochs: int = 30
-    batch_size: int = 64
-    device: str = "auto"  # auto | cpu | cuda[:N] | mps
-    optimizer: str = "adam"  # adam | sgd
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    clip_grad: float = 1.0
-    teacher_forcing: float = 1.0
-    label_smoothing: float = 0.0
-    lr_factor: float = 0.5
-    lr_patience: int = 2
-    early_stopping: dict = field(default_factory=lambda: dict(EARLY_STOPPING_DEFAULTS))
-    max_minutes: float | None = None
-    amp: bool | str = "auto"  # True | False | "auto"
-    seed: int = 1
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.early_stopping) - set(EARLY_STOPPING_DEFAULTS))
-        if unknown:
-            raise ValueError(f"unknown early_stopping keys {unknown}; "
-                             f"expected some of {sorted(EARLY_STOPPING_DEFAULTS)}")
-        self.early_stopping = {**EARLY_STOPPING_DEFAULTS, **self.early_stopping}
-        if self.early_stopping["metric"] not in ("valid_bleu", "valid_loss"):
-            raise ValueError("early_stopping.metric must be valid_bleu or valid_loss, "
-                             f"got {self.early_stopping['metric']!r}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
-        if self.amp not in (True, False, "auto"):
-            raise ValueError(f"amp must be true, false or auto, got {self.amp!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be positive")
-        if not 0.0 <= self.teacher_forcing <= 1.0:
-            raise ValueError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        """Build from the config section; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ---------------------------------------------------------------------------------------------- one step
@@ -300,7 +248,8 @@ def train_model(
     log: logging.Logger | None = None,
     epoch_callback: Callable[[int], None] | None = None,
 ) -> dict:
-    """Train a :class:`Seq2Seq` and write the best checkpoint, the last full state and history.tsv.
+    """Train a :class:`Seq2Seq`; when training ends, write the best checkpoint, the last full state and
+    history.tsv (none of them exists before: the best weights wait inside the resume state).
 
     ``resume_path`` (not a Snakemake output) gets the full training state after every epoch; a
     compatible one found at start is resumed from. ``epoch_callback(epoch)`` runs after each epoch's
@@ -309,7 +258,9 @@ def train_model(
     log = log or logging.getLogger(__name__)
     out_model, out_last, out_history = Path(out_model), Path(out_last), Path(out_history)
     resume_path = Path(resume_path) if resume_path is not None else None
-    metadata = {**(metadata or {}), "training": config.to_dict()}  # what made the model, for readers of model.pt
+    # what made the model, for readers of model.pt (seq2seq-translate warns about longer inputs than these)
+    metadata = {**(metadata or {}), "training": config.to_dict(),
+                "longest_source_words": max((len(source.split()) for source, _ in train_pairs), default=0)}
     device = resolve_device(config.device)
     if device.type == "cpu":
         threads = set_cpu_threads(threads)
@@ -347,10 +298,6 @@ def train_model(
     if resume_path is not None and resume_path.exists():
         resumed_from = _try_resume(resume_path, model, optimizer, scheduler, scaler, state, model_config, config,
                                    fingerprints, code, log)
-        if resumed_from is not None:
-            # Snakemake removed the declared outputs before rerunning: restore them from the resume state.
-            _write_best(out_model, state, model, source_vocab, target_vocab, metadata)
-            write_history(out_history, state["history"])
 
     show_bar = sys.stderr.isatty()
     stop_reason = "epochs"
@@ -391,11 +338,9 @@ def train_model(
         if state["best_score"] is None or score > state["best_score"]:
             state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
                          best_model_state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
-            _write_best(out_model, state, model, source_vocab, target_vocab, metadata)
         else:
             state["bad_epochs"] += 1
         state["elapsed_seconds"] = time.perf_counter() - start
-        write_history(out_history, state["history"])
         if resume_path is not None:
             save_checkpoint(resume_path, _full_state(model, optimizer, scheduler, scaler, state, config,
                                                      fingerprints, code, source_vocab, target_vocab, metadata))
@@ -405,6 +350,10 @@ def train_model(
         if epoch_callback is not None:
             epoch_callback(epoch)
 
+    # The outputs appear only now, when training has ended: a killed run leaves none of them behind (only the
+    # resume state), so that no later rule or user mistakes an epoch-2 model for the result.
+    _write_best(out_model, state, model, source_vocab, target_vocab, metadata)
+    write_history(out_history, state["history"])
     save_checkpoint(out_last, _full_state(model, optimizer, scheduler, scaler, state, config, fingerprints, code,
                                           source_vocab, target_vocab, metadata))
     if resume_path is not None:

@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 
 from .batching import pad_sources
+from .corpus import normalize, utf8_lines
 from .devices import resolve_device
+from .logs import InputError
 from .search import beam_search, greedy
 from .vocab import EOS_INDEX, Vocabulary
 
@@ -57,8 +59,6 @@ def prepare_sources(sentences: Sequence[str], normalization: str | None, source_
     logged warning.
     """
     if normalization is not None:
-        from .corpus import normalize
-
         sentences = [normalize(s, normalization) for s in sentences]
     tokens: list[list[str]] = []
     unknown = total = 0
@@ -108,13 +108,12 @@ def translate_sentences(model: torch.nn.Module, sentences: Sequence[str], source
     return results  # type: ignore[return-value]
 
 
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seq2seq-translate",
         description="Translate sentences with a trained checkpoint (model.pt). Sentences come from the "
-                    "arguments or, when there are none, one per line from standard input.")
+                    "arguments or, when there are none, one per line from standard input (UTF-8); one line is "
+                    "printed per input, an empty one for an empty input.")
     parser.add_argument("sentences", nargs="*", help="sentences to translate (default: read stdin)")
     parser.add_argument("--model", required=True, help="checkpoint written by the train stage (model.pt)")
     parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy search (default)")
@@ -127,38 +126,96 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CommandFormatter(logging.Formatter):
+    """``seq2seq-translate: warning: ...`` for warnings and errors, ``seq2seq-translate: ...`` for the rest."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        return f"seq2seq-translate: {level}{record.getMessage()}"
+
+
+def read_inputs(arguments: Sequence[str], stdin) -> list[tuple[str, str]]:
+    """(label, text) per input: the arguments, or else the lines of ``stdin`` (read as bytes and decoded as
+    UTF-8 whatever the locale). InputError for text that is not UTF-8, naming the argument or line."""
+    if arguments:
+        inputs = []
+        for number, text in enumerate(arguments, start=1):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable argv bytes arrive as surrogate escapes
+                raise InputError(f"argument {number} is not UTF-8 text") from None
+            inputs.append((f"argument {number}", text))
+        return inputs
+    stream = getattr(stdin, "buffer", None)
+    lines = utf8_lines(stream, "stdin") if stream is not None else enumerate(
+        (line.rstrip("\r\n") for line in stdin), start=1)
+    return [(f"line {number} of stdin", text) for number, text in lines]
+
+
+def _sources_to_translate(inputs: Sequence[tuple[str, str]], normalization: str, max_source_length: int | None,
+                          longest_trained: int | None) -> dict[int, str]:
+    """{input index: normalized source text} of the inputs worth translating, warning about the others
+    (empty) and about inputs longer than the model reads (cut) or than it was trained on (translated)."""
+    sources: dict[int, str] = {}
+    for index, (label, text) in enumerate(inputs):
+        words = normalize(text, normalization).split()
+        if not words:
+            LOG.warning("%s is empty%s: nothing to translate, an empty line is printed for it", label,
+                        " after normalization" if text.strip() else "")
+            continue
+        if max_source_length is not None and len(words) + 1 > max_source_length:
+            words = words[: max_source_length - 1]
+            LOG.warning("%s has more words than this model reads (%d): cut to %r", label, max_source_length - 1,
+                        " ".join(words))
+        elif longest_trained and len(words) > longest_trained:
+            LOG.warning("%s has %d words, the model was trained on sentences of at most %d: translated anyway "
+                        "(expect a poorer translation)", label, len(words), longest_trained)
+        sources[index] = " ".join(words)
+    return sources
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the exit status (2 for an unusable checkpoint or bad arguments)."""
+    """Console entry point; returns the exit status: 0, or 2 when nothing was translated (an unusable
+    checkpoint, a bad argument or input, or no input worth translating), with one line saying why."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.beam < 1 or args.max_len < 1 or args.batch_size < 1:
         parser.error("--beam, --max-len and --batch-size must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="seq2seq-translate: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_CommandFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     from .checkpoint import load_model
+    from .plots import attention_figure, check_figure_path, save_figure
 
     try:
+        if args.plot:
+            check_figure_path(args.plot)
+        inputs = read_inputs(args.sentences, sys.stdin)
+        if not inputs:
+            raise InputError("nothing to translate: give sentences as arguments or one per line on stdin")
         device = resolve_device(args.device)
         model, source_vocab, target_vocab, metadata = load_model(args.model, device=device)
-    except Exception as error:  # noqa: BLE001 - any failure to load is reported in one line, no traceback
-        message = str(error)
-        if args.model not in message:
-            message = f"{args.model}: {message}"
-        print(f"seq2seq-translate: error: cannot load the checkpoint {message}", file=sys.stderr)
+        sources = _sources_to_translate(inputs, metadata.get("normalization", "ascii"), model.max_source_length,
+                                        metadata.get("longest_source_words"))
+        if not sources:
+            raise InputError(f"nothing to translate: every input is empty ({len(inputs)} given)")
+    except (InputError, ValueError) as error:  # one line, no traceback
+        print(f"seq2seq-translate: error: {error}", file=sys.stderr)
         return 2
-    sentences = list(args.sentences) or [line.rstrip("\r\n") for line in sys.stdin]
-    translations = translate_sentences(model, sentences, source_vocab, target_vocab,
-                                       normalization=metadata.get("normalization", "ascii"),
-                                       beam_size=args.beam, alpha=args.alpha, max_len=args.max_len,
-                                       batch_size=args.batch_size)
-    for translation in translations:
-        print(translation.text)
-    if args.plot and translations:
-        from .plots import attention_figure, save_figure
-
+    translations = translate_sentences(model, list(sources.values()), source_vocab, target_vocab,
+                                       normalization=None, beam_size=args.beam, alpha=args.alpha,
+                                       max_len=args.max_len, batch_size=args.batch_size)
+    by_input = dict(zip(sources, translations))
+    for index, (label, _) in enumerate(inputs):
+        translation = by_input.get(index)
+        if translation is not None and translation.output_tokens[-1:] != ["<eos>"]:
+            LOG.warning("the translation of %s was cut at --max-len %d tokens", label, args.max_len)
+        print(translation.text if translation is not None else "")
+    if args.plot:
         first = translations[0]
         save_figure(attention_figure(first, title=f"{' '.join(first.source_tokens)}\n-> {first.text}"),
                     args.plot)
-        LOG.info("attention heatmap of the first sentence saved to %s", args.plot)
+        LOG.info("attention heatmap of %s saved to %s", inputs[next(iter(sources))][0], args.plot)
     return 0
 
 

@@ -1,0 +1,166 @@
+"""The pipeline's settings: one line naming the key, defaults owned by the schema alone, checks at start."""
+
+import copy
+from dataclasses import fields
+
+import pytest
+import yaml
+
+from conftest import REPO
+from seq2seq.settings import (
+    ConfigError,
+    ModelConfig,
+    PrepareSettings,
+    TrainConfig,
+    check_config,
+    check_yaml,
+    deep_merge,
+    load_schema,
+    schema_default,
+    schema_error,
+    training_settings,
+)
+
+
+def shipped_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+
+
+def test_the_shipped_config_is_valid():
+    assert schema_error(shipped_config()) is None
+    check_config(shipped_config())
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ({"training": {"epoch": 10}}, "config: training: Additional properties are not allowed ('epoch' was unexpected)"),
+    ({"model": {}}, "config: (top level): Additional properties are not allowed ('model' was unexpected)"),
+    ({"training": {"epochs": 0}}, "config: training.epochs: 0 is less than the minimum of 1"),
+    ({"corpora": {"spa-eng": {"member": "x"}}}, "config: corpora.spa-eng: 'url' is a required property"),
+    ({"models": {"a": {"attention": "luong", "training": {"batch_size": "big"}}}},
+     "config: models.a.training.batch_size: 'big' is not of type 'integer'"),
+])
+def test_one_line_naming_the_key(config, expected):
+    assert schema_error(deep_merge(shipped_config(), config)) == expected
+
+
+def test_a_config_without_its_choices_names_what_is_missing():
+    expected = "config: (top level): 'pairs' is a required property"
+    assert schema_error({"corpora": shipped_config()["corpora"]}) == expected
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ({"prepare": {"split": {"valid": 0.6, "test": 0.5}}},
+     "config: prepare.split: valid (0.6) and test (0.5) must sum to less than 1, to leave pairs for training"),
+    ({"prepare": {"split": {"valid": 0.5, "test": 0.5}}},
+     "config: prepare.split: valid (0.5) and test (0.5) must sum to less than 1, to leave pairs for training"),
+    ({"models": {"bahdanau": {"attention": "bahdanau", "embedding_size": 64}}},
+     "config: models.bahdanau: tie_embeddings needs embedding_size == hidden_size (got 64 and 256); "
+     "set tie_embeddings: false"),
+    ({"pairs": ["spa-eng"]}, "config: pairs lists 'spa-eng', but corpora has no entry 'spa-eng'"),
+    ({"prepare": {"filter": {"max_words": 1}}}, "config: prepare.filter.max_words: 1 is less than the minimum of 2"),
+    ({"corpora": {"fra-eng": {"url": "x.zip", "source_column": 1}}},
+     "config: corpora: source_column and target_column are both 1"),
+])
+def test_what_the_schema_cannot_express_is_caught_at_start_too(override, expected):
+    config = shipped_config()
+    for key, value in override.items():
+        config[key] = deep_merge(config.get(key, {}), value) if key not in ("models", "pairs") else value
+    with pytest.raises(ConfigError) as caught:
+        check_config(config)
+    assert str(caught.value).startswith(expected)
+
+
+def test_a_models_training_override_sets_only_its_own_keys():
+    config = shipped_config()
+    config["training"] = {"epochs": 3, "batch_size": 16, "device": "cpu"}
+    config["models"]["luong"] = {"attention": "luong", "training": {"epochs": 5}}
+    check_config(config)
+    assert config["models"]["luong"]["training"] == {"epochs": 5}  # no defaults filled into the override
+    merged = training_settings(config, "luong")
+    assert merged["epochs"] == 5 and merged["batch_size"] == 16 and merged["device"] == "cpu"
+    assert merged["learning_rate"] == schema_default("training.learning_rate")
+
+
+def test_a_null_model_in_an_override_leaves_it_out():
+    config = shipped_config()
+    config["models"] = {**config["models"], "luong": {"attention": "luong"}, "bahdanau": None}
+    assert list(check_config(config)["models"]) == ["luong"]
+
+
+def _defaults(schema: dict) -> list[tuple[str, object]]:
+    """(dotted path, default) of every property with a default, ``*`` for a map's entries."""
+    found = []
+
+    def walk(node: dict, path: str) -> None:
+        while "$ref" in node:
+            target = schema
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        if "default" in node and path:
+            found.append((path, node["default"]))
+        for key, sub in node.get("properties", {}).items():
+            if path.endswith("models.*") and key == "training":
+                continue
+            walk(sub, f"{path}.{key}" if path else key)
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}.*")
+
+    walk(schema, "")
+    return found
+
+
+@pytest.mark.parametrize(("cls", "section"), [(TrainConfig, "training"), (ModelConfig, "models.*")])
+def test_the_settings_classes_default_to_the_schema(cls, section):
+    """One owner: a field default that differs from the schema's would make a stage run by hand (or a test)
+    train another model than the pipeline's."""
+    instance = cls(5, 7, "luong") if cls is ModelConfig else cls()
+    schema_fields = {path.split(".")[-1]: value for path, value in _defaults(load_schema())
+                     if "." in path and path.rsplit(".", 1)[0] == section}
+    for name in {f.name for f in fields(cls)} & set(schema_fields) - {"max_length"}:  # derived: max_words + 1
+        assert getattr(instance, name) == schema_default(f"{section}.{name}"), name
+    assert not set(schema_fields) - {f.name for f in fields(cls)}, "schema keys the class does not know"
+
+
+def test_the_prepare_settings_default_to_the_schema():
+    settings = PrepareSettings()
+    assert settings.max_words == schema_default("prepare.filter.max_words")
+    assert settings.valid_fraction == schema_default("prepare.split.valid")
+    assert settings.max_line_chars == schema_default("prepare.max_line_chars")
+    assert settings.source_column == schema_default("corpora.*.source_column")
+
+
+def test_config_yaml_restates_no_default():
+    """config.yaml holds choices, not copies of the schema's defaults (a copy silently stops following the
+    schema when its default changes)."""
+    config = shipped_config()
+    filled = check_config(copy.deepcopy(config))
+    restated = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, (*path, key))
+            return
+        dotted = ".".join("*" if len(path) > 1 and path[0] in ("models", "corpora") and i == 1 else p
+                          for i, p in enumerate(path))
+        try:
+            default = schema_default(dotted)
+        except (KeyError, TypeError):
+            return
+        if node == default and dotted not in ("corpora.*.source_column", "corpora.*.target_column"):
+            restated.append(".".join(path))
+
+    walk(config, ())
+    assert not restated, f"config.yaml restates schema defaults: {restated}"
+    assert filled["training"]["epochs"] == schema_default("training.epochs")
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("training:\n  epochs: 3\n   batch_size: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        check_yaml(path)
+    assert str(caught.value) == f"{path}:3:14: not valid YAML (mapping values are not allowed here)"
+    path.write_text("training: {epochs: 3}\n", encoding="utf-8")
+    check_yaml(path)

@@ -1,0 +1,298 @@
+"""The pipeline's settings: the schema that owns every default, one-line validation, and each stage's settings.
+
+``config.schema.yaml`` (beside this module) is the one place that says what a missing key means. The typed
+settings of the stages (:class:`PrepareSettings`, :class:`ModelConfig`, :class:`TrainConfig`) take their field
+defaults from it and check themselves against it when built, so the pipeline, a stage run by hand and a test
+all get the same model from the same words. Every problem is one line naming the key:
+``config: training.epochs: 0 is less than the minimum of 1``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from jsonschema.exceptions import best_match
+from jsonschema.validators import Draft202012Validator
+
+from .logs import InputError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+class ConfigError(InputError, ValueError):
+    """An invalid setting; the message reads ``config: <dotted.key>: <what is wrong>``."""
+
+
+# --------------------------------------------------------------------------------------------- the schema
+
+@functools.cache
+def load_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+@functools.cache
+def _root_validator() -> Draft202012Validator:
+    """A validator of the whole schema; ``evolve(schema=part)`` validates against a part, resolving its
+    ``$ref`` in the whole."""
+    return Draft202012Validator(load_schema())
+
+
+def _resolve(schema: dict) -> dict:
+    """Follow a local ``$ref`` (``#/definitions/...``), keeping the referring node's own keys."""
+    while "$ref" in schema:
+        target: Any = load_schema()
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _subschema(path: str) -> dict:
+    """The schema of a dotted config path; ``*`` stands for any key of a map (a model's name, a corpus)."""
+    schema = _resolve(load_schema())
+    for part in path.split(".") if path else []:
+        schema = _resolve(schema["additionalProperties"] if part == "*" else schema["properties"][part])
+    return schema
+
+
+# A model's `training:` overrides the keys it sets of the top-level training section; filling the section's
+# defaults into it would silently replace the run's own settings (batch size, device, ...) for that model.
+_OVERRIDES = {("models", "*", "training")}
+
+
+def fill_defaults(instance: Any, schema: dict, path: tuple[str, ...] = ()) -> Any:
+    """``instance`` with the schema's defaults filled in where keys are missing (in place, and returned)."""
+    schema = _resolve(schema)
+    if not isinstance(instance, dict) or path in _OVERRIDES:
+        return instance
+    for key, subschema in schema.get("properties", {}).items():
+        if key not in instance and "default" in _resolve(subschema):
+            instance[key] = copy.deepcopy(_resolve(subschema)["default"])
+        if key in instance:
+            fill_defaults(instance[key], subschema, (*path, key))
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                fill_defaults(value, extra, (*path, "*"))
+    return instance
+
+
+def schema_default(path: str) -> Any:
+    """The default of the dotted config path ``path`` (an object's default comes with its own keys' defaults)."""
+    schema = _subschema(path)
+    return fill_defaults(copy.deepcopy(schema["default"]), schema)
+
+
+def schema_error(instance: Any, path: str = "", label: str | None = None) -> str | None:
+    """``config: <dotted.key>: <what is wrong>`` for the most relevant violation of the schema of ``path``
+    (the whole config when empty), or None. ``label`` names ``instance`` in the message (default: ``path``)."""
+    error = best_match(_root_validator().evolve(schema=_subschema(path)).iter_errors(instance))
+    if error is None:
+        return None
+    prefix = path if label is None else label
+    where = ".".join([*filter(None, prefix.split(".")), *map(str, error.absolute_path)]) or "(top level)"
+    return f"config: {where}: {error.message}"
+
+
+def _check(instance: Any, path: str, label: str | None = None) -> None:
+    message = schema_error(instance, path, label)
+    if message:
+        raise ConfigError(message)
+
+
+def _from_dict(cls, data: Mapping[str, Any], path: str):
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ConfigError(f"config: {path}: unknown keys {unknown}; expected some of "
+                          f"{sorted(f.name for f in fields(cls))}")
+    return cls(**data)
+
+
+# --------------------------------------------------------------------------------------------- stage settings
+
+@dataclass
+class PrepareSettings:
+    """Settings of the prepare stage: the columns of one corpus and the ``prepare`` section."""
+
+    source_column: int = schema_default("corpora.*.source_column")
+    target_column: int = schema_default("corpora.*.target_column")
+    normalization: str = schema_default("prepare.normalization")
+    max_words: int = schema_default("prepare.filter.max_words")
+    target_prefixes: str | list[str] | None = schema_default("prepare.filter.target_prefixes")
+    valid_fraction: float = schema_default("prepare.split.valid")
+    test_fraction: float = schema_default("prepare.split.test")
+    seed: int = schema_default("prepare.split.seed")
+    max_malformed_fraction: float = schema_default("prepare.max_malformed_fraction")
+    max_line_chars: int = schema_default("prepare.max_line_chars")
+
+    def __post_init__(self) -> None:
+        _check({"normalization": self.normalization, "max_malformed_fraction": self.max_malformed_fraction,
+                "max_line_chars": self.max_line_chars,
+                "filter": {"max_words": self.max_words, "target_prefixes": self.target_prefixes},
+                "split": {"valid": self.valid_fraction, "test": self.test_fraction, "seed": self.seed}}, "prepare")
+        for name in ("source_column", "target_column"):
+            _check(getattr(self, name), f"corpora.*.{name}")
+        if self.source_column == self.target_column:
+            raise ConfigError(f"config: corpora: source_column and target_column are both {self.source_column}")
+        # Training needs validation pairs (early stopping) and evaluation test pairs: neither may be empty.
+        if self.valid_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"config: prepare.split: valid ({self.valid_fraction}) and test ({self.test_fraction})"
+                              f" must sum to less than 1, to leave pairs for training")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PrepareSettings":
+        return _from_dict(cls, data, "prepare")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a :class:`seq2seq.model.Seq2Seq` (stored in checkpoints): the vocabulary
+    sizes and one entry of the config's ``models`` section."""
+
+    source_vocab_size: int
+    target_vocab_size: int
+    attention: str  # "none" | "tutorial" | "bahdanau" | "luong"
+    hidden_size: int = schema_default("models.*.hidden_size")
+    embedding_size: int | None = schema_default("models.*.embedding_size")  # None -> hidden_size
+    layers: int = schema_default("models.*.layers")
+    bidirectional: bool = schema_default("models.*.bidirectional")
+    dropout: float = schema_default("models.*.dropout")
+    luong_score: str = schema_default("models.*.luong_score")
+    max_length: int | None = None  # source positions (tokens incl. <eos>) of the "tutorial" attention
+    tie_embeddings: bool = schema_default("models.*.tie_embeddings")  # decoder embedding = output layer [V,H]
+
+    def __post_init__(self) -> None:
+        if self.max_length is None:  # every sentence the prepare stage keeps: < max_words words, plus <eos>
+            self.max_length = schema_default("prepare.filter.max_words") + 1
+        _check({k: v for k, v in asdict(self).items() if not k.endswith("vocab_size")}, "models.*", "model")
+        for name in ("source_vocab_size", "target_vocab_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"config: model: {name} must be positive, got {getattr(self, name)!r}")
+        if self.tie_embeddings and self.embedding_dim != self.hidden_size:
+            raise ConfigError(f"config: model: tie_embeddings needs embedding_size == hidden_size (got "
+                              f"{self.embedding_dim} and {self.hidden_size}); set tie_embeddings: false")
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding_size or self.hidden_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        """Build from a plain dict (a checkpoint's, or a config entry plus vocabulary sizes); unknown keys are
+        an error, and the config entry's per-model ``training`` is not the model's."""
+        return _from_dict(cls, {k: v for k, v in data.items() if k != "training"}, "model")
+
+
+@dataclass
+class TrainConfig:
+    """The ``training`` section of the pipeline config (with a model's own overrides merged in)."""
+
+    epochs: int = schema_default("training.epochs")
+    batch_size: int = schema_default("training.batch_size")
+    device: str = schema_default("training.device")  # auto | cpu | cuda[:N] | mps
+    optimizer: str = schema_default("training.optimizer")  # adam | sgd
+    learning_rate: float = schema_default("training.learning_rate")
+    weight_decay: float = schema_default("training.weight_decay")
+    clip_grad: float = schema_default("training.clip_grad")
+    teacher_forcing: float = schema_default("training.teacher_forcing")
+    label_smoothing: float = schema_default("training.label_smoothing")
+    lr_factor: float = schema_default("training.lr_factor")
+    lr_patience: int = schema_default("training.lr_patience")
+    early_stopping: dict = field(default_factory=lambda: schema_default("training.early_stopping"))
+    max_minutes: float | None = schema_default("training.max_minutes")
+    amp: bool | str = schema_default("training.amp")  # True | False | "auto"
+    seed: int = schema_default("training.seed")
+
+    def __post_init__(self) -> None:
+        self.early_stopping = fill_defaults(dict(self.early_stopping), _subschema("training.early_stopping"))
+        _check(asdict(self), "training")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        """Build from the config section; unknown keys are an error."""
+        return _from_dict(cls, data, "training")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------- the pipeline config
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
+    """``base`` with ``override`` merged in, nested dicts key by key (as Snakemake merges config files)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def prepare_settings(config: Mapping[str, Any], pair: str) -> PrepareSettings:
+    corpus, prepare = config["corpora"][pair], config["prepare"]
+    return PrepareSettings(
+        source_column=corpus["source_column"], target_column=corpus["target_column"],
+        normalization=prepare["normalization"], max_words=prepare["filter"]["max_words"],
+        target_prefixes=prepare["filter"]["target_prefixes"], valid_fraction=prepare["split"]["valid"],
+        test_fraction=prepare["split"]["test"], seed=prepare["split"]["seed"],
+        max_malformed_fraction=prepare["max_malformed_fraction"], max_line_chars=prepare["max_line_chars"])
+
+
+def model_settings(config: Mapping[str, Any], model: str) -> dict:
+    """Architecture of one named model (defaults filled in), without its training overrides."""
+    settings = {k: v for k, v in config["models"][model].items() if k != "training"}
+    if settings.get("max_length") is None:
+        # the tutorial attention sees every kept source sentence: < max_words words plus <eos>
+        settings["max_length"] = config["prepare"]["filter"]["max_words"] + 1
+    return settings
+
+
+def training_settings(config: Mapping[str, Any], model: str) -> dict:
+    """The training section with this model's own overrides (only the keys it sets) merged in."""
+    return deep_merge(config["training"], config["models"][model].get("training") or {})
+
+
+def check_config(config: dict) -> dict:
+    """Validate the whole pipeline config and fill in its defaults (in place; returned). ConfigError, one line
+    naming the key, for anything the schema rejects and for what it cannot express but a stage would reject
+    later (split fractions summing to 1 or more, tied embeddings of another size, a pair without a corpus)."""
+    # An override file merges into config.yaml's models: `name: null` there leaves that model out.
+    if isinstance(config.get("models"), dict):
+        config["models"] = {name: model for name, model in config["models"].items() if model is not None}
+    _check(config, "")
+    fill_defaults(config, load_schema())
+    for pair in config["pairs"]:
+        if pair not in config["corpora"]:
+            raise ConfigError(f"config: pairs lists '{pair}', but corpora has no entry '{pair}' "
+                              f"(known corpora: {', '.join(sorted(config['corpora']))})")
+        prepare_settings(config, pair)
+    for name in config["models"]:
+        try:
+            ModelConfig.from_dict({**model_settings(config, name), "source_vocab_size": 1, "target_vocab_size": 1})
+        except ConfigError as error:  # a check across keys: name the model
+            raise ConfigError(str(error).replace("config: model:", f"config: models.{name}:", 1)) from None
+        TrainConfig.from_dict(training_settings(config, name))
+    return config
+
+
+def check_yaml(path: str | Path) -> None:
+    """ConfigError naming the file, line and column of a YAML syntax error in ``path`` (Snakemake's own message
+    names neither)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({error.problem or error.context})") from None
