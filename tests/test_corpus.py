@@ -117,6 +117,17 @@ def test_malformed_lines_are_counted_and_logged(tmp_path, caplog):
     assert "r.txt:6: malformed line skipped (no tab)" in caplog.text
 
 
+def test_a_line_over_the_character_limit_is_malformed(tmp_path, caplog):
+    """One garbage line (a 100,000-character 'word') is skipped and counted, so it cannot land in a split."""
+    lines = [f"I am {i}.\tJe suis {i}." for i in range(40)]
+    lines[7] = "I am " + "a" * 100_000 + ".\tJe suis."
+    raw = write(tmp_path / "r.txt", "\n".join(lines) + "\n")
+    result = read_raw_pairs(raw, max_line_chars=1000)
+    assert (result.read, result.malformed, len(result.pairs)) == (40, 1, 39)
+    assert all(len(source) < 100 for source, _ in result.pairs)
+    assert "r.txt:8: malformed line skipped (100015 characters, more than max_line_chars=1000)" in caplog.text
+
+
 def test_too_many_malformed_lines_is_an_error(tmp_path):
     lines = [f"I am {i}.\tJe suis {i}." for i in range(18)] + ["bad", "worse"]
     raw = write(tmp_path / "r.txt", "\n".join(lines))

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from seq2seq.devices import device_for_job, resolve_device
+from seq2seq.logs import logging_to
 
 
 @pytest.mark.parametrize(("device", "gpus", "expected"), [
@@ -23,3 +24,16 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda:0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line_in_the_jobs_log(tmp_path, capsys):
+    """Legitimate when Snakemake plans (a login node plans GPU jobs), but in the job: one line, no traceback."""
+    log = tmp_path / "train.log"
+    with pytest.raises(SystemExit), logging_to(log, "training"):
+        resolve_device("cuda")
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(
+        "ERROR seq2seq.training: training failed: device 'cuda' requested, but CUDA is not available on this "
+        "machine (set training.device: auto or cpu, or run this job where a GPU is)")
+    assert "Traceback" not in capsys.readouterr().err

@@ -119,3 +119,58 @@ def test_lint_finds_nothing():
     result = snakemake(REPO, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
+
+
+def _offline(command: list[str]) -> list[str]:
+    """``command`` without network: in a network namespace of its own where the machine allows one, else with
+    proxies that refuse every connection."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
+        return ["unshare", "-rn", *command]
+    return command
+
+
+OFFLINE_ENV = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+               "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": ""}
+
+
+def _snakemake_offline(workdir: Path, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **OFFLINE_ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = _offline([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+                        str(workdir), *args])
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_the_default_config_runs_the_data_stages_offline_from_the_shipped_corpus(tmp_path):
+    """A fresh clone with no network: the default config reads data/fra-eng.zip, sha256 checked."""
+    result = _snakemake_offline(tmp_path, "--cores", "2", "results/fra-eng/vocab/source.json",
+                                "results/fra-eng/vocab/target.json")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = (tmp_path / "results" / "logs" / "download" / "fra-eng.log").read_text()
+    assert "using local file" in log and "16c4f7d0df9e7c5e6c54cdb0447f3f4a18a55052ff5e2e0b27dd4a06c0e49d04" in log
+    stats = json.loads((tmp_path / "results" / "fra-eng" / "data" / "stats.json").read_text())
+    assert stats["read"] == 142_787 and stats["raw_sha256"]
+    assert 11_000 < stats["kept"] < 11_400  # the tutorial's "i am / he is" filter
+    assert stats["train"] + stats["valid"] + stats["test"] == stats["unique"]
+    source = json.loads((tmp_path / "results" / "fra-eng" / "vocab" / "source.json").read_text())
+    assert len(source["tokens"]) > 3000
+
+
+def test_an_offline_download_error_reaches_the_user_as_one_line(tmp_path):
+    """deu-eng is not shipped: without network its download fails with a message saying what to do, and no
+    traceback and no half-written file."""
+    config = write_config(tmp_path / "deu.yaml", {"pairs": ["deu-eng"], "download": {"retries": 0, "timeout": 5}})
+    result = _snakemake_offline(tmp_path, "--cores", "1", "data/raw/deu-eng.txt", "--configfile", str(config))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "download failed: could not download https://www.manythings.org/anki/deu-eng.zip (" in output
+    assert "offline? point the pipeline at a local copy" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "data" / "raw" / "deu-eng.txt").exists()
+    assert not list((tmp_path / "data" / "raw").glob(".download-*"))

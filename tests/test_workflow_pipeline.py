@@ -121,16 +121,10 @@ def test_editing_the_model_code_reruns_training(finished_run):
     assert "prepare" not in jobs and "vocab" not in jobs
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (Linux /proc)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += [int(child), *descendants(int(child))]
-    return found
-
-
-def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
+def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
+    """Snakemake and its training job killed together, as a closed laptop or a wall-time limit would (SIGKILL:
+    no chance to clean up): the README's one command, `snakemake --cores N --rerun-incomplete`, resumes it,
+    with no `--unlock` first."""
     raw = write_raw_corpus(tmp_path / "corpus" / "fra-eng.txt")
     models = {"bahdanau": {"attention": "bahdanau", "hidden_size": 48, "dropout": 0.0}}
     training = {"epochs": 40, "batch_size": 8, "device": "cpu", "early_stopping": {"patience": 100}}
@@ -140,25 +134,29 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     snakemake(workdir, "--cores", "1", "results/fra-eng/vocab/source.json",
               "results/fra-eng/vocab/target.json", "--configfile", str(config))
 
-    resume = workdir / "results" / "fra-eng" / "bahdanau" / "resume.pt"
+    run = workdir / "results" / "fra-eng" / "bahdanau"
+    resume = run / "resume.pt"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--cores", "1", "results/fra-eng/bahdanau/model.pt", "--configfile", str(config)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
     deadline = time.monotonic() + 120
     while not resume.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     time.sleep(0.3)  # let it get a little further than the first epoch
-    # Kill the training job, not Snakemake, as a cluster's wall-time limit would: no chance to clean up.
-    for pid in descendants(process.pid):
-        os.kill(pid, signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)  # Snakemake and everything it started
     assert process.wait(timeout=60) != 0
     assert resume.exists(), "training never wrote its resume checkpoint"
+    # nothing that a later rule or seq2seq-translate could take for the result
+    assert not any((run / name).exists() for name in ("model.pt", "last.pt", "history.tsv"))
+    assert list((workdir / ".snakemake" / "locks").glob("*.lock")), "expected the dead run's lock"
 
-    snakemake(workdir, "--cores", "1", "--rerun-incomplete", "results/fra-eng/bahdanau/model.pt",
-              "--configfile", str(config))
+    result = snakemake(workdir, "--cores", "1", "--rerun-incomplete", "results/fra-eng/bahdanau/model.pt",
+                       "--configfile", str(config))
     log = (workdir / "results" / "logs" / "train" / "fra-eng-bahdanau.log").read_text()
     assert "resum" in log.lower(), log
-    history = pd.read_csv(workdir / "results" / "fra-eng" / "bahdanau" / "history.tsv", sep="\t")
+    history = pd.read_csv(run / "history.tsv", sep="\t")
     assert list(history["epoch"]) == list(range(1, 41))
     assert not resume.exists()
+    assert "left by a Snakemake run that is no longer alive" in result.stderr
