@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "benchmarks"))  # the benchmarks are not part of the package
 
 SUBJECTS = [
     ("I am", "Je suis"), ("He is", "Il est"), ("She is", "Elle est"),

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seq2seq.attention import BahdanauAttention, LuongAttention, NoAttention, TutorialAttention
+from seq2seq.attention import BahdanauAttention, LuongAttention, TutorialAttention
 
 
 def _inputs(batch=3, length=5, hidden=8, query=8):
@@ -41,12 +41,6 @@ def test_padding_values_do_not_change_the_result():
     a, _ = attention.attend(query, attention.project_keys(values), values, mask)
     b, _ = attention.attend(query, attention.project_keys(changed), changed, mask)
     assert torch.allclose(a, b, atol=1e-6)
-
-
-def test_no_attention_returns_zeros():
-    query, values, mask = _inputs()
-    context, weights = NoAttention().attend(query, values, values, mask)
-    assert torch.all(context == 0) and torch.all(weights == 0) and weights.shape == mask.shape
 
 
 def test_tutorial_attention_rejects_sources_longer_than_max_length():

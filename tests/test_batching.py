@@ -6,18 +6,19 @@ import pytest
 import torch
 
 from seq2seq.batching import collate, encode_pairs, make_batches, pad_sources, padded_rows
-from seq2seq.vocab import EOS_INDEX, PAD_INDEX, SOS_INDEX, Vocabulary
+from seq2seq.logs import InputError
+from seq2seq.vocab import EOS_INDEX, PAD_INDEX, SOS_INDEX, WordVocabulary
 
 
 def test_encode_and_collate_frame_targets():
-    source = Vocabulary.build([["a", "b", "c"]])
-    target = Vocabulary.build([["x", "y"]])
+    source = WordVocabulary.build(["a b c"])
+    target = WordVocabulary.build(["x y"])
     examples = encode_pairs([("a b c", "x y"), ("b", "y")], source, target)
     assert examples[0][0][-1] == EOS_INDEX and examples[0][1][-1] == EOS_INDEX
     batch = collate(examples)
     assert batch.src.shape == (2, 4) and batch.src_lengths.tolist() == [4, 2]
     assert batch.src[1, 2:].tolist() == [PAD_INDEX, PAD_INDEX]
-    x, y = target.index("x"), target.index("y")
+    x, y = target.encode("x y")[:2]
     assert batch.tgt_in.tolist() == [[SOS_INDEX, x, y], [SOS_INDEX, y, PAD_INDEX]]
     assert batch.tgt_out.tolist() == [[x, y, EOS_INDEX], [y, EOS_INDEX, PAD_INDEX]]
     assert batch.target_tokens == 5 and batch.size == 2
@@ -41,27 +42,58 @@ def _examples(n=500, seed=0):
     return [([4] * rng.randint(1, 12) + [2], [5] * rng.randint(1, 12) + [2]) for _ in range(n)]
 
 
+def _rows(batch):
+    """(source, target) id lists of a batch's rows, without padding."""
+    sources = [row[: int(n)] for row, n in zip(batch.src.tolist(), batch.src_lengths)]
+    targets = [[t for t in row if t != PAD_INDEX] for row in batch.tgt_out.tolist()]
+    return list(zip(map(tuple, sources), map(tuple, targets)))
+
+
+def _distinct(n=500, seed=0):
+    """Examples that can be told apart by their ids (each source starts with its own number)."""
+    return [([10 + i, *ids[1:]], target) for i, (ids, target) in enumerate(_examples(n, seed))]
+
+
 def test_make_batches_covers_every_example_once_and_buckets_lengths():
-    examples = _examples()
+    examples = _distinct()
     batches = make_batches(examples, 32, shuffle=True, seed=1, epoch=0)
-    seen = sorted(i for b in batches for i in b.index.tolist())
-    assert seen == list(range(len(examples)))
+    seen = sorted(row for b in batches for row in _rows(b))
+    assert seen == sorted((tuple(s), tuple(t)) for s, t in examples)
     assert all(b.size <= 32 for b in batches)
     padding = sum(int((b.tgt_out == PAD_INDEX).sum()) for b in batches)
     unsorted = sum(int((collate(examples[i:i + 32]).tgt_out == PAD_INDEX).sum()) for i in range(0, 500, 32))
     assert padding < unsorted / 3
-    for b in batches:  # rows map back to their examples
-        for row, i in enumerate(b.index.tolist()):
-            assert b.src_lengths[row] == len(examples[i][0])
 
 
 def test_make_batches_is_seeded_by_seed_and_epoch():
-    examples = _examples()
-    order = lambda bs: [b.index.tolist() for b in bs]  # noqa: E731
+    examples = _distinct()
+    order = lambda bs: [_rows(b) for b in bs]  # noqa: E731
     assert order(make_batches(examples, 32, True, 1, 0)) == order(make_batches(examples, 32, True, 1, 0))
     assert order(make_batches(examples, 32, True, 1, 0)) != order(make_batches(examples, 32, True, 1, 1))
     fixed = make_batches(examples, 32, shuffle=False, seed=0)
-    assert [len(examples[i][1]) for b in fixed for i in b.index.tolist()] == sorted(len(t) for _, t in examples)
+    assert [len(t) for b in fixed for _, t in _rows(b)] == sorted(len(t) for _, t in examples)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_token_batches_never_exceed_batch_tokens_and_cover_every_pair_once_per_epoch(shuffle):
+    examples = _distinct(800, seed=3)
+    for epoch in range(3):
+        batches = make_batches(examples, None, shuffle=shuffle, seed=1, epoch=epoch, batch_tokens=96)
+        assert all(b.padded_tokens <= 96 for b in batches)
+        assert sorted(row for b in batches for row in _rows(b)) == sorted((tuple(s), tuple(t)) for s, t in examples)
+        assert sum(b.size for b in batches) == len(examples)
+    # long pairs get fewer rows: memory stays flat
+    sizes = {max(b.src.size(1), b.tgt_out.size(1)): b.size for b in batches}
+    assert sizes[max(sizes)] < sizes[min(sizes)]
+    again = make_batches(examples, None, shuffle=shuffle, seed=1, epoch=2, batch_tokens=96)
+    assert [_rows(b) for b in again] == [_rows(b) for b in batches]
+
+
+def test_a_pair_longer_than_batch_tokens_is_a_clear_error():
+    with pytest.raises(InputError, match=r"training.batch_tokens=8 is less than the longest pair's 13 tokens"):
+        make_batches(_examples(50), None, shuffle=True, seed=0, batch_tokens=8)
+    with pytest.raises(ValueError, match="exactly one of batch_size and batch_tokens"):
+        make_batches(_examples(5), 4, shuffle=True, seed=0, batch_tokens=100)
 
 
 def test_batch_to_keeps_values():

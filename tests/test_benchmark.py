@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from seq2seq import benchmark as b
-from seq2seq import flops
-from seq2seq import tutorial_baselines as baselines
+import flops  # workflow/benchmarks/, on the path through conftest.py
+import training_throughput as b
+import tutorial_baselines as baselines
 
 
 def test_linear_and_gru_flops_count_two_per_multiply_add() -> None:
@@ -188,15 +188,15 @@ def test_bidirectional_encoder_doubles_only_the_encoder_flops_of_our_rows() -> N
 
 
 def test_model_options_reach_the_timed_model_and_the_table(monkeypatch) -> None:
-    from seq2seq import model as model_module
-
-    built, real_model = [], model_module.Seq2Seq
-    monkeypatch.setattr(model_module, "Seq2Seq", lambda config: built.append(config) or real_model(config))
+    built, real_model = [], b.Seq2Seq
+    monkeypatch.setattr(b, "Seq2Seq", lambda config: built.append(config) or real_model(config))
     data = b.prepare_data(b.synthetic_pairs(n_pairs=40, source_vocab=30, target_vocab=20, seed=1), "tiny")
     cpu = torch.device("cpu")
-    options = b.ModelOptions(bidirectional=True, tie_embeddings=True, dropout=0.3, label_smoothing=0.1)
+    options = b.ModelOptions()  # the pipeline's model: the schema's defaults
+    assert options == b.ModelOptions(bidirectional=True, tie_embeddings=True, dropout=0.3, label_smoothing=0.1)
+    small = b.ModelOptions(bidirectional=False, tie_embeddings=False, dropout=0.1, label_smoothing=0.0)
     quick = dict(hidden=8, batch_size=4, seconds=0.01, warmup_steps=1)
-    plain = b.measure_variant("bahdanau", data, cpu, b.BenchmarkConfig(**quick))
+    plain = b.measure_variant("bahdanau", data, cpu, b.BenchmarkConfig(**quick, model=small))
     bidirectional = b.measure_variant("bahdanau", data, cpu, b.BenchmarkConfig(**quick, model=options))
     tutorial = b.measure_variant("baseline", data, cpu, b.BenchmarkConfig(**quick, model=options))
     # Torch's own FLOP count of one step sees the second encoder direction the formula adds.
@@ -209,4 +209,5 @@ def test_model_options_reach_the_timed_model_and_the_table(monkeypatch) -> None:
     assert [tuple(row[c] for c in settings) for row in rows] == [
         ("", "", "", ""), (False, False, 0.1, 0.0), (True, True, 0.3, 0.1)]
     assert [(c.bidirectional, c.tie_embeddings, c.dropout) for c in built] == [(False, False, 0.1), (True, True, 0.3)]
-    assert options.describe() == "bidirectional True, tie_embeddings True, dropout 0.3, label_smoothing 0.1"
+    assert options.describe() == ("bidirectional True, tie_embeddings True, dropout 0.3, label_smoothing 0.1, "
+                                  "batch_tokens None")

@@ -33,10 +33,10 @@ def test_transitive_absolute_and_relative_imports(tmp_path: Path) -> None:
     assert package_modules(tmp_path / "plain.py", package) == []
 
 
-def test_the_train_rule_tracks_the_model_and_its_dropout_but_not_the_plots() -> None:
+def test_the_train_rule_tracks_the_model_and_its_speedups_but_not_the_plots() -> None:
     modules = _names(package_modules(WORKFLOW / "scripts" / "train.py", WORKFLOW / "seq2seq"))
-    assert {"training", "model", "attention", "dropout", "batching", "checkpoint", "vocab"} <= modules
-    assert "plots" not in modules and "benchmark" not in modules
+    assert {"training", "model", "attention", "speedups", "batching", "checkpoint", "vocab", "settings"} <= modules
+    assert not modules & {"plots", "figures", "evaluation", "summary", "cli"}
 
 
 def test_source_fingerprint_follows_the_imported_code_only(tmp_path: Path) -> None:

@@ -62,13 +62,15 @@ def test_evaluate_stage_writes_metrics_and_translations(tmp_path) -> None:
 
     from seq2seq.corpus import write_split
     from seq2seq.evaluation import evaluate_model
+    from seq2seq.settings import EvaluationSettings
 
     model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
     test = pairs[::9] + [("je suis xylophone .", "i am a xylophone .")]
     write_split(tmp_path / "test.tsv", test)
-    metrics = evaluate_model(model, tmp_path / "test.tsv", tmp_path / "translations.tsv", tmp_path / "metrics.json",
-                             beam_size=3, length_penalty=0.6, max_length=12, batch_size=4, bootstrap_resamples=50,
-                             seed=3, threads=1, device="cpu")
+    settings = EvaluationSettings(beam_size=3, length_penalty=0.6, max_length=12, batch_size=4,
+                                  bootstrap_resamples=50, seed=3)
+    metrics = evaluate_model([model], tmp_path / "test.tsv", tmp_path / "translations.tsv", tmp_path / "metrics.json",
+                             tmp_path / "attention.json.gz", settings, threads=1, device="cpu")
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     settings = (metrics["pair"], metrics["model"], metrics["beam_size"], metrics["alpha"])
     assert settings == ("fra-eng", "bahdanau", 3, 0.6)
@@ -84,3 +86,46 @@ def test_evaluate_stage_writes_metrics_and_translations(tmp_path) -> None:
     assert table["source"].tolist() == [s for s, _ in test]  # input order kept despite length sorting
     assert (table["greedy"].iloc[:-1] == table["reference"].iloc[:-1]).all()
     assert table["beam_bleu"].iloc[0] == pytest.approx(100.0)
+
+
+# --------------------------------------------------------------------------- comparing two systems
+
+def _corpus(n=300):
+    import random
+
+    return [" ".join(random.Random(i).choices("abcdefghij", k=9)) for i in range(n)]
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_a_system_against_itself_is_no_difference(test) -> None:
+    from seq2seq.metrics import paired_comparison
+
+    references = _corpus()
+    system = [r if i % 4 else " ".join(r.split()[:-3]) for i, r in enumerate(references)]
+    result = paired_comparison([system], [system], references, test, resamples=200)
+    assert result["delta"] == 0 and result["ci_low"] == result["ci_high"] == 0 and result["p_value"] == 1.0
+    # another run of the same quality: better on some sentences, worse on as many others: no evidence either
+    other = [r if i % 4 != 1 else " ".join(r.split()[:-3]) for i, r in enumerate(references)]
+    assert paired_comparison([system], [other], references, test, resamples=200)["p_value"] > 0.2
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_a_clearly_worse_copy_gets_a_small_p_value_and_a_negative_interval(test) -> None:
+    from seq2seq.metrics import paired_comparison
+
+    references = _corpus()
+    truncated = [" ".join(r.split()[:4]) for r in references]
+    result = paired_comparison([truncated], [references], references, test, resamples=200, seed=3)
+    assert result["p_value"] < 0.01 and result["ci_low"] <= result["delta"] <= result["ci_high"] < 0
+    assert result == paired_comparison([truncated], [references], references, test, resamples=200, seed=3)
+
+
+def test_several_seeds_are_compared_as_their_pooled_systems() -> None:
+    from seq2seq.metrics import bleu_statistics, bleu_from_statistics, paired_comparison, pooled
+
+    references = _corpus(100)
+    seeds = [[r if (i + s) % 3 else " ".join(r.split()[:-2]) for i, r in enumerate(references)] for s in range(3)]
+    assert pooled(seeds, 6) == seeds[0] + seeds[1] + seeds[2] + seeds[0] + seeds[1] + seeds[2]
+    result = paired_comparison(seeds, [references], references, resamples=100)
+    pooled_bleu = bleu_from_statistics(bleu_statistics(pooled(seeds, 3), references * 3).sum(axis=0))
+    assert result["runs"] == 3 and result["delta"] == pytest.approx(pooled_bleu - 100.0)

@@ -16,11 +16,29 @@ from seq2seq.translate import Translation
 def translation(source: str = "je suis tres content .", output: str = "i am very happy . <eos>") -> Translation:
     src, out = source.split(), output.split()
     weights = torch.rand(len(out), len(src) + 1, generator=torch.Generator().manual_seed(0)).softmax(dim=1)
-    return Translation(src, out, weights, -1.5)
+    return Translation(src, out, weights, -1.5, " ".join(t for t in out if t != "<eos>"))
 
 
 def labels(ticks) -> list[str]:
     return [tick.get_text() for tick in ticks]
+
+
+def test_subword_pieces_are_labelled_readably_and_the_word_view_sums_to_one() -> None:
+    """Pieces: "_" marks a word start, "·" a piece that continues a word; words: attention summed over a source
+    word's pieces and averaged over a produced word's pieces."""
+    pieces = translation("\u2581je \u2581tre s \u2581content \u2581.", "\u2581i \u2581am \u2581ver y \u2581. <eos>")
+    figure = Figure()
+    ax = figure.add_subplot()
+    attention_heatmap(ax, pieces.source_tokens, pieces.output_tokens, pieces.attention.numpy())
+    assert labels(ax.get_xticklabels()) == ["_je", "_tre", "·s", "_content", "_.", "<eos>"]
+    assert labels(ax.get_yticklabels()) == ["_i", "_am", "_ver", "·y", "_.", "<eos>"]
+    words = pieces.word_level()
+    assert words.source_tokens == ["je", "tres", "content", "."]
+    assert words.output_tokens == ["i", "am", "very", ".", "<eos>"]
+    assert words.attention.shape == (5, 5)
+    assert torch.allclose(words.attention.sum(dim=1), torch.ones(5))
+    weights = pieces.attention
+    assert torch.allclose(words.attention[2, 1], (weights[2, 1:3].sum() + weights[3, 1:3].sum()) / 2)
 
 
 def test_heatmap_has_one_label_per_token_in_order() -> None:
@@ -100,7 +118,8 @@ def test_figures_stage_draws_sampled_and_extra_sentences_reproducibly(tmp_path) 
     from test_search import save_tiny_checkpoint
 
     from seq2seq.corpus import write_split
-    from seq2seq.plots import choose_test_sentences, draw_figures
+    from seq2seq.figures import choose_test_sentences, draw_figures
+    from seq2seq.settings import FigureSettings
 
     model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
     write_split(tmp_path / "test.tsv", pairs[:20])
@@ -111,8 +130,8 @@ def test_figures_stage_draws_sampled_and_extra_sentences_reproducibly(tmp_path) 
         out = tmp_path / run
         attention = [out / f"attention_{i:02d}.png" for i in range(1, 4)]
         draw_figures(model, tmp_path / "test.tsv", tmp_path / "history.tsv", attention, out / "grid.png",
-                     out / "curve.png", count=2, sentences=["Tu es très grand !"], grid_columns=2, seed=5,
-                     format="png")
+                     out / "curve.png", FigureSettings(count=2, sentences=["Tu es très grand !"], grid_columns=2,
+                                                       seed=5))
         outputs.append([p.read_bytes() for p in [*attention, out / "grid.png", out / "curve.png"]])
     assert outputs[0] == outputs[1]
     assert choose_test_sentences(2, 20, seed=5) == choose_test_sentences(2, 20, seed=5)
@@ -120,4 +139,4 @@ def test_figures_stage_draws_sampled_and_extra_sentences_reproducibly(tmp_path) 
     assert choose_test_sentences(3, 2, seed=0) == [0, 1, 0]
     with pytest.raises(ValueError, match="2 attention figure paths given for 3 sentences"):
         draw_figures(model, tmp_path / "test.tsv", tmp_path / "history.tsv", attention[:2], tmp_path / "g.png",
-                     tmp_path / "c.png", count=2, sentences=["tu es grand ."])
+                     tmp_path / "c.png", FigureSettings(count=2, sentences=["tu es grand ."]))

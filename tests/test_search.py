@@ -158,12 +158,12 @@ def tiny_trained_model(attention: str = "bahdanau", steps: int = 120, seed: int 
     from seq2seq.corpus import normalize
     from seq2seq.model import Seq2Seq
     from seq2seq.settings import ModelConfig
-    from seq2seq.vocab import PAD_INDEX, Vocabulary
+    from seq2seq.vocab import PAD_INDEX, WordVocabulary
 
     torch.manual_seed(seed)
     pairs = [(normalize(fr), normalize(en)) for en, fr in tiny_pairs()]
-    source_vocab = Vocabulary.build(s.split() for s, _ in pairs)
-    target_vocab = Vocabulary.build(t.split() for _, t in pairs)
+    source_vocab = WordVocabulary.build(s for s, _ in pairs)
+    target_vocab = WordVocabulary.build(t for _, t in pairs)
     model = Seq2Seq(ModelConfig(len(source_vocab), len(target_vocab), attention, hidden_size=32, dropout=0.0))
     batch = collate(encode_pairs(pairs, source_vocab, target_vocab))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -180,11 +180,12 @@ def tiny_trained_model(attention: str = "bahdanau", steps: int = 120, seed: int 
 def save_tiny_checkpoint(path, attention: str = "bahdanau", steps: int = 120, pair: str = "fra-eng",
                          model_name: str = "bahdanau"):
     """Train :func:`tiny_trained_model` and save it as the train stage would; returns (path, pairs)."""
-    from seq2seq.checkpoint import model_payload, save_checkpoint
+    from seq2seq.checkpoint import Metadata, cpu_state, save_model
 
     model, source_vocab, target_vocab, pairs = tiny_trained_model(attention, steps)
-    metadata = {"normalization": "ascii", "pair": pair, "model_name": model_name, "epoch": 3, "history": []}
-    save_checkpoint(path, model_payload(model, source_vocab, target_vocab, metadata))
+    metadata = Metadata(pair=pair, model_name=model_name, normalization="ascii", epoch=3,
+                        parameters=sum(p.numel() for p in model.parameters()))
+    save_model(path, model.config, cpu_state(model), source_vocab, target_vocab, metadata)
     return path, pairs
 
 
@@ -212,12 +213,15 @@ def test_beam_one_is_greedy_on_every_attention_variant(attention: str) -> None:
 def test_beam_never_scores_below_greedy_on_a_trained_model(trained) -> None:
     from seq2seq.translate import prepare_sources
 
+    from seq2seq.batching import pad_sources
+
     model, source_vocab, target_vocab, pairs = trained
-    src, lengths, _ = prepare_sources([s for s, _ in pairs], None, source_vocab, model.max_source_length)
+    sources, _ = prepare_sources([s for s, _ in pairs], None, source_vocab, model.max_source_length)
+    src, lengths = pad_sources(sources)
     greedy_hyps = greedy(model, src, lengths, max_len=12)
     beam_hyps = beam_search(model, src, lengths, beam_size=4, alpha=0.0, max_len=12)
     for g, b in zip(greedy_hyps.scores, beam_hyps.scores):
         assert b >= g - 1e-4
     # the model learned something: greedy output matches most references
-    correct = sum(target_vocab.decode(t) == ref.split() for t, (_, ref) in zip(greedy_hyps.tokens, pairs))
+    correct = sum(target_vocab.decode(t) == ref for t, (_, ref) in zip(greedy_hyps.tokens, pairs))
     assert correct > len(pairs) // 2

@@ -1,66 +1,113 @@
-"""The summary stage: a table from two fake metrics/history sets and real checkpoints, Markdown, chart."""
+"""The summary stage: seeds together (mean, spread), ensembles, comparisons with the baseline, Markdown, chart."""
 
 from __future__ import annotations
 
 import json
+import random
+import statistics
 
 import pandas as pd
 import pytest
-import torch
 
-from seq2seq.checkpoint import model_payload, save_checkpoint
-from seq2seq.model import Seq2Seq
-from seq2seq.settings import ModelConfig
-from seq2seq.summary import COLUMNS, summary_table, to_markdown, write_summary
-from seq2seq.vocab import Vocabulary
+from seq2seq.metrics import corpus_bleu
+from seq2seq.summary import COLUMNS, COMPARISON_COLUMNS, Runs, summary_tables, to_markdown, write_summary
+
+REFERENCES = [" ".join(random.Random(i).choices(["a", "b", "c", "d", "e", "f", "g"], k=7)) for i in range(60)]
+COMPARE = {"test": "bs", "resamples": 200, "seed": 12345}
 
 
-def fake_run(folder, attention: str, bleu: float, seconds: list[float]) -> list:
+def damaged(hypotheses: list[str], every: int, seed: int) -> list[str]:
+    """Every ``every``-th hypothesis (shifted by ``seed``) loses its last two words."""
+    return [" ".join(h.split()[:-2]) if (i + seed) % every == 0 else h for i, h in enumerate(hypotheses)]
+
+
+def fake_run(folder, system: str, attention: str, beam: list[str], greedy: list[str], seconds=(60.0, 30.0),
+             parameters: int = 1000):
+    """metrics.json, translations.tsv and history.tsv as the evaluate and train stages write them."""
     folder.mkdir(parents=True)
-    block = {"bleu": bleu, "bleu_ci95": [bleu - 2, bleu + 2], "chrf": 50.0, "exact_match": 0.25,
-             "sentences": 40, "sentences_per_s": 100.0, "signature": {}}
-    metrics = {"greedy": {**block, "bleu": bleu - 1, "bleu_ci95": [bleu - 3, bleu + 1]}, "beam": block}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    history = pd.DataFrame({"epoch": range(1, len(seconds) + 1), "train_loss": 1.0, "valid_loss": 1.0,
-                            "valid_bleu": 1.0, "learning_rate": 0.001, "seconds": seconds, "pairs_per_s": 1000.0})
-    history.to_csv(folder / "history.tsv", sep="\t", index=False)
-    vocab = Vocabulary.build([["a", "b", "c"]])
-    model = Seq2Seq(ModelConfig(len(vocab), len(vocab), attention, hidden_size=8))
-    save_checkpoint(folder / "model.pt", model_payload(model, vocab, vocab, {"normalization": "ascii"}))
-    expected_parameters = sum(p.numel() for p in model.parameters())
-    return [folder / "metrics.json", folder / "history.tsv", folder / "model.pt", expected_parameters]
+    blocks = {}
+    for name, hypotheses in (("beam", beam), ("greedy", greedy)):
+        bleu = corpus_bleu(hypotheses, REFERENCES)
+        blocks[name] = {"bleu": bleu, "bleu_ci95": [bleu - 2, bleu + 2], "chrf": 50.0, "exact_match": 0.25,
+                        "sentences": len(REFERENCES), "sentences_per_s": 100.0, "signature": {}}
+    (folder / "metrics.json").write_text(json.dumps({"attention": attention, "parameters": parameters,
+                                                     "model": system, **blocks}))
+    pd.DataFrame({"source": [f"s{i}" for i in range(len(REFERENCES))], "reference": REFERENCES,
+                  "greedy": greedy, "beam": beam}).to_csv(folder / "translations.tsv", sep="\t", index=False)
+    pd.DataFrame({"epoch": range(1, len(seconds) + 1), "seconds": seconds, "pairs_per_s": 1000.0}).to_csv(
+        folder / "history.tsv", sep="\t", index=False)
+    return folder
 
 
-def test_summary_table_from_two_runs(tmp_path) -> None:
-    torch.manual_seed(0)
-    runs = [fake_run(tmp_path / "a", "bahdanau", 30.0, [60.0, 60.0, 30.0]),
-            fake_run(tmp_path / "b", "none", 20.0, [30.0])]
-    labels = [["fra-eng", "bahdanau"], ["fra-eng", "plain"]]
-    table = write_summary([r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs], labels,
-                          tmp_path / "summary.tsv", tmp_path / "summary.md", tmp_path / "summary.png")
-    assert list(table.columns) == COLUMNS
-    first = table.iloc[0]
-    assert (first["pair"], first["model"], first["attention"]) == ("fra-eng", "bahdanau", "bahdanau")
-    assert (first["bleu"], first["bleu_ci_low"], first["bleu_ci_high"], first["greedy_bleu"]) == (30, 28, 32, 29)
-    assert first["epochs"] == 3 and first["training_minutes"] == pytest.approx(2.5)
-    assert first["pairs_per_s"] == 1000 and first["sentences"] == 40
-    assert table["parameters"].tolist() == [runs[0][3], runs[1][3]] and runs[0][3] > runs[1][3]
-    assert table.iloc[1]["attention"] == "none"
-    assert pd.read_csv(tmp_path / "summary.tsv", sep="\t")["model"].tolist() == ["bahdanau", "plain"]
+@pytest.fixture
+def grid(tmp_path):
+    """Two models x two seeds (and an ensemble), as the pipeline lays them out."""
+    runs, labels = [], []
+    for model, every in (("bahdanau", 5), ("worse", 2)):
+        for seed in (1, 2):
+            beam = damaged(REFERENCES, every, seed)
+            runs.append(fake_run(tmp_path / model / f"seed{seed}", model, model, beam, damaged(beam, 3, seed),
+                                 seconds=(60.0 * seed, 30.0)))
+            labels.append(["fra-eng", f"{model}/seed{seed}", model, seed])
+    runs.append(fake_run(tmp_path / "ens", "ens", "ensemble", REFERENCES, REFERENCES, parameters=2000))
+    labels.append(["fra-eng", "ens", "ens", None])
+    files = {"metrics": [r / "metrics.json" for r in runs], "translations": [r / "translations.tsv" for r in runs],
+             "histories": [r / "history.tsv" for r in runs[:-1]]}
+    return files, labels
+
+
+def test_seeds_are_summarized_together_as_by_hand(grid, tmp_path):
+    files, labels = grid
+    table = write_summary(**files, labels=labels, tsv=tmp_path / "summary.tsv", md=tmp_path / "summary.md",
+                          chart=tmp_path / "summary.png", comparisons=tmp_path / "comparisons.tsv",
+                          baseline="bahdanau", compare=COMPARE)
+    assert list(table.columns) == COLUMNS and table["model"].tolist() == ["bahdanau", "worse", "ens"]
+    bahdanau = table.iloc[0]
+    by_hand = [corpus_bleu(damaged(REFERENCES, 5, seed), REFERENCES) for seed in (1, 2)]
+    assert bahdanau["seeds"] == 2 and bahdanau["kind"] == "model"
+    assert bahdanau["bleu"] == pytest.approx(statistics.mean(by_hand), abs=0.01)
+    assert bahdanau["bleu_std"] == pytest.approx(statistics.stdev(by_hand), abs=0.01)
+    assert (bahdanau["bleu_min"], bahdanau["bleu_max"]) == pytest.approx((min(by_hand), max(by_hand)), abs=0.01)
+    assert bahdanau["bleu_ci_low"] <= bahdanau["bleu"] <= bahdanau["bleu_ci_high"]
+    assert bahdanau["epochs"] == 2 and bahdanau["training_minutes"] == pytest.approx((1.5 + 2.5) / 2)
+    assert pd.isna(bahdanau["delta_bleu"]) and bahdanau["baseline"] == "bahdanau"  # the baseline itself
+    worse, ensemble = table.iloc[1], table.iloc[2]
+    assert worse["delta_bleu"] < 0 and worse["p_value"] < 0.05 and worse["delta_ci_high"] < 0
+    assert ensemble["kind"] == "ensemble" and ensemble["seeds"] == 1 and ensemble["delta_bleu"] > 0
+    assert pd.isna(ensemble["epochs"]) and ensemble["parameters"] == 2000
+
+    comparisons = pd.read_csv(tmp_path / "comparisons.tsv", sep="\t")
+    assert list(comparisons.columns) == COMPARISON_COLUMNS
+    assert comparisons[["model", "metric"]].values.tolist() == [
+        ["worse", "greedy_bleu"], ["worse", "beam_bleu"], ["ens", "greedy_bleu"], ["ens", "beam_bleu"]]
+    assert comparisons["runs"].tolist() == [2, 2, 2, 2]  # the ensemble's one output pairs with both seeds
     markdown = (tmp_path / "summary.md").read_text().splitlines()
-    assert markdown[0].startswith("| pair | model | attention | bleu |") and len(markdown) == 4
+    assert markdown[0].startswith("| pair | model | kind | attention | seeds | bleu |") and len(markdown) == 5
     assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_summary_errors_name_the_file(tmp_path) -> None:
-    run = fake_run(tmp_path / "a", "luong", 10.0, [5.0])
+def test_one_seed_keeps_its_own_interval_and_has_no_spread(tmp_path):
+    run = fake_run(tmp_path / "a", "luong", "luong", REFERENCES, REFERENCES)
+    groups = Runs([["fra-eng", "luong", "luong", 1]], [run / "metrics.json"], [run / "translations.tsv"],
+                  [run / "history.tsv"]).groups
+    table, comparisons = summary_tables(groups, "luong", COMPARE)
+    row = table.iloc[0]
+    assert row["seeds"] == 1 and pd.isna(row["bleu_std"]) and row["bleu_min"] == row["bleu_max"] == row["bleu"]
+    assert (row["bleu_ci_low"], row["bleu_ci_high"]) == (98.0, 102.0)  # as metrics.json has it
+    assert comparisons.empty
+
+
+def test_summary_errors_name_the_file(tmp_path):
+    run = fake_run(tmp_path / "a", "luong", "luong", REFERENCES, REFERENCES)
     (tmp_path / "bad.json").write_text('{"greedy": {}}')
     with pytest.raises(ValueError, match="bad.json: not an evaluate-stage metrics.json"):
-        summary_table([tmp_path / "bad.json"], [run[1]], [run[2]], [["fra-eng", "luong"]])
+        groups = Runs([["fra-eng", "luong", "luong", 1]], [tmp_path / "bad.json"], [run / "translations.tsv"],
+                      [run / "history.tsv"]).groups
+        summary_tables(groups, "luong", COMPARE)
     with pytest.raises(ValueError, match="as many metrics"):
-        summary_table([run[0]], [], [run[2]], [["fra-eng", "luong"]])
+        Runs([["fra-eng", "luong", "luong", 1]], [], [run / "translations.tsv"], [run / "history.tsv"])
 
 
-def test_markdown_escapes_pipes_and_leaves_missing_values_empty() -> None:
+def test_markdown_escapes_pipes_and_leaves_missing_values_empty():
     text = to_markdown(pd.DataFrame({"model": ["a|b"], "bleu": [float("nan")]}))
     assert text.splitlines() == ["| model | bleu |", "| --- | ---: |", "| a\\|b |  |"]

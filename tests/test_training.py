@@ -13,8 +13,10 @@ from seq2seq.checkpoint import load_checkpoint, load_model, save_checkpoint
 from seq2seq.model import Seq2Seq
 from seq2seq.settings import ModelConfig
 from seq2seq.settings import TrainConfig
-from seq2seq.training import HISTORY_COLUMNS, resolve_amp, sequence_loss, train_batch, train_model
-from seq2seq.vocab import Vocabulary
+from seq2seq.checkpoint import Metadata
+from seq2seq.speedups import sequence_loss
+from seq2seq.training import HISTORY_COLUMNS, resolve_amp, train_batch, train_model
+from seq2seq.vocab import WordVocabulary
 
 WORDS = [f"w{i}" for i in range(8)]
 
@@ -42,8 +44,8 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def corpus():
     train, valid = _pairs(160, 0), _pairs(24, 1)
-    source = Vocabulary.build([s.split() for s, _ in train])
-    target = Vocabulary.build([t.split() for _, t in train])
+    source = WordVocabulary.build(s for s, _ in train)
+    target = WordVocabulary.build(t for _, t in train)
     return train, valid, source, target
 
 
@@ -54,7 +56,7 @@ def _run(tmp_path: Path, corpus, epochs=3, callback=None, attention="bahdanau", 
     model_config = ModelConfig(len(source), len(target), attention, hidden_size=24, dropout=0.1)
     return train_model(train, valid, source, target, model_config, config, tmp_path / "model.pt",
                        tmp_path / "last.pt", tmp_path / "history.tsv", tmp_path / "resume.pt",
-                       {"pair": "fra-eng", "model_name": "m", "normalization": "ascii"}, threads=1,
+                       Metadata(pair="fra-eng", model_name="m", normalization="ascii"), threads=1,
                        log=logging.getLogger("test"), epoch_callback=callback)
 
 
@@ -70,8 +72,8 @@ def test_train_config_from_dict():
 @pytest.mark.parametrize("attention,reverse", [("bahdanau", True), ("luong", False), ("tutorial", False)])
 def test_learns_a_tiny_task(attention, reverse):
     torch.manual_seed(0)
-    source = Vocabulary.build([WORDS])
-    target = Vocabulary.build([[w.upper() for w in WORDS]])
+    source = WordVocabulary.build([" ".join(WORDS)])
+    target = WordVocabulary.build([" ".join(WORDS).upper()])
     examples = encode_pairs(_pairs(256, 2, reverse), source, target)
     model = Seq2Seq(ModelConfig(len(source), len(target), attention, hidden_size=48, dropout=0.0))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -90,9 +92,10 @@ def test_outputs_history_and_checkpoints(tmp_path, corpus):
     assert not (tmp_path / "resume.pt").exists()
     model, source, target, metadata = load_model(tmp_path / "model.pt")
     assert not model.training and len(source) == len(corpus[2]) and len(target) == len(corpus[3])
-    assert metadata["pair"] == "fra-eng" and metadata["normalization"] == "ascii"
-    assert metadata["epoch"] == summary["best_epoch"] and len(metadata["history"]) == summary["best_epoch"]
-    assert metadata["training"]["epochs"] == 2 and "label_smoothing" in metadata["training"]
+    assert metadata.pair == "fra-eng" and metadata.normalization == "ascii"
+    assert metadata.epoch == summary["best_epoch"] and len(metadata.history) == summary["best_epoch"]
+    assert metadata.training["epochs"] == 2 and "label_smoothing" in metadata.training
+    assert metadata.parameters == sum(p.numel() for p in model.parameters())
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["metadata"]["epoch"] == 2 and "optimizer_state" in last and "rng_state" in last
 

@@ -12,18 +12,18 @@ import torch
 from seq2seq.model import Seq2Seq
 from seq2seq.settings import ModelConfig
 from seq2seq.translate import prepare_sources, translate_sentences
-from seq2seq.vocab import EOS_INDEX, UNK_INDEX, Vocabulary
+from seq2seq.vocab import EOS_INDEX, UNK_INDEX, WordVocabulary
 
-SOURCE = Vocabulary.build([["je", "suis", "content", "."], ["tu", "es", "grand", "."]])
-TARGET = Vocabulary.build([["i", "am", "happy", "."], ["you", "are", "tall", "."]])
+SOURCE = WordVocabulary.build(["je suis content .", "tu es grand ."])
+TARGET = WordVocabulary.build(["i am happy .", "you are tall ."])
 
 
 def test_prepare_sources_normalizes_pads_and_maps_unknown_words() -> None:
-    src, lengths, tokens = prepare_sources(["Je suis CONTENT.", "tu es xylophone !"], "ascii", SOURCE, None)
-    assert tokens == [["je", "suis", "content", "."], ["tu", "es", "xylophone", "!"]]
-    assert lengths.tolist() == [5, 5]
-    assert src[0].tolist() == SOURCE.encode(["je", "suis", "content", "."])
-    assert src[1, 2] == UNK_INDEX and src[1, 3] == UNK_INDEX and src[1, 4] == EOS_INDEX
+    sources, tokens = prepare_sources(["Je suis CONTENT.", "tu es xylophone !"], "ascii", SOURCE, None)
+    assert tokens == [["je", "suis", "content", "."], ["tu", "es", "<unk>", "<unk>"]]
+    assert [len(ids) for ids in sources] == [5, 5]
+    assert sources[0] == SOURCE.encode("je suis content .")
+    assert sources[1][2:] == [UNK_INDEX, UNK_INDEX, EOS_INDEX]
 
 
 def test_too_long_input_is_cut_with_a_warning_for_tutorial_attention(caplog) -> None:
@@ -33,7 +33,7 @@ def test_too_long_input_is_cut_with_a_warning_for_tutorial_attention(caplog) -> 
         [translation] = translate_sentences(model, [sentence], SOURCE, TARGET, "ascii", max_len=6)
     assert translation.source_tokens == ["je", "suis", "content", "."]
     assert translation.attention.shape == (len(translation.output_tokens), 5)
-    assert "has 8 words but this model reads at most 4" in caplog.text
+    assert "sentence 1 has 8 tokens but this model reads at most 4 (plus <eos>): translating only " in caplog.text
 
 
 @pytest.mark.parametrize("beam", [1, 3])
@@ -43,7 +43,7 @@ def test_unseen_words_translate_without_error_and_results_keep_input_order(beam:
     sentences = ["tu es grand .", "zorglub !", "je suis tres tres content aujourd hui ."]
     together = translate_sentences(model, sentences, SOURCE, TARGET, "ascii", beam_size=beam, max_len=7,
                                    batch_size=2)
-    assert [t.source_tokens for t in together] == [s.split() for s in sentences]
+    assert [t.source_tokens for t in together] == [SOURCE.labels(SOURCE.encode(s)[:-1]) for s in sentences]
     for sentence, translation in zip(sentences, together):
         [alone] = translate_sentences(model, [sentence], SOURCE, TARGET, "ascii", beam_size=beam, max_len=7)
         assert alone.output_tokens == translation.output_tokens
@@ -226,8 +226,8 @@ def test_input_longer_than_a_fixed_length_attention_reads_is_cut_with_a_warning(
     words = ["je"] * (limit + 3)
     assert main(["--model", str(path), " ".join(words)]) == 0
     err = capsys.readouterr().err
-    assert (f"seq2seq-translate: warning: argument 1 has more words than this model reads ({limit}): cut to "
-            f"{' '.join(words[:limit])!r}") in err
+    assert (f"seq2seq-translate: warning: argument 1 has {len(words)} tokens but this model reads at most {limit} "
+            f"(plus <eos>): translating only {' '.join(words[:limit])!r}") in err
 
 
 def test_output_cut_at_max_len_is_said(checkpoint, capsys) -> None:

@@ -40,7 +40,7 @@ def test_every_product_exists(finished_run):
     workdir, _, _ = finished_run
     for model in MODELS:
         base = workdir / "results" / "fra-eng" / model
-        for name in ("model.pt", "last.pt", "history.tsv", "metrics.json", "translations.tsv"):
+        for name in ("model.pt", "last.pt", "history.tsv", "metrics.json", "translations.tsv", "attention.json.gz"):
             assert (base / name).stat().st_size > 0, name
         assert not (base / "resume.pt").exists()  # removed once training finished
         figures = base / "figures"
@@ -59,11 +59,13 @@ def test_every_product_exists(finished_run):
         history = pd.read_csv(base / "history.tsv", sep="\t")
         assert list(history["epoch"]) == [1, 2]
         for rule in ("train", "evaluate", "figures"):
-            assert (workdir / "results" / "logs" / rule / f"fra-eng-{model}.log").exists()
-        assert (workdir / "results" / "benchmarks" / "train" / f"fra-eng-{model}.tsv").exists()
+            assert (workdir / "results" / "logs" / rule / "fra-eng" / f"{model}.log").exists()
+        assert (workdir / "results" / "benchmarks" / "train" / "fra-eng" / f"{model}.tsv").exists()
 
     summary = pd.read_csv(workdir / "results" / "summary.tsv", sep="\t")
     assert sorted(summary["model"]) == sorted(MODELS)
+    comparisons = pd.read_csv(workdir / "results" / "comparisons.tsv", sep="\t")
+    assert comparisons[["model", "baseline"]].values.tolist() == [["luong", "bahdanau"]] * 2
     assert (workdir / "results" / "summary.md").read_text().count("\n") >= 4
     assert (workdir / "results" / "summary.png").stat().st_size > 0
 
@@ -154,7 +156,7 @@ def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
 
     result = snakemake(workdir, "--cores", "1", "--rerun-incomplete", "results/fra-eng/bahdanau/model.pt",
                        "--configfile", str(config))
-    log = (workdir / "results" / "logs" / "train" / "fra-eng-bahdanau.log").read_text()
+    log = (workdir / "results" / "logs" / "train" / "fra-eng" / "bahdanau.log").read_text()
     assert "resum" in log.lower(), log
     history = pd.read_csv(run / "history.tsv", sep="\t")
     assert list(history["epoch"]) == list(range(1, 41))

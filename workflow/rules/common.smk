@@ -20,7 +20,10 @@ from seq2seq.settings import ConfigError, check_config
 # Only in the process the user started; jobs that Snakemake itself starts (cluster jobs) parse this file too.
 if workflow.exec_mode.item_to_choice() == "default":
     for _lock in release_stale_locks():
-        print(f"Released {_lock}: left by a Snakemake run that is no longer alive.", file=sys.stderr)
+        print(
+            f"Released {_lock}: left by a Snakemake run that is no longer alive.",
+            file=sys.stderr,
+        )
 
 try:
     check_config(config)  # validates, fills in the schema's defaults
@@ -29,14 +32,22 @@ except ConfigError as error:
 
 PAIRS = list(config["pairs"])
 MODELS = list(config["models"])
+RUNS = {run.name: run for run in settings.training_runs(config)}  # trained: model x seed
+ENSEMBLES = list(config["ensembles"])
+SYSTEMS = [*RUNS, *ENSEMBLES]  # evaluated: every run and every ensemble
 FIGURE_FORMAT = config["figures"]["format"]
 # Absolute, so that the rules find the package under `--directory` too.
 PACKAGE = Path(workflow.basedir) / "workflow" / "seq2seq"
 
 
+def _any_of(names):
+    return "|".join(map(re.escape, names)) if names else "[^/]+"
+
+
 wildcard_constraints:
-    pair="|".join(map(re.escape, PAIRS)) if PAIRS else "[^/]+",
-    model="|".join(map(re.escape, MODELS)) if MODELS else "[^/]+",
+    pair=_any_of(PAIRS),
+    run=_any_of(RUNS),
+    system=_any_of(SYSTEMS),
 
 
 def package_sources(script):
@@ -45,34 +56,49 @@ def package_sources(script):
     return package_modules(Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py", PACKAGE)
 
 
-def corpus(pair):
-    return config["corpora"][pair]
-
-
-def corpus_url(pair):
-    """The corpus URL or path of ``pair``. A relative local path is read from the working directory, else from
-    the workflow's own folder (the shipped ``data/fra-eng.zip`` under ``--directory``)."""
-    url = corpus(pair)["url"]
-    path = local_path(url)
+def download_settings(pair):
+    """The corpus of ``pair``. A relative local path is read from the working directory, else from the
+    workflow's own folder (the shipped ``data/fra-eng.zip`` under ``--directory``)."""
+    download = asdict(settings.download_settings(config, pair))
+    path = local_path(download["url"])
     if path is not None and not path.is_absolute() and not path.exists():
         shipped = Path(workflow.basedir) / path
         if shipped.exists():
-            return str(shipped)
-    return url
+            download["url"] = str(shipped)
+    return download
 
 
 def prepare_settings(pair):
     return asdict(settings.prepare_settings(config, pair))
 
 
-def model_settings(model):
-    """Architecture of one named model variant (schema defaults filled in)."""
-    return settings.model_settings(config, model)
+def vocab_files(pair):
+    """The vocab stage's outputs: two JSONs, and for sentencepiece the two models beside them."""
+    base = f"results/{pair}/vocab"
+    files = {"source": f"{base}/source.json", "target": f"{base}/target.json"}
+    if config["vocab"]["type"] == "sentencepiece":
+        files.update(source_model=f"{base}/source.model", target_model=f"{base}/target.model")
+    return files
 
 
-def training_settings(model):
-    """The training section with this model's own overrides (only the keys it sets) merged in."""
-    return settings.training_settings(config, model)
+def model_settings(run):
+    """Architecture of the run's model (schema defaults filled in)."""
+    return settings.model_settings(config, RUNS[run].model)
+
+
+def training_settings(run):
+    """The training section with the model's own overrides (only the keys it sets) and the run's seed."""
+    return {**settings.training_settings(config, RUNS[run].model), "seed": RUNS[run].seed}
+
+
+def system_checkpoints(wildcards):
+    """The checkpoint of a run, or the members' checkpoints of an ensemble."""
+    runs = (
+        settings.ensemble_members(config, wildcards.system)
+        if wildcards.system in config["ensembles"]
+        else [RUNS[wildcards.system]]
+    )
+    return [f"results/{wildcards.pair}/{run.name}/model.pt" for run in runs]
 
 
 def figure_names():
@@ -80,17 +106,29 @@ def figure_names():
     return [f"attention_{i:02d}" for i in range(1, count + 1)]
 
 
-def figure_files(pair, model):
-    return [f"results/{pair}/{model}/figures/{name}.{FIGURE_FORMAT}" for name in figure_names()]
+def figure_files(pair, run):
+    return [f"results/{pair}/{run}/figures/{name}.{FIGURE_FORMAT}" for name in figure_names()]
+
+
+def summary_labels():
+    """[pair, system, model or ensemble, seed or None] of every evaluated system, in the order of SYSTEMS."""
+    labels = []
+    for pair in PAIRS:
+        for system in SYSTEMS:
+            run = RUNS.get(system)
+            labels.append([pair, system, run.model if run else system, run.seed if run else None])
+    return labels
 
 
 def all_targets():
     fmt = FIGURE_FORMAT
-    targets = ["results/summary.tsv", "results/summary.md", "results/summary.png"]
+    targets = ["results/summary.tsv", "results/summary.md", "results/summary.png", "results/comparisons.tsv"]
     for pair in PAIRS:
-        for model in MODELS:
-            base = f"results/{pair}/{model}"
-            targets += [f"{base}/metrics.json", f"{base}/translations.tsv",
-                        f"{base}/figures/attention_grid.{fmt}", f"{base}/figures/learning_curve.{fmt}"]
-            targets += figure_files(pair, model)
+        for system in SYSTEMS:
+            base = f"results/{pair}/{system}"
+            targets += [f"{base}/metrics.json", f"{base}/translations.tsv"]
+        for run in RUNS:
+            base = f"results/{pair}/{run}"
+            targets += [f"{base}/figures/attention_grid.{fmt}", f"{base}/figures/learning_curve.{fmt}"]
+            targets += figure_files(pair, run)
     return targets

@@ -8,13 +8,9 @@ localrules:
 
 rule download:
     output:
-        "data/raw/{pair}.txt",
+        raw="data/raw/{pair}.txt",
     params:
-        url=lambda wc: corpus_url(wc.pair),
-        member=lambda wc: corpus(wc.pair)["member"],
-        sha256=lambda wc: corpus(wc.pair)["sha256"],
-        retries=config["download"]["retries"],
-        timeout=config["download"]["timeout"],
+        settings=lambda wc: download_settings(wc.pair),
     log:
         "results/logs/download/{pair}.log",
     conda:
@@ -49,12 +45,13 @@ rule vocab:
         train="results/{pair}/data/train.tsv",
         code=package_sources("vocab"),
     output:
-        source="results/{pair}/vocab/source.json",
-        target="results/{pair}/vocab/target.json",
+        **vocab_files("{pair}"),
     params:
-        min_freq=config["vocab"]["min_freq"],
+        settings=config["vocab"],
     log:
         "results/logs/vocab/{pair}.log",
+    benchmark:
+        "results/benchmarks/vocab/{pair}.tsv"
     conda:
         "../../envs/data.yaml"
     script:

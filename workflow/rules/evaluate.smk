@@ -1,37 +1,39 @@
-# Evaluation: greedy and beam search over the held-out test split, BLEU/chrF with sacrebleu.
+# Evaluation: greedy and beam search over the held-out test split, BLEU/chrF with sacrebleu. A {system} is a
+# training run or an ensemble of runs (its members' checkpoints decode as one model).
 
 
 rule evaluate:
     input:
-        model="results/{pair}/{model}/model.pt",
+        models=system_checkpoints,
         test="results/{pair}/data/test.tsv",
         code=package_sources("evaluate"),
     output:
         translations=report(
-            "results/{pair}/{model}/translations.tsv",
+            "results/{pair}/{system}/translations.tsv",
             caption="../report/translations.rst",
             category="Evaluation",
             subcategory="{pair}",
-            labels={"pair": "{pair}", "model": "{model}", "file": "translations"},
+            labels={"pair": "{pair}", "system": "{system}", "file": "translations"},
         ),
         metrics=report(
-            "results/{pair}/{model}/metrics.json",
+            "results/{pair}/{system}/metrics.json",
             caption="../report/metrics.rst",
             category="Evaluation",
             subcategory="{pair}",
-            labels={"pair": "{pair}", "model": "{model}", "file": "metrics"},
+            labels={"pair": "{pair}", "system": "{system}", "file": "metrics"},
         ),
+        attention="results/{pair}/{system}/attention.json.gz",
     params:
-        evaluation=config["evaluation"],
+        settings=config["evaluation"],
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         gpu=config["resources"]["evaluate"]["gpu"],
         mem_mb=config["resources"]["evaluate"]["mem_mb"],
         runtime=config["resources"]["evaluate"]["runtime"],
     log:
-        "results/logs/evaluate/{pair}-{model}.log",
+        "results/logs/evaluate/{pair}/{system}.log",
     benchmark:
-        "results/benchmarks/evaluate/{pair}-{model}.tsv"
+        "results/benchmarks/evaluate/{pair}/{system}.tsv"
     conda:
         "../../envs/train.yaml"
     script:

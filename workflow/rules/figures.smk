@@ -1,45 +1,45 @@
-# Figures: attention heatmaps for chosen test sentences, a grid of several, and the learning curve.
+# Figures: attention heatmaps for chosen test sentences, a grid of several, and the learning curve, per run.
 
 
 rule figures:
     input:
-        model="results/{pair}/{model}/model.pt",
+        model="results/{pair}/{run}/model.pt",
         test="results/{pair}/data/test.tsv",
-        history="results/{pair}/{model}/history.tsv",
+        history="results/{pair}/{run}/history.tsv",
         code=package_sources("figures"),
     output:
         attention=[
             report(
-                f"results/{{pair}}/{{model}}/figures/{name}.{FIGURE_FORMAT}",
+                f"results/{{pair}}/{{run}}/figures/{name}.{FIGURE_FORMAT}",
                 caption="../report/attention.rst",
                 category="Attention",
-                subcategory="{pair} {model}",
-                labels={"pair": "{pair}", "model": "{model}", "figure": name},
+                subcategory="{pair} {run}",
+                labels={"pair": "{pair}", "run": "{run}", "figure": name},
             )
             for name in figure_names()
         ],
         grid=report(
-            f"results/{{pair}}/{{model}}/figures/attention_grid.{FIGURE_FORMAT}",
+            f"results/{{pair}}/{{run}}/figures/attention_grid.{FIGURE_FORMAT}",
             caption="../report/attention_grid.rst",
             category="Attention",
-            subcategory="{pair} {model}",
-            labels={"pair": "{pair}", "model": "{model}", "figure": "grid"},
+            subcategory="{pair} {run}",
+            labels={"pair": "{pair}", "run": "{run}", "figure": "grid"},
         ),
         curve=report(
-            f"results/{{pair}}/{{model}}/figures/learning_curve.{FIGURE_FORMAT}",
+            f"results/{{pair}}/{{run}}/figures/learning_curve.{FIGURE_FORMAT}",
             caption="../report/learning_curve.rst",
             category="Training",
             subcategory="{pair}",
-            labels={"pair": "{pair}", "model": "{model}", "file": "learning curve"},
+            labels={"pair": "{pair}", "run": "{run}", "file": "learning curve"},
         ),
     params:
-        figures=config["figures"],
-    threads: 1
+        settings=config["figures"],
+    threads: config["resources"]["figures"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=config["resources"]["figures"]["mem_mb"],
+        runtime=config["resources"]["figures"]["runtime"],
     log:
-        "results/logs/figures/{pair}-{model}.log",
+        "results/logs/figures/{pair}/{run}.log",
     conda:
         "../../envs/plot.yaml"
     script:

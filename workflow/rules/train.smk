@@ -1,4 +1,4 @@
-# Training: one job per {pair} x {model}; GPU when present.
+# Training: one job per {pair} x {run} (a model of the config with one of its seeds); GPU when present.
 
 
 rule train:
@@ -9,24 +9,24 @@ rule train:
         target_vocab="results/{pair}/vocab/target.json",
         code=package_sources("train"),
     output:
-        model="results/{pair}/{model}/model.pt",
-        last="results/{pair}/{model}/last.pt",
+        model="results/{pair}/{run}/model.pt",
+        last="results/{pair}/{run}/last.pt",
         history=report(
-            "results/{pair}/{model}/history.tsv",
+            "results/{pair}/{run}/history.tsv",
             caption="../report/history.rst",
             category="Training",
             subcategory="{pair}",
-            labels={"pair": "{pair}", "model": "{model}", "file": "history"},
+            labels={"pair": "{pair}", "run": "{run}", "file": "history"},
         ),
     params:
-        model=lambda wc: model_settings(wc.model),
-        training=lambda wc: training_settings(wc.model),
+        model=lambda wc: model_settings(wc.run),
+        training=lambda wc: training_settings(wc.run),
         # Not an output: Snakemake deletes outputs before a job reruns, and this file must survive
         # a killed job so that the next run resumes from it.
-        resume="results/{pair}/{model}/resume.pt",
+        resume="results/{pair}/{run}/resume.pt",
         metadata=lambda wc: {
             "pair": wc.pair,
-            "model_name": wc.model,
+            "model_name": RUNS[wc.run].model,
             "normalization": config["prepare"]["normalization"],
         },
     threads: config["resources"]["train"]["threads"]
@@ -35,9 +35,9 @@ rule train:
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=config["resources"]["train"]["runtime"],
     log:
-        "results/logs/train/{pair}-{model}.log",
+        "results/logs/train/{pair}/{run}.log",
     benchmark:
-        "results/benchmarks/train/{pair}-{model}.tsv"
+        "results/benchmarks/train/{pair}/{run}.tsv"
     conda:
         "../../envs/train.yaml"
     script:

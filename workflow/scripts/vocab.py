@@ -1,34 +1,15 @@
-"""Snakemake script of rule `vocab`: source and target vocabularies from the train split only."""
+"""Snakemake script of rule `vocab` (seq2seq.vocab.write_vocabularies); by hand: python -m seq2seq vocab."""
 
 import sys
 from pathlib import Path
 
-# Make the package importable from this checkout also where it is not installed (per-rule conda envs).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
-import argparse
+from seq2seq.logs import logging_to, rule_files  # noqa: E402
+from seq2seq.settings import VocabSettings  # noqa: E402
+from seq2seq.vocab import write_vocabularies  # noqa: E402
 
-from seq2seq.corpus import write_vocabularies
-from seq2seq.logs import logging_to, setup_logging
-
-
-def run_from_snakemake(smk) -> None:
-    with logging_to(smk.log[0], "vocab"):
-        write_vocabularies(smk.input.train, smk.output.source, smk.output.target, int(smk.params.min_freq))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("train", help="train split TSV, e.g. results/fra-eng/data/train.tsv")
-    parser.add_argument("source", help="source vocabulary JSON to write")
-    parser.add_argument("target", help="target vocabulary JSON to write")
-    parser.add_argument("--min-freq", type=int, default=1)
-    args = parser.parse_args(argv)
-    setup_logging()
-    write_vocabularies(args.train, args.source, args.target, args.min_freq)
-
-
-if "snakemake" in globals():
-    run_from_snakemake(snakemake)  # noqa: F821
-elif __name__ == "__main__":
-    main()
+smk = snakemake  # noqa: F821
+with logging_to(smk.log[0], "vocab"):
+    files = rule_files(smk, skip=("code", "source_model", "target_model"))  # the models come with the JSONs
+    write_vocabularies(**files, settings=VocabSettings(**smk.params.settings))

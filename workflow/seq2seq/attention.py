@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-ATTENTION_TYPES = ("none", "tutorial", "bahdanau", "luong")
 LUONG_SCORES = ("general", "dot")
 
 
@@ -32,15 +31,9 @@ class Attention(nn.Module):
     def attend(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        return self.attend(query, keys, values, mask)
-
 
 class NoAttention(Attention):
-    """Plain encoder-decoder: a zero context and all-zero weights."""
-
-    def attend(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        return values.new_zeros(values.shape[0], values.shape[2]), values.new_zeros(mask.shape)
+    """Plain encoder-decoder: its decoder never attends (and reports all-zero weights)."""
 
 
 class TutorialAttention(Attention):

@@ -9,7 +9,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .vocab import PAD_INDEX, SOS_INDEX, Vocabulary
+from .logs import InputError
+from .vocab import EOS_INDEX, PAD_INDEX, SOS_INDEX, Vocabulary
 
 Example = tuple[list[int], list[int]]  # (source ids ending with <eos>, target ids ending with <eos>)
 
@@ -19,46 +20,47 @@ BUCKET_BATCHES = 50  # batches per shuffled chunk that is sorted by length
 @dataclass
 class Batch:
     """src [B,S] long; src_lengths [B] long; tgt_in [B,T] long (<sos> + target); tgt_out [B,T] long
-    (target + <eos>); all padded with <pad>. ``index`` [B] long: each row's position in the examples
-    given to :func:`make_batches` / :func:`collate`. ``target_tokens``: number of non-pad tgt_out entries."""
+    (target + <eos>); all padded with <pad>. ``target_tokens``: number of non-pad tgt_out entries."""
 
     src: Tensor
     src_lengths: Tensor
     tgt_in: Tensor
     tgt_out: Tensor
-    index: Tensor | None = None
-    target_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.index is None:
-            self.index = torch.arange(self.src.size(0))
-        if self.target_tokens is None:
-            self.target_tokens = int((self.tgt_out != PAD_INDEX).sum())
+    target_tokens: int
 
     @property
     def size(self) -> int:
         return self.src.size(0)
 
+    @property
+    def padded_tokens(self) -> int:
+        """Rows times the longer of the padded source and target: what ``batch_tokens`` limits."""
+        return self.size * max(self.src.size(1), self.tgt_out.size(1))
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
-        return Batch(
-            src=self.src.to(device, non_blocking=non_blocking),
-            src_lengths=self.src_lengths.to(device, non_blocking=non_blocking),
-            tgt_in=self.tgt_in.to(device, non_blocking=non_blocking),
-            tgt_out=self.tgt_out.to(device, non_blocking=non_blocking),
-            index=self.index,
-            target_tokens=self.target_tokens,
-        )
+        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(move(self.src), move(self.src_lengths), move(self.tgt_in), move(self.tgt_out),
+                     self.target_tokens)
 
     def pin_memory(self) -> "Batch":
         return Batch(self.src.pin_memory(), self.src_lengths.pin_memory(), self.tgt_in.pin_memory(),
-                     self.tgt_out.pin_memory(), self.index, self.target_tokens)
+                     self.tgt_out.pin_memory(), self.target_tokens)
 
 
-def encode_pairs(
-    pairs: Sequence[tuple[str, str]], source_vocab: Vocabulary, target_vocab: Vocabulary
-) -> list[Example]:
-    """Space-tokenized (source, target) strings -> (source ids + <eos>, target ids + <eos>)."""
-    return [(source_vocab.encode(src.split()), target_vocab.encode(tgt.split())) for src, tgt in pairs]
+def fit_source(ids: list[int], limit: int | None) -> list[int]:
+    """A source id list (ending with <eos>) cut to at most ``limit`` ids, keeping the <eos>: what a model with a
+    fixed source length (the tutorial attention) reads. ``limit`` None: unchanged."""
+    if limit is None or len(ids) <= limit:
+        return ids
+    return [*ids[: limit - 1], EOS_INDEX]
+
+
+def encode_pairs(pairs: Sequence[tuple[str, str]], source_vocab: Vocabulary, target_vocab: Vocabulary,
+                 max_source_length: int | None = None) -> list[Example]:
+    """Normalized (source, target) sentences -> (source ids + <eos>, target ids + <eos>), sources cut to
+    ``max_source_length`` ids."""
+    return [(fit_source(source_vocab.encode(src), max_source_length), target_vocab.encode(tgt))
+            for src, tgt in pairs]
 
 
 def padded_rows(rows: Sequence[Sequence[int]], width: int | None = None) -> Tensor:
@@ -79,7 +81,7 @@ def pad_sources(sources: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
     return padded_rows(sources), torch.tensor(lengths, dtype=torch.long)
 
 
-def collate(examples: Sequence[Example], index: Sequence[int] | None = None) -> Batch:
+def collate(examples: Sequence[Example]) -> Batch:
     """Examples -> a padded Batch; tgt_in = <sos> + target[:-1], tgt_out = target (ending with <eos>)."""
     if not examples:
         raise ValueError("cannot collate an empty list of examples")
@@ -87,37 +89,70 @@ def collate(examples: Sequence[Example], index: Sequence[int] | None = None) -> 
     targets = [target for _, target in examples]
     tgt_out = padded_rows(targets)
     tgt_in = padded_rows([[SOS_INDEX, *ids[:-1]] for ids in targets], tgt_out.size(1))
-    rows = torch.as_tensor(list(index) if index is not None else range(len(examples)), dtype=torch.long)
-    return Batch(src, src_lengths, tgt_in, tgt_out, rows, target_tokens=sum(len(t) for t in targets))
+    return Batch(src, src_lengths, tgt_in, tgt_out, target_tokens=sum(len(t) for t in targets))
 
 
-def make_batches(
-    examples: Sequence[Example], batch_size: int, shuffle: bool, seed: int, epoch: int = 0
-) -> list[Batch]:
-    """Length-bucketed batches of at most ``batch_size`` examples, so little padding is needed.
+def _padded_length(example: Example) -> int:
+    return max(len(example[0]), len(example[1]))
+
+
+def _cut(order: list[int], examples: Sequence[Example], batch_size: int | None,
+         batch_tokens: int | None) -> list[list[int]]:
+    """Cut length-sorted example indices into consecutive groups of ``batch_size`` examples, or of at most
+    ``batch_tokens`` padded tokens (rows x longest row)."""
+    if batch_tokens is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    groups: list[list[int]] = []
+    longest = 0
+    for i in order:
+        longest_with = max(longest, _padded_length(examples[i]))
+        if groups and (len(groups[-1]) + 1) * longest_with <= batch_tokens:
+            groups[-1].append(i)
+            longest = longest_with
+        else:
+            groups.append([i])
+            longest = _padded_length(examples[i])
+    return groups
+
+
+def make_batches(examples: Sequence[Example], batch_size: int | None, shuffle: bool, seed: int, epoch: int = 0,
+                 batch_tokens: int | None = None) -> list[Batch]:
+    """Length-bucketed batches of ``batch_size`` examples, or (``batch_tokens`` set) of at most that many
+    padded tokens each, so that memory stays flat when sentences get longer.
 
     Examples are ordered by target length, then source length: the decoder runs every target position
     of the whole batch, while the encoder's packed GRU skips source padding anyway (on the fra-eng
     training split this leaves 0.6% of target positions as padding instead of 6.6%).
-    shuffle=True: shuffle the examples, sort each chunk of ``BUCKET_BATCHES * batch_size`` by length,
+    shuffle=True: shuffle the examples, sort each chunk of about ``BUCKET_BATCHES`` batches by length,
     cut it into batches, shuffle the batch order; all randomness from ``random.Random(seed + epoch)``.
     shuffle=False: sort all examples by length (stable), batches in ascending length order.
-    ``Batch.index`` maps rows back to positions in ``examples``.
+    Every example lands in exactly one batch.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if (batch_size is None) == (batch_tokens is None):
+        raise ValueError("give exactly one of batch_size and batch_tokens")
+    if (batch_size or batch_tokens) < 1:
+        raise ValueError(f"batch size must be positive, got {batch_size or batch_tokens}")
+    if batch_tokens is not None and examples:
+        longest = max(map(_padded_length, examples))
+        if longest > batch_tokens:
+            raise InputError(f"training.batch_tokens={batch_tokens} is less than the longest pair's {longest} "
+                             f"tokens: raise it, or lower prepare.filter.max_words")
     order = list(range(len(examples)))
     length = lambda i: (len(examples[i][1]), len(examples[i][0]))  # noqa: E731
-    groups: list[list[int]] = []
     if shuffle:
         rng = random.Random(seed + epoch)
         rng.shuffle(order)
-        chunk = BUCKET_BATCHES * batch_size
+        if batch_tokens is None:
+            chunk = BUCKET_BATCHES * batch_size
+        else:  # about as many batches per chunk as with batch_size
+            mean = sum(map(_padded_length, examples)) / max(len(examples), 1)
+            chunk = BUCKET_BATCHES * max(1, round(batch_tokens / max(mean, 1.0)))
+        groups: list[list[int]] = []
         for start in range(0, len(order), chunk):
-            part = sorted(order[start : start + chunk], key=length)
-            groups.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+            groups.extend(_cut(sorted(order[start : start + chunk], key=length), examples, batch_size,
+                               batch_tokens))
         rng.shuffle(groups)
     else:
         order.sort(key=length)
-        groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    return [collate([examples[i] for i in group], group) for group in groups]
+        groups = _cut(order, examples, batch_size, batch_tokens)
+    return [collate([examples[i] for i in group]) for group in groups]

@@ -1,39 +1,82 @@
-"""Checkpoint files: written atomically, always read with ``torch.load(weights_only=True)``.
+"""The checkpoint format, all of it: written atomically, always read with ``torch.load(weights_only=True)``.
 
-Every checkpoint is a dict of plain data and tensors with at least
+A model checkpoint (``model.pt``) is a dict of plain data and tensors:
 
 - ``format`` (:data:`CHECKPOINT_FORMAT`), ``model_config`` (ModelConfig.to_dict()), ``model_state``,
-  ``weights_sha256`` (:func:`state_digest` of ``model_state``, checked on every read: bytes damaged in the
+- ``weights_sha256`` (:func:`state_digest` of ``model_state``, checked on every read: bytes damaged in the
   middle of a file can still unpickle, into garbage weights),
-- ``source_vocab`` / ``target_vocab`` (Vocabulary.to_dict()),
-- ``metadata``: the train rule's dict (``normalization``, ``pair``, ``model_name``) plus ``epoch``,
-  ``history`` (list of per-epoch rows) and ``training`` (the TrainConfig, as a dict; absent in older files),
+- ``source_vocab`` / ``target_vocab`` (Vocabulary.to_dict(): a sentencepiece model travels inside),
+- ``metadata`` (:class:`Metadata`: what made the model),
 
-which is enough to translate without the rest of the pipeline. Resume checkpoints and ``last.pt``
-add optimizer, scheduler, scaler, RNG and early-stopping state (see ``seq2seq.training``).
+which is enough to translate without the rest of the pipeline. A training checkpoint (``resume.pt`` after
+every epoch, ``last.pt`` at the end) adds what resuming needs: ``optimizer_state``, ``scheduler_state``,
+``scaler_state``, ``rng_state``, ``training_state`` (:class:`TrainingState`) and ``identity`` (what must not
+have changed for a resume: model and training settings, vocabularies, the training code).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import logging
 import os
 import pickle
+import random
 import zipfile
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .fileio import atomic_path
 from .logs import InputError
-from .model import ModelConfig, Seq2Seq
-from .vocab import Vocabulary
+from .model import Seq2Seq
+from .settings import ModelConfig
+from .vocab import Vocabulary, vocabulary_from_dict
 
-CHECKPOINT_FORMAT = 2  # 2: weights_sha256 added
+CHECKPOINT_FORMAT = 3  # 2: weights_sha256; 3: vocabulary types, typed metadata, identity
 MODEL_KEYS = ("model_config", "model_state", "weights_sha256", "source_vocab", "target_vocab", "metadata")
 
 
 class CheckpointError(InputError, ValueError):
     """A file that is missing, not a checkpoint, damaged or incompatible; the message names it."""
+
+
+@dataclass
+class Metadata:
+    """What made a model, for its readers: the pair, the config's model name and normalization, the epoch the
+    weights are from (with the history up to it), the training settings, and the longest training source in
+    words (seq2seq-translate warns about longer inputs)."""
+
+    pair: str | None = None
+    model_name: str | None = None
+    normalization: str = "ascii"
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    training: dict = field(default_factory=dict)
+    longest_source_words: int | None = None
+    parameters: int | None = None  # trainable parameters
+    averaged_epochs: list[int] = field(default_factory=list)  # epochs whose weights were averaged, if any
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Metadata":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainingState:
+    """The training loop's own state, saved after every epoch: where it is, what was best, and the history."""
+
+    epoch: int = 0
+    best_score: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    best_model_state: dict[str, torch.Tensor] | None = None
+    kept_states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # epoch -> weights, to average
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:
@@ -46,6 +89,11 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 def save_checkpoint(path: str | os.PathLike[str], payload: dict) -> None:
     """torch.save ``payload`` (with ``format`` and the weights' digest added) to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -53,16 +101,20 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict) -> None:
                    tmp)
 
 
-def model_payload(model: Seq2Seq, source_vocab: Vocabulary, target_vocab: Vocabulary, metadata: dict) -> dict:
+def model_payload(config: ModelConfig, state: dict[str, torch.Tensor], source_vocab: Vocabulary,
+                  target_vocab: Vocabulary, metadata: Metadata) -> dict:
     """The part of a checkpoint needed to translate: config, weights (on the CPU), vocabularies, metadata."""
-    return {
-        "model_config": model.config.to_dict(),
-        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-        "source_vocab": source_vocab.to_dict(),
-        "target_vocab": target_vocab.to_dict(),
-        "metadata": metadata,
-    }
+    return {"model_config": config.to_dict(), "model_state": state, "source_vocab": source_vocab.to_dict(),
+            "target_vocab": target_vocab.to_dict(), "metadata": asdict(metadata)}
 
+
+def save_model(path: str | os.PathLike[str], config: ModelConfig, state: dict[str, torch.Tensor],
+               source_vocab: Vocabulary, target_vocab: Vocabulary, metadata: Metadata) -> None:
+    """Write a model checkpoint (``model.pt``)."""
+    save_checkpoint(path, model_payload(config, state, source_vocab, target_vocab, metadata))
+
+
+# --------------------------------------------------------------------------------------------- reading
 
 def _read(path: Path, map_location: str | torch.device) -> object:
     """torch.load with weights_only=True; CheckpointError in our words (torch's messages advise loading with
@@ -108,20 +160,86 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return data
 
 
-def load_model(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[Seq2Seq, Vocabulary, Vocabulary, dict]:
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
+               ) -> tuple[Seq2Seq, Vocabulary, Vocabulary, Metadata]:
     """(model in eval mode on ``device``, source vocabulary, target vocabulary, metadata) from a checkpoint."""
     data = load_checkpoint(path, map_location="cpu")
     try:
         config = ModelConfig.from_dict(data["model_config"])
         model = Seq2Seq(config)
         model.load_state_dict(data["model_state"])
-        source_vocab = Vocabulary.from_dict(data["source_vocab"])
-        target_vocab = Vocabulary.from_dict(data["target_vocab"])
+        source_vocab = vocabulary_from_dict(data["source_vocab"])
+        target_vocab = vocabulary_from_dict(data["target_vocab"])
+        metadata = Metadata.from_dict(data["metadata"])
     except (ValueError, KeyError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{path}: incompatible checkpoint ({error})") from None
     if len(source_vocab) != config.source_vocab_size or len(target_vocab) != config.target_vocab_size:
         raise CheckpointError(f"{path}: vocabulary sizes do not match the model config")
     model.to(device).eval()
-    return model, source_vocab, target_vocab, dict(data["metadata"])
+    return model, source_vocab, target_vocab, metadata
+
+
+# --------------------------------------------------------------------------------------------- training state
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_training(path: str | os.PathLike[str], model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Any,
+                  scaler: torch.amp.GradScaler, state: TrainingState, source_vocab: Vocabulary,
+                  target_vocab: Vocabulary, metadata: Metadata, identity: dict) -> None:
+    """Write a training checkpoint: the model as it is now, and everything a resume needs."""
+    payload = model_payload(model.config, cpu_state(model), source_vocab, target_vocab, metadata)
+    payload.update(optimizer_state=optimizer.state_dict(), scheduler_state=scheduler.state_dict(),
+                   scaler_state=scaler.state_dict(), rng_state=rng_state(), training_state=asdict(state),
+                   identity=identity)
+    save_checkpoint(path, payload)
+
+
+def resume_training(path: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Any,
+                    scaler: torch.amp.GradScaler, identity: dict, log: logging.Logger) -> TrainingState | None:
+    """Load a compatible training checkpoint into the given objects and return its state; None (with a warning
+    saying why) when there is none to use, and then nothing of it is left in the objects: start fresh."""
+    try:
+        data = load_checkpoint(path, map_location="cpu")
+    except CheckpointError as error:
+        log.warning("ignoring resume checkpoint: %s", error)
+        return None
+    saved = data.get("identity") or {}
+    changed = [name for name in identity if saved.get(name) != identity[name]]
+    if changed:
+        log.warning("%s: %s changed since it was saved; starting fresh", path, ", ".join(changed))
+        return None
+    # Loading can fail halfway (a renamed parameter after a code change, fewer GPUs than were saved): keep
+    # what a fresh start needs, so a failed resume leaves nothing of the checkpoint behind.
+    fresh = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), scheduler.state_dict(),
+             scaler.state_dict(), rng_state())
+    try:
+        model.load_state_dict(data["model_state"])
+        optimizer.load_state_dict(data["optimizer_state"])
+        scheduler.load_state_dict(data["scheduler_state"])
+        if data["scaler_state"]:
+            scaler.load_state_dict(data["scaler_state"])
+        state = TrainingState(**data["training_state"])
+        set_rng_state(data["rng_state"])
+    except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as error:
+        fresh_model, fresh_optimizer, fresh_scheduler, fresh_scaler, fresh_rng = fresh
+        model.load_state_dict(fresh_model)
+        optimizer.load_state_dict(fresh_optimizer)
+        scheduler.load_state_dict(fresh_scheduler)
+        scaler.load_state_dict(fresh_scaler)
+        set_rng_state(fresh_rng)
+        log.warning("%s: cannot resume (%s); starting fresh", path, error)
+        return None
+    log.info("resuming from %s after epoch %d", path, state.epoch)
+    return state

@@ -1,4 +1,4 @@
-"""Raw sentence pairs -> normalized, filtered, deduplicated train/valid/test splits (and vocabularies).
+"""Raw sentence pairs -> normalized, filtered, deduplicated train/valid/test splits: the prepare stage.
 
 Normalization ``ascii`` reproduces the PyTorch tutorial "Translation with a Sequence to Sequence
 Network and Attention" (the version whose examples read ``vous regardez tout le temps la television .``):
@@ -21,7 +21,6 @@ from typing import BinaryIO, Iterator, Sequence
 from .fileio import atomic_open, write_json
 from .logs import InputError
 from .settings import PrepareSettings
-from .vocab import Vocabulary
 
 logger = logging.getLogger("seq2seq.corpus")
 
@@ -236,67 +235,64 @@ def split_by_source(
 # --------------------------------------------------------------------------- the prepare stage
 
 def prepare_corpus(
-    raw_path: str | os.PathLike[str],
-    train_path: str | os.PathLike[str],
-    valid_path: str | os.PathLike[str],
-    test_path: str | os.PathLike[str],
-    stats_path: str | os.PathLike[str],
+    raw: str | os.PathLike[str],
+    train: str | os.PathLike[str],
+    valid: str | os.PathLike[str],
+    test: str | os.PathLike[str],
+    stats: str | os.PathLike[str],
     settings: PrepareSettings | None = None,
 ) -> dict:
-    """Read, normalize, filter, deduplicate and split ``raw_path``; write the three TSVs and stats.json.
-
-    Returns the statistics written to ``stats_path``. Same input and settings -> identical bytes.
-    """
+    """The prepare stage: read, normalize, filter, deduplicate and split ``raw``; write the ``train``, ``valid``
+    and ``test`` split TSVs and the ``stats`` JSON. Returns the statistics. Same input and settings -> identical
+    bytes."""
     settings = settings or PrepareSettings()
     prefixes = resolve_prefixes(settings.target_prefixes)
-    raw = read_raw_pairs(raw_path, settings.source_column, settings.target_column,
-                         settings.max_malformed_fraction, settings.max_line_chars)
+    read = read_raw_pairs(raw, settings.source_column, settings.target_column, settings.max_malformed_fraction,
+                          settings.max_line_chars)
 
     kept: list[tuple[str, str]] = []
-    for source, target in raw.pairs:
+    for source, target in read.pairs:
         source = normalize(source, settings.normalization)
         target = normalize(target, settings.normalization)
         if keep_pair(source, target, settings.max_words, prefixes):
             kept.append((source, target))
     if not kept:
         raise CorpusError(
-            f"{raw_path}: no pairs left after filtering {len(raw.pairs)} pairs (max_words={settings.max_words}, "
+            f"{raw}: no pairs left after filtering {len(read.pairs)} pairs (max_words={settings.max_words}, "
             f"target_prefixes={list(prefixes) if prefixes else None}, columns source={settings.source_column} "
             f"target={settings.target_column}); loosen the filter or check the columns"
         )
     unique = list(dict.fromkeys(kept))
-    train, valid, test = split_by_source(unique, settings.valid_fraction, settings.test_fraction, settings.seed)
-    if not train:
-        raise CorpusError(f"{raw_path}: only {len(unique)} distinct pairs, too few to leave any for training")
+    splits = dict(zip(("train", "valid", "test"),
+                      split_by_source(unique, settings.valid_fraction, settings.test_fraction, settings.seed)))
+    if not splits["train"]:
+        raise CorpusError(f"{raw}: only {len(unique)} distinct pairs, too few to leave any for training")
 
-    train_targets = {target for _, target in train}
-    stats = {
-        "read": raw.read,
-        "malformed": raw.malformed,
-        "pairs": len(raw.pairs),
-        "filtered_out": len(raw.pairs) - len(kept),
+    train_targets = {target for _, target in splits["train"]}
+    numbers = {
+        "read": read.read,
+        "malformed": read.malformed,
+        "pairs": len(read.pairs),
+        "filtered_out": len(read.pairs) - len(kept),
         "kept": len(kept),
         "duplicates_removed": len(kept) - len(unique),
         "unique": len(unique),
-        "train": len(train),
-        "valid": len(valid),
-        "test": len(test),
-        "sources": {"train": len({s for s, _ in train}), "valid": len({s for s, _ in valid}),
-                    "test": len({s for s, _ in test})},
-        "test_targets_in_train": sum(target in train_targets for _, target in test),
+        **{name: len(rows) for name, rows in splits.items()},
+        "sources": {name: len({s for s, _ in rows}) for name, rows in splits.items()},
+        "test_targets_in_train": sum(target in train_targets for _, target in splits["test"]),
         "normalization": settings.normalization,
         "filter": {"max_words": settings.max_words, "target_prefixes": list(prefixes) if prefixes else None},
         "split": {"valid": settings.valid_fraction, "test": settings.test_fraction, "seed": settings.seed},
         "source_column": settings.source_column,
         "target_column": settings.target_column,
-        "raw_sha256": _sha256(raw_path),
+        "raw_sha256": _sha256(raw),
     }
-    for path, rows in ((train_path, train), (valid_path, valid), (test_path, test)):
-        write_split(path, rows)
-    write_json(stats_path, stats)
-    logger.info("prepared %s: %s", raw_path, {k: stats[k] for k in ("read", "malformed", "kept",
+    for path, name in ((train, "train"), (valid, "valid"), (test, "test")):
+        write_split(path, splits[name])
+    write_json(stats, numbers)
+    logger.info("prepared %s: %s", raw, {k: numbers[k] for k in ("read", "malformed", "kept",
                 "duplicates_removed", "train", "valid", "test", "test_targets_in_train")})
-    return stats
+    return numbers
 
 
 def _sha256(path: str | os.PathLike[str]) -> str:
@@ -336,30 +332,8 @@ def read_split(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-# --------------------------------------------------------------------------- vocabularies
-
-def build_vocabularies(train_path: str | os.PathLike[str], min_freq: int = 1) -> tuple[Vocabulary, Vocabulary]:
-    """Source and target vocabularies from the train split only (tokens = sentence.split())."""
-    pairs = read_split(train_path)
-    if not pairs:
-        raise CorpusError(f"{train_path}: the train split has no pairs")
-    source = Vocabulary.build((s.split() for s, _ in pairs), min_freq=min_freq)
-    target = Vocabulary.build((t.split() for _, t in pairs), min_freq=min_freq)
-    logger.info("%s: %d pairs -> source vocabulary %d, target vocabulary %d (min_freq %d)",
-                train_path, len(pairs), len(source), len(target), min_freq)
-    return source, target
-
-
-def write_vocabularies(train_path: str | os.PathLike[str], source_path: str | os.PathLike[str],
-                       target_path: str | os.PathLike[str], min_freq: int = 1) -> None:
-    """The vocab stage: build both vocabularies from the train split and save them as JSON."""
-    source, target = build_vocabularies(train_path, min_freq)
-    source.save(source_path)
-    target.save(target_path)
-
-
 __all__ = [
     "CorpusError", "NORMALIZATIONS", "RawPairs", "TUTORIAL_PREFIXES", "TUTORIAL_PREFIXES_2023",
-    "build_vocabularies", "keep_pair", "write_vocabularies", "normalize", "prepare_corpus", "read_raw_pairs",
+    "keep_pair", "normalize", "prepare_corpus", "read_raw_pairs",
     "read_split", "resolve_prefixes", "split_by_source", "utf8_lines", "write_split",
 ]

@@ -13,8 +13,12 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+import pooch
+import requests
+
 from .fileio import atomic_path
 from .logs import InputError
+from .settings import DownloadSettings
 
 logger = logging.getLogger("seq2seq.download")
 
@@ -74,6 +78,12 @@ def fetch_corpus(
     return dest
 
 
+def download_corpus(raw: str | os.PathLike[str], settings: DownloadSettings) -> Path:
+    """The download stage: :func:`fetch_corpus` of one corpus to ``raw``."""
+    return fetch_corpus(settings.url, raw, member=settings.member, sha256=settings.sha256, retries=settings.retries,
+                        timeout=settings.timeout)
+
+
 def local_path(url: str) -> Path | None:
     """The local file a ``file://`` URL or plain path names; None for a remote (http/https) URL."""
     parsed = urllib.parse.urlparse(url)
@@ -100,9 +110,6 @@ def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
 
 def _download(url: str, folder: Path, dest: Path, retries: int, timeout: float, backoff: float) -> Path:
     """Download ``url`` into ``folder`` with pooch, retrying transient failures; return the file."""
-    import pooch
-    import requests
-
     name = PurePosixPath(urllib.parse.urlparse(url).path).name or "download"
     downloader = pooch.HTTPDownloader(progressbar=False, timeout=timeout)
     attempts = max(0, int(retries)) + 1

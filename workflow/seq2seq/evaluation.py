@@ -2,92 +2,133 @@
 
 metrics.json (key-sorted JSON)::
 
-    {"pair": ..., "model": ..., "attention": ..., "epoch": ..., "normalization": ...,
-     "beam_size": K, "alpha": a, "max_length": n, "device": "cpu",
+    {"pair": ..., "model": ..., "attention": ..., "epoch": ..., "normalization": ..., "parameters": N,
+     "members": [checkpoint paths], "beam_size": K, "alpha": a, "max_length": n, "device": "cpu",
      "greedy": {"bleu", "bleu_ci95": [low, high], "chrf", "exact_match", "sentences", "sentences_per_s",
                 "seconds", "signature": {"bleu": sacrebleu BLEU signature, "chrf": chrF signature,
                                          "bleu_ci95": how the interval was drawn}},
      "beam": {... the same ...}}
 
-BLEU and chrF are 0-100, exact_match a fraction 0-1. translations.tsv has one row per test pair, in the
-split's order: source, reference, greedy, beam, greedy_bleu, greedy_chrf, beam_bleu, beam_chrf.
+BLEU and chrF are 0-100, exact_match a fraction 0-1; "members" has one checkpoint, or an ensemble's several.
+translations.tsv has one row per test pair, in the split's order: source, reference, greedy, beam,
+greedy_bleu, greedy_chrf, beam_bleu, beam_chrf (plain text, as scored).
+
+attention.json.gz (gzip, JSON; what the explorer draws, so that it decodes nothing again)::
+
+    {"format": 1,
+     "source_tokens": [[label, ...], ...],   # per test sentence, in split order: the tokens read, without <eos>
+     "greedy": {"output_tokens": [[label, ..., "<eos>"], ...],     # "<eos>" when produced
+                "weights": [[[w, ...], ...], ...]},   # per sentence [len(output)][len(source) + 1], 4 decimals
+     "beam": {... the same ...}}
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import json
 import logging
 import os
 import time
+from dataclasses import dataclass
+from typing import Sequence
 
 import pandas as pd
 import torch
 
 from .corpus import read_split
 from .devices import resolve_device, set_cpu_threads
+from .ensemble import load_system
 from .fileio import atomic_path, write_json
 from .metrics import corpus_scores, sentence_scores
-from .translate import translate_sentences
+from .settings import EvaluationSettings
+from .translate import Translation, translate_sentences
 
 LOG = logging.getLogger(__name__)
+ATTENTION_FORMAT = 1
 
 
-def _timed_translate(model, sources, source_vocab, target_vocab, device: torch.device,
-                     **search) -> tuple[list[str], float]:
+@dataclass
+class Decoded:
+    """One decoding method's translations of the test split and the seconds they took."""
+
+    translations: list[Translation]
+    seconds: float
+
+
+def decode_test_split(model: torch.nn.Module, sources: Sequence[str], source_vocab, target_vocab,
+                      device: torch.device, beam_size: int, settings: EvaluationSettings,
+                      log: logging.Logger = LOG) -> Decoded:
+    """Translate the (already normalized) test sources; timed, waiting for the GPU to finish."""
     start = time.perf_counter()
-    translations = translate_sentences(model, sources, source_vocab, target_vocab, normalization=None, **search)
+    translations = translate_sentences(model, sources, source_vocab, target_vocab, normalization=None,
+                                       beam_size=beam_size, alpha=settings.length_penalty,
+                                       max_len=settings.max_length, batch_size=settings.batch_size, log=log)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return [t.text for t in translations], time.perf_counter() - start
+    return Decoded(translations, time.perf_counter() - start)
 
 
-def evaluate_model(model_path: str | os.PathLike[str], test_path: str | os.PathLike[str],
-                   translations_path: str | os.PathLike[str], metrics_path: str | os.PathLike[str], *,
-                   beam_size: int = 5, length_penalty: float = 0.6, max_length: int = 30, batch_size: int = 128,
-                   bootstrap_resamples: int = 1000, seed: int = 12345, threads: int | None = None,
+def write_attention(path: str | os.PathLike[str], decoded: dict[str, Decoded]) -> None:
+    """attention.json.gz (see the module docstring), byte-identical for equal translations."""
+    first = next(iter(decoded.values())).translations
+    data = {"format": ATTENTION_FORMAT, "source_tokens": [t.source_tokens for t in first]}
+    for name, result in decoded.items():
+        data[name] = {"output_tokens": [t.output_tokens for t in result.translations],
+                      "weights": [[[round(w, 4) for w in row] for row in t.attention.tolist()]
+                                  for t in result.translations]}
+    with atomic_path(path) as tmp, gzip.GzipFile(tmp, "wb", mtime=0) as handle:
+        handle.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.PathLike[str],
+                   translations: str | os.PathLike[str], metrics: str | os.PathLike[str],
+                   attention: str | os.PathLike[str], settings: EvaluationSettings, threads: int | None = None,
                    device: str = "auto", log: logging.Logger = LOG) -> dict:
-    """Evaluate one checkpoint on one test split; writes both outputs atomically and returns the metrics dict.
+    """Evaluate one checkpoint, or an ensemble of several, on one test split; writes the three outputs atomically
+    and returns the metrics dict.
 
-    Test sources are already normalized by the prepare stage, so they are only tokenized here. Greedy search
-    and beam search (``beam_size``, GNMT length-penalty exponent ``length_penalty``) both run batched on CUDA
-    when available (``device="auto"``), else on CPU with ``threads`` threads.
+    Test sources are already normalized by the prepare stage. Greedy search and beam search (``beam_size``,
+    GNMT length-penalty exponent ``length_penalty``) both run batched on CUDA when available
+    (``device="auto"``), else on CPU with ``threads`` threads.
     """
-    from .checkpoint import load_model
-
     if threads:
         set_cpu_threads(threads)
     torch_device = resolve_device(device)
-    model, source_vocab, target_vocab, metadata = load_model(model_path, device=torch_device)
-    pairs = read_split(test_path)
+    model, source_vocab, target_vocab, metadata = load_system(models, device=torch_device)
+    pairs = read_split(test)
     sources = [source for source, _ in pairs]
     references = [target for _, target in pairs]
-    log.info("evaluating %s on %d test pairs from %s (device %s)", model_path, len(pairs), test_path, torch_device)
-
-    metrics: dict = {
-        "pair": metadata.get("pair"), "model": metadata.get("model_name"), "epoch": metadata.get("epoch"),
-        "attention": model.config.attention, "normalization": metadata.get("normalization"),
-        "beam_size": beam_size, "alpha": length_penalty, "max_length": max_length, "device": str(torch_device),
+    log.info("evaluating %s on %d test pairs from %s (device %s)", ", ".join(map(str, models)), len(pairs), test,
+             torch_device)
+    config = getattr(model, "config", None)  # an Ensemble has none
+    result: dict = {
+        "pair": metadata.pair, "model": metadata.model_name, "epoch": metadata.epoch,
+        "attention": config.attention if config else "ensemble",
+        "normalization": metadata.normalization, "parameters": metadata.parameters,
+        "members": [str(path) for path in models], "beam_size": settings.beam_size, "alpha": settings.length_penalty,
+        "max_length": settings.max_length, "device": str(torch_device),
     }
-    outputs: dict[str, list[str]] = {}
-    for name, size in (("greedy", 1), ("beam", beam_size)):
-        hypotheses, seconds = _timed_translate(model, sources, source_vocab, target_vocab, torch_device,
-                                               beam_size=size, alpha=length_penalty, max_len=max_length,
-                                               batch_size=batch_size, log=log)
-        block = corpus_scores(hypotheses, references, bootstrap_resamples, seed)
-        block["seconds"] = seconds
-        block["sentences_per_s"] = len(hypotheses) / seconds if seconds > 0 else 0.0
-        metrics[name] = block
-        outputs[name] = hypotheses
+    decoded: dict[str, Decoded] = {}
+    for name, size in (("greedy", 1), ("beam", settings.beam_size)):
+        decoded[name] = decode_test_split(model, sources, source_vocab, target_vocab, torch_device, size, settings,
+                                          log)
+        hypotheses = [t.text for t in decoded[name].translations]
+        block = corpus_scores(hypotheses, references, settings.bootstrap_resamples, settings.seed)
+        block["seconds"] = decoded[name].seconds
+        block["sentences_per_s"] = len(hypotheses) / decoded[name].seconds if decoded[name].seconds > 0 else 0.0
+        result[name] = block
         log.info("%s (beam %d): BLEU %.2f [%.2f, %.2f], chrF %.2f, exact match %.3f, %.1f sentences/s", name,
                  size, block["bleu"], *block["bleu_ci95"], block["chrf"], block["exact_match"],
                  block["sentences_per_s"])
 
     table = pd.DataFrame({"source": sources, "reference": references,
-                          "greedy": outputs["greedy"], "beam": outputs["beam"]})
-    for name in ("greedy", "beam"):
-        table[f"{name}_bleu"], table[f"{name}_chrf"] = sentence_scores(outputs[name], references)
-    with atomic_path(translations_path) as tmp:
+                          **{name: [t.text for t in d.translations] for name, d in decoded.items()}})
+    for name in decoded:
+        table[f"{name}_bleu"], table[f"{name}_chrf"] = sentence_scores(list(table[name]), references)
+    with atomic_path(translations) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.2f", quoting=csv.QUOTE_MINIMAL,
                      lineterminator="\n")
-    write_json(metrics_path, metrics)
-    return metrics
+    write_attention(attention, decoded)
+    write_json(metrics, result)
+    return result

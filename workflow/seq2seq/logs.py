@@ -1,10 +1,11 @@
-"""Logging set-up shared by the stage scripts: one line per record, to the rule's log file or stderr."""
+"""What the stage scripts share: logging, one line per record, to the rule's log file or stderr; the user's
+input errors as one line; the rule's files as keyword arguments of the stage function."""
 
 import contextlib
 import logging
 import os
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -37,3 +38,13 @@ def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logg
     except Exception:
         log.exception("%s failed", stage)
         raise
+
+
+def rule_files(smk: Any, skip: tuple[str, ...] = ("code", "assets")) -> dict[str, Any]:
+    """A Snakemake job's named inputs and outputs as keyword arguments (``str``, or a list for a list), without
+    the ones that only make the rule rerun (``code``: the package files the script imports)."""
+    files: dict[str, Any] = {}
+    for name, value in [*smk.input.items(), *smk.output.items()]:
+        if name not in skip:
+            files[name] = str(value) if isinstance(value, str) else [str(v) for v in value]
+    return files

@@ -7,10 +7,13 @@ BLEU is computed on our tokens. ``force=True`` only silences sacrebleu's "looks 
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Sequence
 
 import numpy as np
 from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.significance import PairedTest
 
 
 def _bleu(**kwargs) -> BLEU:
@@ -46,35 +49,98 @@ def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     return sum(h.split() == r.split() for h, r in zip(hypotheses, references)) / len(hypotheses)
 
 
+def bleu_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
+    """Each sentence's BLEU sufficient statistics: [N, 2 + 2 * 4] int64 rows (hypothesis length, reference
+    length, n-gram matches, n-gram totals), which sum over any set of sentences into corpus BLEU."""
+    bleu = _bleu(effective_order=True)  # changes only the sentence score, not the statistics used here
+    rows = [[s.sys_len, s.ref_len, *s.counts, *s.totals]
+            for s in (bleu.sentence_score(h, [r]) for h, r in zip(hypotheses, references))]
+    return np.asarray(rows, dtype=np.int64).reshape(len(rows), 2 + 2 * bleu.max_ngram_order)
+
+
+def bleu_from_statistics(total: np.ndarray) -> float:
+    """Corpus BLEU (0-100) from summed :func:`bleu_statistics` rows."""
+    bleu = _bleu()
+    order = bleu.max_ngram_order
+    return float(BLEU.compute_bleu(correct=total[2:2 + order].tolist(), total=total[2 + order:].tolist(),
+                                   sys_len=int(total[0]), ref_len=int(total[1]), smooth_method=bleu.smooth_method,
+                                   smooth_value=bleu.smooth_value, max_ngram_order=order).score)
+
+
+def _percentiles(scores: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(scores, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
 def bleu_bootstrap_ci(hypotheses: Sequence[str], references: Sequence[str], resamples: int = 1000,
                       seed: int = 12345, confidence: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of corpus BLEU: resample sentences with replacement ``resamples`` times.
 
-    Each sentence's BLEU sufficient statistics (n-gram matches and totals, lengths) are computed once; a
-    resample sums the picked rows and turns the sum into corpus BLEU, as sacrebleu's own bootstrap does (which
-    however takes its seed from the SACREBLEU_SEED environment variable, hence this function).
+    Each sentence's BLEU sufficient statistics are computed once; a resample sums the picked rows and turns the
+    sum into corpus BLEU, as sacrebleu's own bootstrap does (which however takes its seed from the
+    SACREBLEU_SEED environment variable, hence this function).
     """
     _check(hypotheses, references)
     if not hypotheses:
         return (0.0, 0.0)
-    bleu = _bleu(effective_order=True)  # changes only the sentence score, not the statistics used here
-    order = bleu.max_ngram_order
-    rows = []
-    for hypothesis, reference in zip(hypotheses, references):
-        s = bleu.sentence_score(hypothesis, [reference])
-        rows.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
-    stats = np.asarray(rows, dtype=np.int64)  # [N, 2 + 2*order]
+    stats = bleu_statistics(hypotheses, references)
     rng = np.random.default_rng(seed)
-    scores = np.empty(resamples)
-    for i in range(resamples):
-        total = stats[rng.integers(0, len(stats), size=len(stats))].sum(axis=0)
-        scores[i] = BLEU.compute_bleu(correct=total[2:2 + order].tolist(), total=total[2 + order:].tolist(),
-                                      sys_len=int(total[0]), ref_len=int(total[1]),
-                                      smooth_method=bleu.smooth_method, smooth_value=bleu.smooth_value,
-                                      max_ngram_order=order).score
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(scores, [tail, 100 - tail])
-    return (float(low), float(high))
+    scores = np.array([bleu_from_statistics(stats[rng.integers(0, len(stats), size=len(stats))].sum(axis=0))
+                       for _ in range(resamples)])
+    return _percentiles(scores, confidence)
+
+
+def pooled(runs: Sequence[Sequence[str]], length: int) -> list[str]:
+    """The outputs of a system's runs (seeds) as one corpus of ``length`` runs, cycling through them: each run
+    appears equally often when ``length`` is a multiple of their number, so the pooled BLEU is the runs'."""
+    return [hypothesis for i in range(length) for hypothesis in runs[i % len(runs)]]
+
+
+def paired_comparison(system: Sequence[Sequence[str]], baseline: Sequence[Sequence[str]],
+                      references: Sequence[str], test: str = "bs", resamples: int = 1000, seed: int = 12345,
+                      confidence: float = 0.95) -> dict:
+    """``system`` against ``baseline`` on the same test sentences: BLEU difference, its percentile bootstrap
+    interval, and the p-value of sacrebleu's paired test (``bs``: paired bootstrap resampling, ``ar``: paired
+    approximate randomization), both with a fixed seed.
+
+    Each side is a list of runs (a model's seeds; one run for a single model or an ensemble), each a list of
+    hypotheses in test order. Several runs are compared as seed-averaged systems: each side's runs are pooled
+    into one corpus (cycled to a common number of runs, so unequal counts pair too), sentence i of run k paired
+    with sentence i of the other side's run k. Returns ``delta`` (system - baseline, pooled BLEU), ``ci_low``,
+    ``ci_high``, ``p_value``, ``runs`` (the common number of runs).
+    """
+    for runs in (system, baseline):
+        for hypotheses in runs:
+            _check(hypotheses, references)
+    count = math.lcm(len(system), len(baseline))
+    system_hyps, baseline_hyps = pooled(system, count), pooled(baseline, count)
+    refs = list(references) * count
+    if system_hyps == baseline_hyps:
+        # No difference at all. sacrebleu counts resampled differences strictly greater than the observed one,
+        # which for identical outputs (every difference exactly 0) gives its smallest p-value, 1/(n+1).
+        p_value = 1.0
+    else:
+        saved = os.environ.get("SACREBLEU_SEED")
+        os.environ["SACREBLEU_SEED"] = str(seed)  # sacrebleu reads its seed from the environment
+        try:
+            _, results = PairedTest([("baseline", baseline_hyps), ("system", system_hyps)], {"BLEU": _bleu()},
+                                    [refs], test_type=test, n_samples=resamples)()
+        finally:
+            if saved is None:
+                os.environ.pop("SACREBLEU_SEED", None)
+            else:
+                os.environ["SACREBLEU_SEED"] = saved
+        p_value = float(results["BLEU"][1].p_value)
+    ours, theirs = bleu_statistics(system_hyps, refs), bleu_statistics(baseline_hyps, refs)
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(refs), size=len(refs))
+        deltas.append(bleu_from_statistics(ours[pick].sum(axis=0)) - bleu_from_statistics(theirs[pick].sum(axis=0)))
+    low, high = _percentiles(np.array(deltas), confidence)
+    delta = bleu_from_statistics(ours.sum(axis=0)) - bleu_from_statistics(theirs.sum(axis=0))
+    return {"delta": delta, "ci_low": low, "ci_high": high, "p_value": p_value, "runs": count}
 
 
 def signatures(resamples: int, seed: int) -> dict[str, str]:

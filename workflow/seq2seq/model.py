@@ -20,8 +20,8 @@ from .attention import (
     NoAttention,
     TutorialAttention,
 )
-from .dropout import Dropout, dropout
 from .settings import ModelConfig
+from .speedups import Dropout, gru_step
 from .vocab import PAD_INDEX
 
 
@@ -117,18 +117,8 @@ class Decoder(nn.Module):
         return self.out(self.dropout(features))
 
     def rnn_step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """One GRU step with the ``self.rnn`` weights: x [B,I], state [L,B,H] -> (top [B,H], state [L,B,H])."""
-        weights = self.rnn.all_weights
-        if len(weights) == 1:
-            h = torch.gru_cell(x, state[0], *weights[0])
-            return h, h.unsqueeze(0)
-        layers = []
-        for layer, layer_weights in enumerate(weights):
-            if layer > 0:
-                x = dropout(x, self.rnn.dropout, self.training)
-            x = torch.gru_cell(x, state[layer], *layer_weights)
-            layers.append(x)
-        return x, torch.stack(layers)
+        """One GRU step: x [B,I], state [L,B,H] -> (top layer's output [B,H], state [L,B,H])."""
+        return gru_step(self.rnn, x, state)
 
     def step(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
         """embedded [B,E], state [L,B,H] -> (features [B,H], state [L,B,H], attention [B,S])."""

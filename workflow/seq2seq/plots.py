@@ -11,7 +11,7 @@ import os
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
 import matplotlib
 
@@ -24,16 +24,34 @@ from matplotlib.image import AxesImage  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
 
-if TYPE_CHECKING:
-    from .translate import Translation
-
 EOS = "<eos>"
+WORD_START = "\u2581"  # sentencepiece's word-start mark, drawn as a thin underscore-like bar below
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _METADATA = {
     "png": {"Software": None},
     "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
     "svg": {"Creator": None, "Date": None},
 }
+
+
+class Attended(Protocol):
+    """What a heatmap draws (a :class:`seq2seq.translate.Translation` is one): attention [T, S+1] of the
+    produced tokens over the source tokens and ``<eos>``."""
+
+    source_tokens: Sequence[str]
+    output_tokens: Sequence[str]
+    attention: object  # tensor or array [T, S+1]
+
+
+def tick_label(token: str) -> str:
+    """A readable tick label: a subword piece's word-start mark becomes a leading ``_`` ("▁je" -> "_je"), a
+    piece that continues a word gets a leading ``·`` ("s" in "tre s" -> "·s") only when a piece list is shown."""
+    return "_" + token[1:] if token.startswith(WORD_START) else token
+
+
+def _labels(tokens: Sequence[str]) -> list[str]:
+    pieces = any(t.startswith(WORD_START) for t in tokens)
+    return [tick_label(t) if t.startswith(WORD_START) or not pieces or t == EOS else "\u00b7" + t for t in tokens]
 
 
 def attention_heatmap(ax: Axes, source_tokens: Sequence[str], output_tokens: Sequence[str],
@@ -50,9 +68,9 @@ def attention_heatmap(ax: Axes, source_tokens: Sequence[str], output_tokens: Seq
                          f"{len(source_tokens)} source tokens + <eos>")
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(columns)))
-    ax.set_xticklabels(columns, rotation=90)
+    ax.set_xticklabels(_labels(columns), rotation=90)
     ax.set_yticks(range(len(output_tokens)))
-    ax.set_yticklabels(list(output_tokens))
+    ax.set_yticklabels(_labels(output_tokens))
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     return image
@@ -62,13 +80,13 @@ def _wrap(title: str, width: int) -> str:
     return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
 
 
-def attention_figure(translation: "Translation", title: str = "") -> Figure:
+def attention_figure(translation: Attended, title: str = "") -> Figure:
     """One sentence's heatmap with a colour bar, sized to its token counts."""
     rows, columns = len(translation.output_tokens), len(translation.source_tokens) + 1
     figure = Figure(figsize=(max(4.0, 1.8 + 0.45 * columns), max(3.0, 1.8 + 0.35 * rows)))
     ax = figure.add_subplot()
     image = attention_heatmap(ax, translation.source_tokens, translation.output_tokens,
-                              translation.attention.numpy())
+                              np.asarray(translation.attention))
     figure.colorbar(image, ax=ax, label="attention weight")
     if title:
         ax.set_title(_wrap(title, 50), fontsize=9)
@@ -76,7 +94,7 @@ def attention_figure(translation: "Translation", title: str = "") -> Figure:
     return figure
 
 
-def attention_grid(translations: Sequence["Translation"], titles: Sequence[str], columns: int = 4) -> Figure:
+def attention_grid(translations: Sequence[Attended], titles: Sequence[str], columns: int = 4) -> Figure:
     """Several heatmaps side by side, ``columns`` per row, one shared colour bar (all use the 0..1 scale)."""
     count = len(translations)
     columns = max(1, min(columns, count))
@@ -86,7 +104,7 @@ def attention_grid(translations: Sequence["Translation"], titles: Sequence[str],
     image = None
     for ax, translation, title in zip(axes, translations, titles):
         image = attention_heatmap(ax, translation.source_tokens, translation.output_tokens,
-                                  translation.attention.numpy())
+                                  np.asarray(translation.attention))
         ax.set_title(_wrap(title, 40), fontsize=8)
     for ax in axes[count:]:
         ax.axis("off")
@@ -132,17 +150,20 @@ def learning_curve(history: pd.DataFrame, title: str = "", train_label: str = "t
     return figure
 
 
-def comparison_chart(table: pd.DataFrame) -> Figure:
-    """Greedy and beam BLEU per (pair, model) as grouped bars, with 95% bootstrap intervals as error bars.
+def comparison_chart(table: pd.DataFrame, per_seed: dict | None = None) -> Figure:
+    """Greedy and beam BLEU per (pair, model) as grouped bars (the mean over seeds), with 95% bootstrap intervals
+    as error bars and, where a model has several seeds, each seed's score as a dot on its bar.
 
     Columns used: ``pair``, ``model``, ``greedy_bleu``, ``bleu`` (beam) and the optional interval columns
-    ``greedy_bleu_ci_low/high``, ``bleu_ci_low/high``.
+    ``greedy_bleu_ci_low/high``, ``bleu_ci_low/high``. ``per_seed``: {(pair, model): {"greedy": [...], "beam":
+    [...]}}.
     """
     labels = [f"{p}\n{m}" for p, m in zip(table["pair"], table["model"])]
     x = np.arange(len(labels))
     width = 0.38
     figure = Figure(figsize=(max(5.0, 1.3 * len(labels) + 2.0), 4.2))
     ax = figure.add_subplot()
+    drew_seeds = False
     for offset, column, name in ((-width / 2, "greedy_bleu", "greedy"), (width / 2, "bleu", "beam")):
         values = table[column].to_numpy(dtype=float)
         error = None
@@ -151,11 +172,17 @@ def comparison_chart(table: pd.DataFrame) -> Figure:
             error = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
         bars = ax.bar(x + offset, values, width, yerr=error, capsize=3, label=name)
         ax.bar_label(bars, fmt="%.1f", label_type="center", color="white", fontsize=8)
+        for i, key in enumerate(zip(table["pair"], table["model"])):
+            scores = (per_seed or {}).get(key, {}).get(name, [])
+            if len(scores) > 1:
+                ax.scatter(np.full(len(scores), x[i] + offset), scores, s=12, color="black", zorder=3,
+                           label=None if drew_seeds else "one seed")
+                drew_seeds = True
     ax.set_xticks(x)
     ax.set_xticklabels(labels)
     ax.set_xlim(-0.7, len(labels) - 0.3)
     ax.set_ylabel("test BLEU (95% bootstrap interval)")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)  # above: never on a bar
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)  # above: never on a bar
     figure.tight_layout()
     return figure
 
@@ -188,66 +215,3 @@ def save_figure(figure: Figure, path: str | os.PathLike[str]) -> None:
     fmt = figure_format(path)
     with matplotlib.rc_context({"svg.hashsalt": "seq2seq"}), atomic_path(path) as tmp:
         figure.savefig(tmp, format=fmt, dpi=150, metadata=_METADATA[fmt])
-
-
-def choose_test_sentences(count: int, available: int, seed: int) -> list[int]:
-    """Indices of ``count`` test pairs: a seeded random sample in split order (repeats only if too few)."""
-    if available == 0 or count == 0:
-        return []
-    rng = np.random.default_rng(seed)
-    if count <= available:
-        return sorted(rng.choice(available, size=count, replace=False).tolist())
-    return [i % available for i in range(count)]
-
-
-def draw_figures(model_path: str | os.PathLike[str], test_path: str | os.PathLike[str],
-                 history_path: str | os.PathLike[str], attention_paths: Sequence[str | os.PathLike[str]],
-                 grid_path: str | os.PathLike[str], curve_path: str | os.PathLike[str], *, count: int = 8,
-                 sentences: Sequence[str] = (), grid_columns: int = 4, seed: int = 0, max_length: int = 30,
-                 log=None, **_unused) -> None:
-    """The figures stage: attention heatmaps of ``count`` sampled test sentences then the extra ``sentences``
-    (raw text, normalized like the training data), one file each, the same sentences as one grid, and the
-    learning curve from history.tsv. Sentences are decoded with greedy search (what the heatmaps show is the
-    attention of the greedy path). Test sentences are titled with their sentence BLEU against the reference;
-    the extra ones have no reference. ``_unused`` takes the config's ``format`` (the paths carry it).
-    """
-    import logging
-
-    from .checkpoint import load_model
-    from .corpus import read_split
-    from .metrics import sentence_bleu
-    from .translate import translate_sentences
-
-    log = log or logging.getLogger(__name__)
-    model, source_vocab, target_vocab, metadata = load_model(model_path, device="cpu")
-    pairs = read_split(test_path)
-    chosen = [pairs[i] for i in choose_test_sentences(count, len(pairs), seed)]
-    if count > len(pairs):
-        log.warning("figures.count is %d but the test split has only %d pairs: some are drawn twice",
-                    count, len(pairs))
-    expected = len(chosen) + len(sentences)
-    if len(attention_paths) != expected:
-        raise ValueError(f"{len(attention_paths)} attention figure paths given for {expected} sentences "
-                         f"({len(chosen)} test sentences + {len(sentences)} from the config)")
-    normalization = metadata.get("normalization", "ascii")
-    translations = translate_sentences(model, [s for s, _ in chosen], source_vocab, target_vocab, None,
-                                       max_len=max_length, log=log)
-    translations += translate_sentences(model, list(sentences), source_vocab, target_vocab, normalization,
-                                        max_len=max_length, log=log)
-    references = [t for _, t in chosen] + [None] * len(sentences)
-    titles = []
-    for translation, reference in zip(translations, references):
-        head = f"{' '.join(translation.source_tokens)}\n-> {translation.text}"
-        if reference is None:
-            titles.append(f"{head}\n(no reference: sentence from the config)")
-        else:
-            titles.append(f"{head}\nsentence BLEU {sentence_bleu(translation.text, reference):.1f} "
-                          f"(reference: {reference})")
-    for translation, title, path in zip(translations, titles, attention_paths):
-        save_figure(attention_figure(translation, title), path)
-    save_figure(attention_grid(translations, titles, grid_columns), grid_path)
-    history = pd.read_csv(history_path, sep="\t")
-    name = " ".join(str(v) for v in (metadata.get("pair"), metadata.get("model_name")) if v)
-    smoothing = float((metadata.get("training") or {}).get("label_smoothing", 0.0))
-    save_figure(learning_curve(history, name, train_loss_label(model.config.dropout, smoothing)), curve_path)
-    log.info("drew %d attention heatmaps, a grid and the learning curve", len(translations))

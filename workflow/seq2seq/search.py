@@ -11,10 +11,12 @@ Both work on any model with the decoding protocol of :class:`seq2seq.model.Seq2S
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
+from .batching import pad_sources
 from .vocab import EOS_INDEX, SOS_INDEX
 
 
@@ -148,3 +150,25 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
     best = [max(f, key=lambda hyp: hyp[0]) for f in finished]
     return Hypotheses(tokens=[hyp[2] for hyp in best], scores=[hyp[1] for hyp in best],
                       attention=[hyp[3] for hyp in best])
+
+
+def decode_in_batches(model: torch.nn.Module, sources: Sequence[list[int]], beam_size: int = 1, alpha: float = 0.0,
+                      max_len: int = 30, batch_size: int = 64) -> Hypotheses:
+    """Decode source id lists (each ending with ``<eos>``) in batches of similar length, longest first (little
+    padding, and the first batch shows the peak memory); results come back in input order. ``beam_size`` 1 is
+    :func:`greedy`, larger ones :func:`beam_search` with length-penalty exponent ``alpha``. Runs on the device of
+    the model's parameters."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
+    tokens: list[list[int]] = [[] for _ in sources]
+    scores: list[float] = [0.0] * len(sources)
+    attention: list[Tensor] = [torch.empty(0)] * len(sources)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        src, lengths = pad_sources([sources[i] for i in index])
+        src, lengths = src.to(device), lengths.to(device)
+        found = (greedy(model, src, lengths, max_len) if beam_size == 1
+                 else beam_search(model, src, lengths, beam_size, alpha, max_len))
+        for row, i in enumerate(index):
+            tokens[i], scores[i], attention[i] = found.tokens[row], found.scores[row], found.attention[row]
+    return Hypotheses(tokens=tokens, scores=scores, attention=attention)

@@ -13,7 +13,7 @@ import copy
 import functools
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 from jsonschema.exceptions import best_match
@@ -152,6 +152,23 @@ class PrepareSettings:
 
 
 @dataclass
+class VocabSettings:
+    """The ``vocab`` section: the vocabulary stage's settings."""
+
+    type: str = schema_default("vocab.type")  # word | sentencepiece
+    size: int = schema_default("vocab.size")
+    model_type: str = schema_default("vocab.model_type")  # unigram | bpe
+    min_freq: int = schema_default("vocab.min_freq")
+
+    def __post_init__(self) -> None:
+        _check(asdict(self), "vocab")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "VocabSettings":
+        return _from_dict(cls, data, "vocab")
+
+
+@dataclass
 class ModelConfig:
     """Everything needed to rebuild a :class:`seq2seq.model.Seq2Seq` (stored in checkpoints): the vocabulary
     sizes and one entry of the config's ``models`` section."""
@@ -199,6 +216,7 @@ class TrainConfig:
 
     epochs: int = schema_default("training.epochs")
     batch_size: int = schema_default("training.batch_size")
+    batch_tokens: int | None = schema_default("training.batch_tokens")
     device: str = schema_default("training.device")  # auto | cpu | cuda[:N] | mps
     optimizer: str = schema_default("training.optimizer")  # adam | sgd
     learning_rate: float = schema_default("training.learning_rate")
@@ -212,9 +230,12 @@ class TrainConfig:
     max_minutes: float | None = schema_default("training.max_minutes")
     amp: bool | str = schema_default("training.amp")  # True | False | "auto"
     seed: int = schema_default("training.seed")
+    average: dict = field(default_factory=lambda: schema_default("training.average"))
+    tensorboard: bool = schema_default("training.tensorboard")
 
     def __post_init__(self) -> None:
-        self.early_stopping = fill_defaults(dict(self.early_stopping), _subschema("training.early_stopping"))
+        for name in ("early_stopping", "average"):
+            setattr(self, name, fill_defaults(dict(getattr(self, name)), _subschema(f"training.{name}")))
         _check(asdict(self), "training")
 
     @classmethod
@@ -224,6 +245,64 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class DownloadSettings:
+    """Where one corpus comes from (its ``corpora`` entry) and the ``download`` section."""
+
+    url: str
+    member: str | None = schema_default("corpora.*.member")
+    sha256: str | None = schema_default("corpora.*.sha256")
+    retries: int = schema_default("download.retries")
+    timeout: float = schema_default("download.timeout")
+
+    def __post_init__(self) -> None:
+        _check({"url": self.url, "member": self.member, "sha256": self.sha256}, "corpora.*", "corpora")
+        _check({"retries": self.retries, "timeout": self.timeout}, "download")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DownloadSettings":
+        return _from_dict(cls, data, "download")
+
+
+@dataclass
+class EvaluationSettings:
+    """The ``evaluation`` section."""
+
+    beam_size: int = schema_default("evaluation.beam_size")
+    length_penalty: float = schema_default("evaluation.length_penalty")
+    max_length: int = schema_default("evaluation.max_length")
+    batch_size: int = schema_default("evaluation.batch_size")
+    bootstrap_resamples: int = schema_default("evaluation.bootstrap_resamples")
+    seed: int = schema_default("evaluation.seed")
+
+    def __post_init__(self) -> None:
+        _check(asdict(self), "evaluation")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EvaluationSettings":
+        return _from_dict(cls, data, "evaluation")
+
+
+@dataclass
+class FigureSettings:
+    """The ``figures`` section."""
+
+    count: int = schema_default("figures.count")
+    sentences: list[str] = field(default_factory=lambda: schema_default("figures.sentences"))
+    format: str = schema_default("figures.format")
+    grid_columns: int = schema_default("figures.grid_columns")
+    seed: int = schema_default("figures.seed")
+    max_length: int = schema_default("figures.max_length")
+    word_level: bool = schema_default("figures.word_level")
+
+    def __post_init__(self) -> None:
+        _check(asdict(self), "figures")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FigureSettings":
+        return _from_dict(cls, data, "figures")
 
 
 # --------------------------------------------------------------------------------------------- the pipeline config
@@ -237,6 +316,12 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def download_settings(config: Mapping[str, Any], pair: str) -> DownloadSettings:
+    corpus = config["corpora"][pair]
+    return DownloadSettings(url=corpus["url"], member=corpus["member"], sha256=corpus["sha256"],
+                            retries=config["download"]["retries"], timeout=config["download"]["timeout"])
 
 
 def prepare_settings(config: Mapping[str, Any], pair: str) -> PrepareSettings:
@@ -263,6 +348,61 @@ def training_settings(config: Mapping[str, Any], model: str) -> dict:
     return deep_merge(config["training"], config["models"][model].get("training") or {})
 
 
+@dataclass(frozen=True)
+class Run:
+    """One training run of the pipeline: a model of the config trained with one seed. ``name`` is its folder
+    under ``results/{pair}/``: the model's name, or ``<model>/seed<N>`` when the config lists several seeds."""
+
+    model: str
+    seed: int
+    name: str
+
+
+def training_runs(config: Mapping[str, Any], models: Sequence[str] | None = None,
+                  seeds: Sequence[int] | None = None) -> list[Run]:
+    """The runs of ``models`` (default: all) x ``seeds`` (default: the config's), in config order."""
+    several = len(config["seeds"]) > 1
+    return [Run(model, seed, f"{model}/seed{seed}" if several else model)
+            for model in (models or list(config["models"])) for seed in (seeds or config["seeds"])]
+
+
+def ensemble_members(config: Mapping[str, Any], name: str) -> list[Run]:
+    entry = config["ensembles"][name]
+    return training_runs(config, entry["models"], entry["seeds"])
+
+
+def baseline(config: Mapping[str, Any]) -> str:
+    """The model or ensemble every system is compared with."""
+    return config["compare"]["baseline"] or next(iter(config["models"]))
+
+
+def _seeds_only_from_seeds(config: dict) -> None:
+    """A training section's seed would be silently replaced by each run's seed from ``seeds``."""
+    sections = [("training", config.get("training") or {})]
+    sections += [(f"models.{name}.training", model.get("training") or {}) for name, model in config["models"].items()]
+    for where, training in sections:
+        if "seed" in training:
+            raise ConfigError(f"config: {where}.seed: the pipeline's runs take their seeds from `seeds` "
+                              f"(e.g. seeds: [{training['seed']}])")
+
+
+def _check_runs(config: dict) -> None:
+    """Ensembles name models and seeds of the config and no model; the baseline is a model or an ensemble."""
+    for name, entry in config["ensembles"].items():
+        if name in config["models"]:
+            raise ConfigError(f"config: ensembles.{name}: a model has that name; name the ensemble otherwise")
+        for model in entry["models"]:
+            if model not in config["models"]:
+                raise ConfigError(f"config: ensembles.{name}.models: '{model}' is not a model of the config "
+                                  f"(models: {', '.join(config['models'])})")
+        for seed in entry["seeds"] or []:
+            if seed not in config["seeds"]:
+                raise ConfigError(f"config: ensembles.{name}.seeds: {seed} is not one of seeds {config['seeds']}")
+    chosen = config["compare"]["baseline"]
+    if chosen is not None and chosen not in config["models"] and chosen not in config["ensembles"]:
+        raise ConfigError(f"config: compare.baseline: '{chosen}' is neither a model nor an ensemble of the config")
+
+
 def check_config(config: dict) -> dict:
     """Validate the whole pipeline config and fill in its defaults (in place; returned). ConfigError, one line
     naming the key, for anything the schema rejects and for what it cannot express but a stage would reject
@@ -271,7 +411,9 @@ def check_config(config: dict) -> dict:
     if isinstance(config.get("models"), dict):
         config["models"] = {name: model for name, model in config["models"].items() if model is not None}
     _check(config, "")
+    _seeds_only_from_seeds(config)  # before the defaults fill training.seed in
     fill_defaults(config, load_schema())
+    _check_runs(config)
     for pair in config["pairs"]:
         if pair not in config["corpora"]:
             raise ConfigError(f"config: pairs lists '{pair}', but corpora has no entry '{pair}' "

@@ -1,11 +1,20 @@
-"""The summary stage: one row per (pair, model) from metrics.json, history.tsv and the checkpoint.
+"""The summary stage: one row per pair x model (its seeds together) or ensemble, and every comparison with the
+baseline, from the evaluate stage's metrics.json and translations.tsv and the training runs' history.tsv.
 
-Columns of results/summary.tsv (and the Markdown copy):
+Columns of results/summary.tsv (and the Markdown copy), BLEU and chrF 0-100:
 
-pair, model, attention; bleu, bleu_ci_low, bleu_ci_high, chrf, exact_match (beam search, exact_match as a
-fraction); greedy_bleu; parameters (trainable model parameters); epochs (epochs trained); training_minutes
-(sum of history ``seconds`` / 60); pairs_per_s (mean of history ``pairs_per_s``); sentences (test pairs);
-greedy_bleu_ci_low, greedy_bleu_ci_high.
+- pair, model (a model of the config, or an ensemble), kind (model | ensemble), attention, seeds (runs);
+- bleu (beam search, the mean over seeds), bleu_std (sample standard deviation over seeds, empty for one),
+  bleu_min, bleu_max, bleu_ci_low, bleu_ci_high (95% bootstrap interval over test sentences of the
+  seed-pooled system); the same for greedy search as greedy_bleu...;
+- chrf, exact_match (beam, means over seeds; exact_match a fraction);
+- parameters (trainable, per run; an ensemble's sum), epochs, training_minutes, pairs_per_s (means over
+  seeds; empty for ensembles), sentences (test pairs);
+- baseline, delta_bleu, delta_ci_low, delta_ci_high, p_value: beam BLEU against the baseline (empty on
+  the baseline's own row), as in comparisons.tsv.
+
+results/comparisons.tsv: one row per pair x system other than the baseline x metric (greedy_bleu, beam_bleu):
+pair, model, baseline, metric, delta, ci_low, ci_high, p_value, runs (see metrics.paired_comparison).
 """
 
 from __future__ import annotations
@@ -14,19 +23,26 @@ import json
 import logging
 import math
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .fileio import atomic_open, atomic_path
+from .metrics import bleu_bootstrap_ci, paired_comparison, pooled
+from .plots import comparison_chart, save_figure
 
 LOG = logging.getLogger(__name__)
 
-COLUMNS = ["pair", "model", "attention", "bleu", "bleu_ci_low", "bleu_ci_high", "chrf", "exact_match",
-           "greedy_bleu", "parameters", "epochs", "training_minutes", "pairs_per_s", "sentences",
-           "greedy_bleu_ci_low", "greedy_bleu_ci_high"]
-_DECIMALS = {"bleu": 2, "bleu_ci_low": 2, "bleu_ci_high": 2, "chrf": 2, "exact_match": 4, "greedy_bleu": 2,
-             "training_minutes": 2, "pairs_per_s": 1, "greedy_bleu_ci_low": 2, "greedy_bleu_ci_high": 2}
+COLUMNS = ["pair", "model", "kind", "attention", "seeds",
+           "bleu", "bleu_std", "bleu_min", "bleu_max", "bleu_ci_low", "bleu_ci_high",
+           "greedy_bleu", "greedy_bleu_std", "greedy_bleu_min", "greedy_bleu_max", "greedy_bleu_ci_low",
+           "greedy_bleu_ci_high", "chrf", "exact_match", "parameters", "epochs", "training_minutes", "pairs_per_s",
+           "sentences", "baseline", "delta_bleu", "delta_ci_low", "delta_ci_high", "p_value"]
+COMPARISON_COLUMNS = ["pair", "model", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "runs"]
+METHODS = {"greedy": "greedy_bleu", "beam": "beam_bleu"}
+_DECIMALS = 2
+_ROUNDING = {"exact_match": 4, "pairs_per_s": 1, "p_value": 4}
 
 
 def _read_json(path: str | os.PathLike[str]) -> dict:
@@ -39,47 +55,102 @@ def _read_json(path: str | os.PathLike[str]) -> dict:
 
 def _history_numbers(path: str | os.PathLike[str]) -> dict:
     history = pd.read_csv(path, sep="\t")
-    nan = float("nan")
-    return {
-        "epochs": int(history["epoch"].max()) if "epoch" in history and len(history) else len(history),
-        "training_minutes": float(history["seconds"].sum()) / 60 if "seconds" in history else nan,
-        "pairs_per_s": float(history["pairs_per_s"].mean()) if "pairs_per_s" in history else nan,
-    }
+    return {"epochs": int(history["epoch"].max()) if len(history) else 0,
+            "training_minutes": float(history["seconds"].sum()) / 60,
+            "pairs_per_s": float(history["pairs_per_s"].mean())}
 
 
-def _model_numbers(path: str | os.PathLike[str]) -> dict:
-    from .checkpoint import load_model
-
-    model, _, _, _ = load_model(path, device="cpu")
-    return {"parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "attention": model.config.attention}
+def _spread(values: Sequence[float], name: str) -> dict:
+    array = np.asarray(values, dtype=float)
+    return {name: float(array.mean()), f"{name}_std": float(array.std(ddof=1)) if len(array) > 1 else math.nan,
+            f"{name}_min": float(array.min()), f"{name}_max": float(array.max())}
 
 
-def summary_row(label: Sequence[str], metrics_path, history_path, model_path) -> dict:
-    """One table row; ``label`` is [pair, model_name]."""
-    metrics = _read_json(metrics_path)
+class Runs:
+    """The systems of one pair as the stage reads them: per (pair, name) the runs' metrics, hypotheses and
+    histories; a model's runs are its seeds, an ensemble is one run."""
+
+    def __init__(self, labels: Sequence[Sequence[Any]], metrics: Sequence, translations: Sequence,
+                 histories: Sequence) -> None:
+        if not len(labels) == len(metrics) == len(translations):
+            raise ValueError(f"summary needs as many metrics ({len(metrics)}) and translations "
+                             f"({len(translations)}) as labels ({len(labels)})")
+        trained = [label for label in labels if label[3] is not None]
+        if len(histories) != len(trained):
+            raise ValueError(f"summary needs one history per training run: {len(histories)} for {len(trained)}")
+        history_of = dict(zip((tuple(label[:2]) for label in trained), histories))
+        self.groups: dict[tuple[str, str], list[dict]] = {}
+        for (pair, system, name, seed), metrics_path, translations_path in zip(labels, metrics, translations):
+            table = pd.read_csv(translations_path, sep="\t", keep_default_na=False, dtype=str)
+            run = {"metrics": _read_json(metrics_path), "seed": seed, "references": list(table["reference"]),
+                   **{method: list(table[method]) for method in METHODS}, "path": metrics_path}
+            if seed is not None:
+                run["history"] = _history_numbers(history_of[(pair, system)])
+            self.groups.setdefault((pair, name), []).append(run)
+
+
+def summary_row(pair: str, name: str, runs: list[dict], resamples: int, seed: int) -> dict:
+    """One table row of a model's seeds or of an ensemble (without the comparison)."""
     try:
-        beam, greedy = metrics["beam"], metrics["greedy"]
-        row = {"pair": label[0], "model": label[1],
-               "bleu": beam["bleu"], "bleu_ci_low": beam["bleu_ci95"][0], "bleu_ci_high": beam["bleu_ci95"][1],
-               "chrf": beam["chrf"], "exact_match": beam["exact_match"], "greedy_bleu": greedy["bleu"],
-               "sentences": beam["sentences"], "greedy_bleu_ci_low": greedy["bleu_ci95"][0],
-               "greedy_bleu_ci_high": greedy["bleu_ci95"][1]}
+        first = runs[0]["metrics"]
+        row: dict[str, Any] = {"pair": pair, "model": name, "attention": first["attention"],
+                               "kind": "model" if runs[0]["seed"] is not None else "ensemble", "seeds": len(runs),
+                               "parameters": first["parameters"], "sentences": first["beam"]["sentences"]}
+        for method, column in (("beam", "bleu"), ("greedy", "greedy_bleu")):
+            row.update(_spread([run["metrics"][method]["bleu"] for run in runs], column))
+            if len(runs) == 1:
+                row[f"{column}_ci_low"], row[f"{column}_ci_high"] = first[method]["bleu_ci95"]
+            else:
+                references = runs[0]["references"] * len(runs)
+                row[f"{column}_ci_low"], row[f"{column}_ci_high"] = bleu_bootstrap_ci(
+                    pooled([run[method] for run in runs], len(runs)), references, resamples, seed)
+        row["chrf"] = float(np.mean([run["metrics"]["beam"]["chrf"] for run in runs]))
+        row["exact_match"] = float(np.mean([run["metrics"]["beam"]["exact_match"] for run in runs]))
     except (KeyError, IndexError, TypeError) as error:
-        raise ValueError(f"{metrics_path}: not an evaluate-stage metrics.json (missing {error})") from None
-    row.update(_history_numbers(history_path))
-    row.update(_model_numbers(model_path))
+        raise ValueError(f"{runs[0]['path']}: not an evaluate-stage metrics.json (missing {error})") from None
+    for key in ("epochs", "training_minutes", "pairs_per_s"):
+        row[key] = float(np.mean([run["history"][key] for run in runs])) if "history" in runs[0] else math.nan
     return row
 
 
-def summary_table(metrics_paths: Sequence, history_paths: Sequence, model_paths: Sequence,
-                  labels: Sequence[Sequence[str]]) -> pd.DataFrame:
-    """The summary DataFrame (columns :data:`COLUMNS`), one row per label, in the given order."""
-    if not len(metrics_paths) == len(history_paths) == len(model_paths) == len(labels):
-        raise ValueError(f"summary needs as many metrics ({len(metrics_paths)}), histories "
-                         f"({len(history_paths)}), models ({len(model_paths)}) as labels ({len(labels)})")
-    rows = [summary_row(*args) for args in zip(labels, metrics_paths, history_paths, model_paths)]
-    return pd.DataFrame(rows, columns=COLUMNS).round(_DECIMALS)
+def compare_with_baseline(groups: dict[tuple[str, str], list[dict]], baseline: str, compare: dict) -> list[dict]:
+    """Every system of a pair against the pair's baseline, greedy and beam BLEU."""
+    rows = []
+    for (pair, name), runs in groups.items():
+        if name == baseline or (pair, baseline) not in groups:
+            continue
+        base = groups[(pair, baseline)]
+        if runs[0]["references"] != base[0]["references"]:
+            raise ValueError(f"{runs[0]['path']}: another test split than the baseline's {base[0]['path']}")
+        for method, metric in METHODS.items():
+            result = paired_comparison([run[method] for run in runs], [run[method] for run in base],
+                                       runs[0]["references"], compare["test"], compare["resamples"], compare["seed"])
+            rows.append({"pair": pair, "model": name, "baseline": baseline, "metric": metric,
+                         "delta": result["delta"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
+                         "p_value": result["p_value"], "runs": result["runs"]})
+    return rows
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
+    decimals = {c: _ROUNDING.get(c, _DECIMALS) for c in table.columns if pd.api.types.is_float_dtype(table[c])}
+    return table.round(decimals)
+
+
+def summary_tables(groups: dict[tuple[str, str], list[dict]], baseline: str,
+                   compare: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, comparisons) DataFrames of :class:`Runs` ``groups``, rows in the groups' order."""
+    found = compare_with_baseline(groups, baseline, compare)
+    beam = {(c["pair"], c["model"]): c for c in found if c["metric"] == "beam_bleu"}
+    rows = []
+    for (pair, name), runs in groups.items():
+        row = summary_row(pair, name, runs, compare["resamples"], compare["seed"])
+        versus = beam.get((pair, name), {})
+        row.update(baseline=baseline, delta_bleu=versus.get("delta", math.nan),
+                   delta_ci_low=versus.get("ci_low", math.nan), delta_ci_high=versus.get("ci_high", math.nan),
+                   p_value=versus.get("p_value", math.nan))
+        rows.append(row)
+    return (_rounded(pd.DataFrame(rows, columns=COLUMNS)),
+            _rounded(pd.DataFrame(found, columns=COMPARISON_COLUMNS)))
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -97,17 +168,25 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(metrics_paths: Sequence, history_paths: Sequence, model_paths: Sequence,
-                  labels: Sequence[Sequence[str]], tsv_path, md_path, chart_path,
-                  log: logging.Logger = LOG) -> pd.DataFrame:
-    """Build the table and write the TSV, the Markdown copy and the comparison chart, each atomically."""
-    from .plots import comparison_chart, save_figure
-
-    table = summary_table(metrics_paths, history_paths, model_paths, labels)
-    with atomic_path(tsv_path) as tmp:
+def _write_tsv(table: pd.DataFrame, path) -> None:
+    with atomic_path(path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
-    with atomic_open(md_path) as handle:
+
+
+def write_summary(metrics: Sequence, translations: Sequence, histories: Sequence, labels: Sequence[Sequence[Any]],
+                  tsv, md, chart, comparisons, baseline: str, compare: dict,
+                  log: logging.Logger = LOG) -> pd.DataFrame:
+    """The summary stage. ``labels``: [pair, system, model or ensemble name, seed (None for an ensemble)] of
+    each ``metrics``/``translations`` file; ``histories``: the training runs' (labels with a seed), in order.
+    Writes the summary TSV, its Markdown copy, the chart and the ``comparisons`` TSV, each atomically."""
+    groups = Runs(labels, metrics, translations, histories).groups
+    table, found = summary_tables(groups, baseline, compare)
+    _write_tsv(table, tsv)
+    _write_tsv(found, comparisons)
+    with atomic_open(md) as handle:
         handle.write(to_markdown(table))
-    save_figure(comparison_chart(table), chart_path)
-    log.info("summary of %d runs written to %s", len(table), tsv_path)
+    per_seed = {key: {method: [run["metrics"][method]["bleu"] for run in runs] for method in METHODS}
+                for key, runs in groups.items()}
+    save_figure(comparison_chart(table, per_seed), chart)
+    log.info("summary of %d systems and %d comparisons written to %s", len(table), len(found), tsv)
     return table

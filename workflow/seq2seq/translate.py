@@ -17,12 +17,14 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .batching import pad_sources
+from .batching import fit_source
+from .checkpoint import load_model
 from .corpus import normalize, utf8_lines
 from .devices import resolve_device
 from .logs import InputError
-from .search import beam_search, greedy
-from .vocab import EOS_INDEX, Vocabulary
+from .plots import attention_figure, check_figure_path, save_figure
+from .search import decode_in_batches
+from .vocab import UNK_INDEX, Vocabulary, word_label, word_spans
 
 LOG = logging.getLogger(__name__)
 
@@ -31,81 +33,80 @@ LOG = logging.getLogger(__name__)
 class Translation:
     """One decoded sentence.
 
-    source_tokens: the source words the model read (after normalization and any cut), without ``<eos>``.
-    output_tokens: produced target tokens, ending with ``"<eos>"`` unless cut at the maximum length.
+    source_tokens: labels of the source tokens the model read (after normalization and any cut), without
+    ``<eos>``: words, or subword pieces with their ``▁`` word-start marks.
+    output_tokens: labels of the produced tokens, ending with ``"<eos>"`` unless cut at the maximum length.
     attention: float tensor [len(output_tokens), len(source_tokens) + 1]; the last column is the source <eos>.
     score: summed log-probability of the output under the model.
+    text: the translation as plain text (detokenized), what BLEU is computed on.
     """
 
     source_tokens: list[str]
     output_tokens: list[str]
     attention: Tensor
     score: float
+    text: str
 
-    @property
-    def text(self) -> str:
-        """The translation as a sentence: output tokens without ``<eos>``, joined by spaces."""
-        return " ".join(t for t in self.output_tokens if t != "<eos>")
+    def word_level(self) -> "Translation":
+        """The same translation in words: attention summed over a source word's pieces and averaged over a
+        produced word's pieces (rows still sum to 1); unchanged for a word vocabulary."""
+        source_spans = word_spans(self.source_tokens)
+        output_spans = word_spans(self.output_tokens)
+        columns = [*source_spans, (len(self.source_tokens), len(self.source_tokens) + 1)]  # <eos> stays alone
+        summed = torch.stack([self.attention[:, a:b].sum(dim=1) for a, b in columns], dim=1)  # [T, words+1]
+        weights = torch.stack([summed[a:b].mean(dim=0) for a, b in output_spans]) if output_spans else summed[:0]
+        return Translation([word_label(self.source_tokens[a:b]) for a, b in source_spans],
+                           [word_label(self.output_tokens[a:b]) for a, b in output_spans], weights, self.score,
+                           self.text)
 
 
 def prepare_sources(sentences: Sequence[str], normalization: str | None, source_vocab: Vocabulary,
-                    max_source_length: int | None, log: logging.Logger = LOG
-                    ) -> tuple[Tensor, Tensor, list[list[str]]]:
-    """Sentences -> (src [B,S] long padded with <pad>, src_lengths [B] long, kept source tokens per sentence).
+                    max_source_length: int | None, log: logging.Logger = LOG, names: Sequence[str] | None = None
+                    ) -> tuple[list[list[int]], list[list[str]]]:
+    """Sentences -> (source ids per sentence, ending with <eos>; labels of the tokens read, without <eos>).
 
     ``normalization`` ("ascii" | "unicode") is applied with :func:`seq2seq.corpus.normalize`; None means the
     sentences are already normalized. Unknown words become ``<unk>``. A model with a fixed source length (the
     tutorial attention: ``max_source_length`` tokens including ``<eos>``) gets longer sentences cut, with a
-    logged warning.
+    logged warning naming the sentence (``names``, default "sentence N").
     """
     if normalization is not None:
         sentences = [normalize(s, normalization) for s in sentences]
-    tokens: list[list[str]] = []
+    names = names or [f"sentence {number}" for number in range(1, len(sentences) + 1)]
+    sources, labels = [], []
     unknown = total = 0
-    for number, sentence in enumerate(sentences, start=1):
-        words = sentence.split()
-        if max_source_length is not None and len(words) + 1 > max_source_length:
-            keep = max_source_length - 1
-            log.warning("sentence %d has %d words but this model reads at most %d (plus <eos>): "
-                        "translating only %r", number, len(words), keep, " ".join(words[:keep]))
-            words = words[:keep]
-        unknown += sum(w not in source_vocab for w in words)
-        total += len(words)
-        tokens.append(words)
+    for name, sentence in zip(names, sentences):
+        full = source_vocab.encode(sentence)
+        ids = fit_source(full, max_source_length)
+        if len(ids) < len(full):
+            log.warning("%s has %d tokens but this model reads at most %d (plus <eos>): translating only %r",
+                        name, len(full) - 1, len(ids) - 1, source_vocab.decode(ids))
+        unknown += ids.count(UNK_INDEX)
+        total += len(ids) - 1
+        sources.append(ids)
+        labels.append(source_vocab.labels(ids[:-1]))
     if unknown:
-        log.info("%d of %d source words are not in the vocabulary and are read as <unk>", unknown, total)
-    src, src_lengths = pad_sources([source_vocab.encode(words) for words in tokens])
-    return src, src_lengths, tokens
+        log.info("%d of %d source tokens are not in the vocabulary and are read as <unk>", unknown, total)
+    return sources, labels
 
 
 def translate_sentences(model: torch.nn.Module, sentences: Sequence[str], source_vocab: Vocabulary,
                         target_vocab: Vocabulary, normalization: str | None, beam_size: int = 1,
                         alpha: float = 0.0, max_len: int = 30, batch_size: int = 64,
-                        log: logging.Logger = LOG) -> list[Translation]:
+                        log: logging.Logger = LOG, names: Sequence[str] | None = None) -> list[Translation]:
     """Translate sentences in batches of similar length (for speed); results come back in input order.
 
     ``beam_size`` 1 uses :func:`seq2seq.search.greedy`, larger ones :func:`seq2seq.search.beam_search` with
-    length-penalty exponent ``alpha``. Runs on the device of the model's parameters.
+    length-penalty exponent ``alpha``. Runs on the device of the model's parameters. ``names`` label the
+    sentences in warnings.
     """
     if not sentences:
         return []
-    device = next(model.parameters()).device
-    src, src_lengths, tokens = prepare_sources(sentences, normalization, source_vocab,
-                                               getattr(model, "max_source_length", None), log)
-    order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))
-    results: list[Translation | None] = [None] * len(tokens)
-    for start in range(0, len(order), batch_size):
-        index = order[start:start + batch_size]
-        lengths = src_lengths[index]
-        batch = src[index, : int(lengths.max())].to(device)
-        if beam_size == 1:
-            hyps = greedy(model, batch, lengths.to(device), max_len)
-        else:
-            hyps = beam_search(model, batch, lengths.to(device), beam_size, alpha, max_len)
-        for i, ids, score, attention in zip(index, hyps.tokens, hyps.scores, hyps.attention):
-            output = [target_vocab.tokens[t] if t != EOS_INDEX else "<eos>" for t in ids]
-            results[i] = Translation(tokens[i], output, attention, score)
-    return results  # type: ignore[return-value]
+    sources, labels = prepare_sources(sentences, normalization, source_vocab,
+                                      getattr(model, "max_source_length", None), log, names)
+    found = decode_in_batches(model, sources, beam_size, alpha, max_len, batch_size)
+    return [Translation(source, target_vocab.labels(ids), attention, score, target_vocab.decode(ids))
+            for source, ids, score, attention in zip(labels, found.tokens, found.scores, found.attention)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,25 +153,23 @@ def read_inputs(arguments: Sequence[str], stdin) -> list[tuple[str, str]]:
     return [(f"line {number} of stdin", text) for number, text in lines]
 
 
-def _sources_to_translate(inputs: Sequence[tuple[str, str]], normalization: str, max_source_length: int | None,
+def _sources_to_translate(inputs: Sequence[tuple[str, str]], normalization: str,
                           longest_trained: int | None) -> dict[int, str]:
-    """{input index: normalized source text} of the inputs worth translating, warning about the others
-    (empty) and about inputs longer than the model reads (cut) or than it was trained on (translated)."""
+    """{input index: normalized source text} of the inputs worth translating, warning about the others (empty)
+    and about inputs longer than the model was trained on (translated anyway; a model that reads a fixed
+    length cuts them, with a warning of :func:`prepare_sources`)."""
     sources: dict[int, str] = {}
     for index, (label, text) in enumerate(inputs):
-        words = normalize(text, normalization).split()
+        normalized = normalize(text, normalization)
+        words = len(normalized.split())
         if not words:
             LOG.warning("%s is empty%s: nothing to translate, an empty line is printed for it", label,
                         " after normalization" if text.strip() else "")
             continue
-        if max_source_length is not None and len(words) + 1 > max_source_length:
-            words = words[: max_source_length - 1]
-            LOG.warning("%s has more words than this model reads (%d): cut to %r", label, max_source_length - 1,
-                        " ".join(words))
-        elif longest_trained and len(words) > longest_trained:
+        if longest_trained and words > longest_trained:
             LOG.warning("%s has %d words, the model was trained on sentences of at most %d: translated anyway "
-                        "(expect a poorer translation)", label, len(words), longest_trained)
-        sources[index] = " ".join(words)
+                        "(expect a poorer translation)", label, words, longest_trained)
+        sources[index] = normalized
     return sources
 
 
@@ -184,9 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_CommandFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    from .checkpoint import load_model
-    from .plots import attention_figure, check_figure_path, save_figure
-
     try:
         if args.plot:
             check_figure_path(args.plot)
@@ -195,8 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InputError("nothing to translate: give sentences as arguments or one per line on stdin")
         device = resolve_device(args.device)
         model, source_vocab, target_vocab, metadata = load_model(args.model, device=device)
-        sources = _sources_to_translate(inputs, metadata.get("normalization", "ascii"), model.max_source_length,
-                                        metadata.get("longest_source_words"))
+        sources = _sources_to_translate(inputs, metadata.normalization, metadata.longest_source_words)
         if not sources:
             raise InputError(f"nothing to translate: every input is empty ({len(inputs)} given)")
     except (InputError, ValueError) as error:  # one line, no traceback
@@ -204,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     translations = translate_sentences(model, list(sources.values()), source_vocab, target_vocab,
                                        normalization=None, beam_size=args.beam, alpha=args.alpha,
-                                       max_len=args.max_len, batch_size=args.batch_size)
+                                       max_len=args.max_len, batch_size=args.batch_size,
+                                       names=[inputs[index][0] for index in sources])
     by_input = dict(zip(sources, translations))
     for index, (label, _) in enumerate(inputs):
         translation = by_input.get(index)

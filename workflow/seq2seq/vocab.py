@@ -1,36 +1,91 @@
-"""Vocabulary: fixed special tokens, a min-frequency cutoff, deterministic order, JSON save/load."""
+"""Vocabularies: text to ids and back, for words and for sentencepiece subwords, behind one interface.
+
+Both kinds share the special ids ``<pad>=0 <sos>=1 <eos>=2 <unk>=3`` and the same methods, so nothing downstream
+(batching, training, search, evaluation, figures, translation) asks which kind it has:
+
+- ``encode(text) -> ids`` of a normalized sentence, ending with ``<eos>``;
+- ``decode(ids) -> text``: plain text up to the first ``<eos>`` (what BLEU is computed on);
+- ``labels(ids) -> tokens``: one label per id, ``"<eos>"`` for ``<eos>`` (figure ticks); subword pieces keep
+  sentencepiece's word-start mark ``▁`` (U+2581), see :func:`word_spans`.
+
+The vocab stage (:func:`write_vocabularies`) builds both sides from the training split only.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
-from .fileio import write_json
+import sentencepiece
+
+from .corpus import CorpusError, read_split
+from .fileio import atomic_path, write_json
+from .settings import VocabSettings
+
+LOG = logging.getLogger(__name__)
 
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, SOS, EOS, UNK)
 PAD_INDEX, SOS_INDEX, EOS_INDEX, UNK_INDEX = 0, 1, 2, 3
+WORD_START = "\u2581"  # sentencepiece's mark of a piece that begins a word
+
+
+class Vocabulary:
+    """What every vocabulary offers; see the module docstring."""
+
+    kind: str
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def labels(self, ids: Iterable[int]) -> list[str]:
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int]) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """sha256 of the plain-data form: identifies the vocabulary a checkpoint was trained with."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode("utf-8")).hexdigest()
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        write_json(path, self.to_dict())
+
+
+def _until_eos(ids: Iterable[int]) -> list[int]:
+    """The ids before the first ``<eos>``, without ``<pad>`` and ``<sos>``."""
+    kept = []
+    for i in map(int, ids):
+        if i == EOS_INDEX:
+            break
+        if i not in (PAD_INDEX, SOS_INDEX):
+            kept.append(i)
+    return kept
 
 
 @dataclass
-class Vocabulary:
-    """Maps tokens to indices. Indices 0-3 are always ``<pad> <sos> <eos> <unk>``.
-
-    ``counts`` holds the training-set frequency of each regular token (specials have none).
-    """
+class WordVocabulary(Vocabulary):
+    """Whitespace-separated words; ``tokens[0:4]`` are the specials, the rest ordered by training frequency
+    (descending), then alphabetically. ``counts`` holds the training-set frequency of each regular token."""
 
     tokens: list[str]
     counts: dict[str, int] = field(default_factory=dict)
     min_freq: int = 1
-
-    pad_index = PAD_INDEX
-    sos_index = SOS_INDEX
-    eos_index = EOS_INDEX
-    unk_index = UNK_INDEX
+    kind = "word"
 
     def __post_init__(self) -> None:
         if tuple(self.tokens[: len(SPECIALS)]) != SPECIALS:
@@ -40,11 +95,11 @@ class Vocabulary:
             raise ValueError("vocabulary tokens must be unique")
 
     @classmethod
-    def build(cls, sentences: Iterable[Sequence[str]], min_freq: int = 1) -> "Vocabulary":
-        """Build from tokenized sentences; tokens ordered by frequency (descending), then alphabetically."""
+    def build(cls, sentences: Iterable[str], min_freq: int = 1) -> "WordVocabulary":
+        """From normalized sentences (words separated by spaces)."""
         counter: Counter[str] = Counter()
         for sentence in sentences:
-            counter.update(sentence)
+            counter.update(sentence.split())
         for special in SPECIALS:
             counter.pop(special, None)
         kept = sorted((t for t, c in counter.items() if c >= min_freq), key=lambda t: (-counter[t], t))
@@ -56,60 +111,137 @@ class Vocabulary:
     def __contains__(self, token: str) -> bool:
         return token in self._index
 
-    def index(self, token: str) -> int:
-        """Index of ``token``, or ``unk_index`` for a token never seen in training."""
-        return self._index.get(token, UNK_INDEX)
+    def encode(self, text: str) -> list[int]:
+        return [*(self._index.get(word, UNK_INDEX) for word in text.split()), EOS_INDEX]
 
-    def encode(self, tokens: Sequence[str], add_eos: bool = True, add_sos: bool = False) -> list[int]:
-        """Token list -> indices, optionally framed by ``<sos>`` / ``<eos>``."""
-        ids = [self.index(t) for t in tokens]
-        if add_sos:
-            ids.insert(0, SOS_INDEX)
-        if add_eos:
-            ids.append(EOS_INDEX)
-        return ids
+    def labels(self, ids: Iterable[int]) -> list[str]:
+        return [self.tokens[i] if 0 <= i < len(self.tokens) else UNK for i in map(int, ids)]
 
-    def decode(self, ids: Iterable[int], strip_specials: bool = True) -> list[str]:
-        """Indices -> tokens; stops at the first ``<eos>`` and drops ``<pad>``/``<sos>`` when stripping."""
-        out: list[str] = []
-        for i in ids:
-            i = int(i)
-            if strip_specials:
-                if i == EOS_INDEX:
-                    break
-                if i in (PAD_INDEX, SOS_INDEX):
-                    continue
-            out.append(self.tokens[i] if 0 <= i < len(self.tokens) else UNK)
-        return out
+    def decode(self, ids: Iterable[int]) -> str:
+        return " ".join(self.labels(_until_eos(ids)))
 
     def to_dict(self) -> dict:
         """Plain-data form (also what checkpoints embed)."""
-        return {
-            "specials": list(SPECIALS),
-            "tokens": self.tokens[len(SPECIALS):],
-            "counts": self.counts,
-            "min_freq": self.min_freq,
-        }
+        return {"type": self.kind, "specials": list(SPECIALS), "tokens": self.tokens[len(SPECIALS):],
+                "counts": self.counts, "min_freq": self.min_freq}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Vocabulary":
+    def from_dict(cls, data: dict) -> "WordVocabulary":
         if list(data.get("specials", [])) != list(SPECIALS):
             raise ValueError(f"unexpected specials {data.get('specials')!r}, expected {list(SPECIALS)}")
         return cls(tokens=[*SPECIALS, *data["tokens"]], counts=dict(data.get("counts", {})),
                    min_freq=int(data.get("min_freq", 1)))
 
-    def fingerprint(self) -> str:
-        """sha256 of the token list: identifies the vocabulary a checkpoint was trained with."""
-        return hashlib.sha256("\n".join(self.tokens).encode("utf-8")).hexdigest()
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        write_json(path, self.to_dict())
+class SentencePieceVocabulary(Vocabulary):
+    """Subword pieces of a sentencepiece model (unigram or BPE) whose ids 0-3 are our specials. The serialized
+    model travels inside the plain-data form, so checkpoints stay self-contained."""
+
+    kind = "sentencepiece"
+
+    def __init__(self, model: bytes) -> None:
+        self.model = bytes(model)
+        self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.model)
+        found = tuple(self._processor.id_to_piece(i) for i in range(len(SPECIALS)))
+        if found != SPECIALS:
+            raise ValueError(f"sentencepiece model with specials {list(found)}, expected {list(SPECIALS)}")
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Vocabulary":
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-            return cls.from_dict(data)
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}: not a valid vocabulary file ({error})") from error
+    def train(cls, sentences: Sequence[str], size: int, model_type: str) -> "SentencePieceVocabulary":
+        """Train on normalized sentences. Deterministic: same sentences and settings, same model bytes (one
+        trainer thread: the result depends on the thread count)."""
+        model = io.BytesIO()
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences), model_writer=model, vocab_size=size, model_type=model_type,
+            pad_id=PAD_INDEX, bos_id=SOS_INDEX, eos_id=EOS_INDEX, unk_id=UNK_INDEX, pad_piece=PAD, bos_piece=SOS,
+            eos_piece=EOS, unk_piece=UNK, normalization_rule_name="identity",  # the prepare stage normalized
+            character_coverage=1.0, input_sentence_size=0, shuffle_input_sentence=False, num_threads=1,
+            hard_vocab_limit=False, minloglevel=2)
+        return cls(model.getvalue())
+
+    def __len__(self) -> int:
+        return self._processor.get_piece_size()
+
+    def encode(self, text: str) -> list[int]:
+        return [*self._processor.encode(text), EOS_INDEX]
+
+    def labels(self, ids: Iterable[int]) -> list[str]:
+        return [self._processor.id_to_piece(i) if 0 <= i < len(self) else UNK for i in map(int, ids)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self._processor.decode(_until_eos(ids))
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, "specials": list(SPECIALS), "size": len(self),
+                "model": base64.b64encode(self.model).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SentencePieceVocabulary":
+        return cls(base64.b64decode(data["model"]))
+
+
+VOCABULARY_TYPES = {"word": WordVocabulary, "sentencepiece": SentencePieceVocabulary}
+
+
+def vocabulary_from_dict(data: dict) -> Vocabulary:
+    """The vocabulary a :meth:`Vocabulary.to_dict` form describes (``type`` absent: a word vocabulary)."""
+    kind = data.get("type", "word")
+    if kind not in VOCABULARY_TYPES:
+        raise ValueError(f"unknown vocabulary type {kind!r}; expected one of {sorted(VOCABULARY_TYPES)}")
+    return VOCABULARY_TYPES[kind].from_dict(data)
+
+
+def load_vocabulary(path: str | os.PathLike[str]) -> Vocabulary:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return vocabulary_from_dict(json.load(handle))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise CorpusError(f"{path}: not a valid vocabulary file ({error})") from None
+
+
+def word_spans(labels: Sequence[str]) -> list[tuple[int, int]]:
+    """[start, end) of each word in a sequence of labels: a subword piece starting with ``▁`` (or a special
+    such as ``<eos>``) begins a new word; word-level labels are one word each."""
+    if not any(label.startswith(WORD_START) for label in labels):  # words already
+        return [(i, i + 1) for i in range(len(labels))]
+    spans: list[tuple[int, int]] = []
+    for i, label in enumerate(labels):
+        starts = not spans or label.startswith(WORD_START) or label in SPECIALS or labels[i - 1] in SPECIALS
+        if starts:
+            spans.append((i, i + 1))
+        else:
+            spans[-1] = (spans[-1][0], i + 1)
+    return spans
+
+
+def word_label(pieces: Sequence[str]) -> str:
+    """The word that one word's pieces spell: ``▁tre`` ``s`` -> ``tres``."""
+    return "".join(pieces).replace(WORD_START, " ").strip() or "".join(pieces)
+
+
+def build_vocabularies(train_path: str | os.PathLike[str],
+                       settings: VocabSettings) -> tuple[Vocabulary, Vocabulary]:
+    """Source and target vocabularies from the train split only."""
+    pairs = read_split(train_path)
+    if not pairs:
+        raise CorpusError(f"{train_path}: the train split has no pairs")
+    sides = ([s for s, _ in pairs], [t for _, t in pairs])
+    if settings.type == "sentencepiece":
+        vocabularies = tuple(SentencePieceVocabulary.train(side, settings.size, settings.model_type)
+                             for side in sides)
+    else:
+        vocabularies = tuple(WordVocabulary.build(side, settings.min_freq) for side in sides)
+    LOG.info("%s: %d pairs -> %s vocabularies of %d (source) and %d (target)", train_path, len(pairs),
+             settings.type, len(vocabularies[0]), len(vocabularies[1]))
+    return vocabularies  # type: ignore[return-value]
+
+
+def write_vocabularies(train: str | os.PathLike[str], source: str | os.PathLike[str],
+                       target: str | os.PathLike[str], settings: VocabSettings) -> None:
+    """The vocab stage: both vocabularies as JSON (and, for sentencepiece, each model as ``<name>.model``
+    beside its JSON, for sentencepiece's own tools)."""
+    for vocabulary, path in zip(build_vocabularies(train, settings), (source, target)):
+        vocabulary.save(path)
+        if isinstance(vocabulary, SentencePieceVocabulary):
+            with atomic_path(Path(path).with_suffix(".model")) as tmp:
+                tmp.write_bytes(vocabulary.model)

@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .batching import padded_rows
-from .vocab import EOS_INDEX, SOS_INDEX
+from seq2seq.batching import padded_rows
+from seq2seq.vocab import EOS_INDEX, SOS_INDEX
 
 
 # --------------------------------------------------------------------------------------------------

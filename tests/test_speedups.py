@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from seq2seq.dropout import Dropout, dropout, dropout_mask
+from seq2seq.speedups import Dropout, dropout, dropout_mask
 from torch.nn import functional as F
 
 

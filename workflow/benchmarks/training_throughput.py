@@ -16,8 +16,9 @@ One run measures, on the same data and machine:
 
 and the machine's fp32 matrix-multiply rate, so each row can say what fraction of it training reaches.
 
-FLOP counts come from :mod:`seq2seq.flops`, the tutorial loops from :mod:`seq2seq.tutorial_baselines`;
-this module times them and writes the table.
+FLOP counts come from :mod:`flops`, the tutorial loops from :mod:`tutorial_baselines` (both beside this
+module in workflow/benchmarks/, outside the package: no rule uses them); this module times them and writes the
+table.
 """
 
 from __future__ import annotations
@@ -36,17 +37,19 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from .batching import encode_pairs, make_batches
-from .corpus import read_split
-from .devices import resolve_device
-from .fileio import atomic_open
-from .flops import DataShape, ModelSizes, flops_per_pair
-from .training import tune_cpu_runtime
-from .tutorial_baselines import (
+from flops import DataShape, ModelSizes, flops_per_pair
+from seq2seq.batching import encode_pairs, make_batches
+from seq2seq.corpus import read_split
+from seq2seq.devices import resolve_device
+from seq2seq.fileio import atomic_open
+from seq2seq.model import Seq2Seq
+from seq2seq.settings import ModelConfig, TrainConfig, schema_default
+from seq2seq.training import build_optimizer, resolve_amp, train_batch, tune_cpu_runtime
+from seq2seq.vocab import Vocabulary, WordVocabulary, load_vocabulary
+from tutorial_baselines import (
     Tutorial2017AttnDecoder, Tutorial2017Encoder, Tutorial2023AttnDecoder, Tutorial2023Encoder, pad_to_length,
     tutorial2017_train_step, tutorial2023_train_step,
 )
-from .vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +73,14 @@ MACHINE_COLUMNS: tuple[str, ...] = ("matmul_gflops", "cpu", "cores", "gpu", "tor
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Settings of our model's rows besides attention, hidden and batch size. The defaults are the model's
-    own (``ModelConfig``); the pipeline's ``config.yaml`` trains a bidirectional, tied model with dropout 0.3
-    and label smoothing 0.1, which these options reproduce."""
+    """Settings of our model's rows besides attention, hidden and batch size: by default the pipeline's own
+    (the schema's defaults, as config.yaml trains them)."""
 
-    bidirectional: bool = False
-    tie_embeddings: bool = False
-    dropout: float = 0.1
-    label_smoothing: float = 0.0
+    bidirectional: bool = schema_default("models.*.bidirectional")
+    tie_embeddings: bool = schema_default("models.*.tie_embeddings")
+    dropout: float = schema_default("models.*.dropout")
+    label_smoothing: float = schema_default("training.label_smoothing")
+    batch_tokens: int | None = None  # instead of the batch size: batches of at most this many padded tokens
 
     def describe(self) -> str:
         return ", ".join(f"{name} {value}" for name, value in asdict(self).items())
@@ -293,21 +296,32 @@ class BenchmarkData:
         return max(max(len(s), len(t)) for s, t in self.examples)
 
 
-def prepare_data(pairs: Sequence[tuple[str, str]], description: str) -> BenchmarkData:
-    """Build vocabularies (min_freq 1) from the pairs and encode them with <eos> appended."""
+def prepare_data(pairs: Sequence[tuple[str, str]], description: str,
+                 vocabularies: tuple[Vocabulary, Vocabulary] | None = None) -> BenchmarkData:
+    """Encode the pairs with <eos> appended, with the given vocabularies or word vocabularies (min_freq 1)
+    built from the pairs."""
     if not pairs:
         raise ValueError(f"{description}: no sentence pairs")
-    source_vocab = Vocabulary.build(s.split() for s, _ in pairs)
-    target_vocab = Vocabulary.build(t.split() for _, t in pairs)
+    source_vocab, target_vocab = vocabularies or (WordVocabulary.build(s for s, _ in pairs),
+                                                  WordVocabulary.build(t for _, t in pairs))
     return BenchmarkData(encode_pairs(pairs, source_vocab, target_vocab), source_vocab, target_vocab, description)
 
 
-def load_data(data_dir: str | os.PathLike[str] | None, seed: int = 0) -> BenchmarkData:
-    """The real ``train.tsv`` of ``data_dir`` when it exists, otherwise the synthetic corpus."""
+def load_data(data_dir: str | os.PathLike[str] | None, seed: int = 0,
+              vocab_dir: str | os.PathLike[str] | None = None) -> BenchmarkData:
+    """The real ``train.tsv`` of ``data_dir`` when it exists (encoded with the pipeline's vocabularies of
+    ``vocab_dir`` when given, e.g. its sentencepiece models), otherwise the synthetic corpus."""
     if data_dir is not None:
         path = Path(data_dir) / "train.tsv"
         if path.exists():
-            return prepare_data(read_split(path), str(path))
+            vocabularies = None
+            if vocab_dir is not None:
+                vocabularies = (load_vocabulary(Path(vocab_dir) / "source.json"),
+                                load_vocabulary(Path(vocab_dir) / "target.json"))
+                description = f"{path} ({vocabularies[0].kind} vocabularies of {vocab_dir})"
+            else:
+                description = str(path)
+            return prepare_data(read_split(path), description, vocabularies)
         log.warning("%s not found; using the synthetic corpus", path)
     return prepare_data(synthetic_pairs(seed=seed), f"synthetic (seed {seed})")
 
@@ -433,21 +447,20 @@ def tutorial2023_step(data: BenchmarkData, device: torch.device, hidden: int, ba
 
 def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidden: int, batch_size: int,
                  seed: int, amp: bool = False, options: ModelOptions = ModelOptions()) -> Step:
-    """A :data:`Step` of our model as the pipeline trains it: its optimizer (``build_optimizer``: Adam,
-    lr 1e-3, fused where available), teacher forcing 1.0, gradient clipping 1.0, fp32 unless ``amp``,
-    the model and loss ``options``."""
-    from .model import ModelConfig, Seq2Seq
-    from .training import TrainConfig, build_optimizer, resolve_amp, train_batch
-
+    """A :data:`Step` of our model as the pipeline trains it: its optimizer and training settings (the
+    schema's defaults), fp32 unless ``amp``, the model and loss ``options``."""
     config = ModelConfig(source_vocab_size=len(data.source_vocab), target_vocab_size=len(data.target_vocab),
                          attention=attention, hidden_size=hidden,
                          max_length=max(len(s) for s, _ in data.examples), bidirectional=options.bidirectional,
                          tie_embeddings=options.tie_embeddings, dropout=options.dropout)
+    training = TrainConfig(label_smoothing=options.label_smoothing)
     model = Seq2Seq(config).to(device)
     model.train()
-    optimizer = build_optimizer(model, TrainConfig(learning_rate=1e-3))
+    optimizer = build_optimizer(model, training)
     amp_dtype, needs_scaler = resolve_amp(amp, device)
     scaler = torch.amp.GradScaler(device.type) if needs_scaler else None
+    batching = {"batch_size": None, "batch_tokens": options.batch_tokens} if options.batch_tokens else {
+        "batch_size": batch_size}
     epoch = 0
     batches: Iterator = iter(())
 
@@ -456,11 +469,12 @@ def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidd
         try:
             batch = next(batches)
         except StopIteration:
-            batches = iter(make_batches(data.examples, batch_size, shuffle=True, seed=seed, epoch=epoch))
+            batches = iter(make_batches(data.examples, shuffle=True, seed=seed, epoch=epoch, **batching))
             epoch += 1
             batch = next(batches)
-        train_batch(model, batch.to(device), optimizer, clip_grad=1.0, teacher_forcing=1.0,
-                    scaler=scaler, amp_dtype=amp_dtype, label_smoothing=options.label_smoothing)
+        train_batch(model, batch.to(device), optimizer, clip_grad=training.clip_grad,
+                    teacher_forcing=training.teacher_forcing, scaler=scaler, amp_dtype=amp_dtype,
+                    label_smoothing=training.label_smoothing)
         return batch.size, int(batch.target_tokens)
 
     return step
