@@ -206,21 +206,21 @@ def test_an_attention_file_that_is_not_gzip_json_names_the_file(tmp_path: Path) 
         write_explorer([tsv], [gz], [["fra-eng", "m"]], tmp_path / "explorer.html")
 
 
-def test_the_command_line_reads_the_results_folder(tmp_path: Path) -> None:
-    import runpy
-    import sys
+def test_the_command_line_builds_the_page(tmp_path: Path) -> None:
+    from seq2seq.cli import main
 
-    write_run(tmp_path / "results" / "fra-eng" / "bahdanau")
-    script = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "explorer.py"
-    argv = sys.argv
-    sys.argv = [str(script), "fra-eng/bahdanau", "--results", str(tmp_path / "results"),
-                "--out", str(tmp_path / "page.html")]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    finally:
-        sys.argv = argv
+    tsv, gz, _ = write_run(tmp_path / "results" / "fra-eng" / "bahdanau")
+    assert main(["explorer", "--translations", str(tsv), "--attention", str(gz), "--labels",
+                 "[[fra-eng, bahdanau]]", "--html", str(tmp_path / "page.html")]) == 0
     assert read_page_data((tmp_path / "page.html").read_text(encoding="utf-8"))["pairs"][0]["runs"][0]["name"] \
         == "bahdanau"
+
+
+def test_the_explorer_reads_the_format_the_evaluate_stage_writes() -> None:
+    from seq2seq import evaluation, explorer, vocab
+
+    assert explorer.ATTENTION_FORMAT == evaluation.ATTENTION_FORMAT
+    assert (explorer.EOS, explorer.PIECE_MARK) == (vocab.EOS, vocab.WORD_START)
 
 
 # --------------------------------------------------------------------------- the evaluate stage's attention file
@@ -229,14 +229,16 @@ def test_evaluate_writes_the_attention_of_every_test_sentence(tmp_path: Path) ->
     from test_search import save_tiny_checkpoint
 
     from seq2seq.evaluation import evaluate_model
+    from seq2seq.settings import EvaluationSettings
 
     checkpoint, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
+    settings = EvaluationSettings(beam_size=2, bootstrap_resamples=10, max_length=12)
     test = tmp_path / "test.tsv"
     chosen = pairs[:5]
     test.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in chosen), encoding="utf-8")
     outputs = {name: tmp_path / name for name in ("translations.tsv", "metrics.json", "attention.json.gz")}
-    evaluate_model(checkpoint, test, outputs["translations.tsv"], outputs["metrics.json"],
-                   outputs["attention.json.gz"], beam_size=2, bootstrap_resamples=10, max_length=12)
+    evaluate_model([checkpoint], test, outputs["translations.tsv"], outputs["metrics.json"],
+                   outputs["attention.json.gz"], settings)
     first = outputs["attention.json.gz"].read_bytes()
     assert first[:2] == b"\x1f\x8b"
     record = json.loads(gzip.decompress(first))
@@ -257,8 +259,8 @@ def test_evaluate_writes_the_attention_of_every_test_sentence(tmp_path: Path) ->
                 assert sum(weights_row) == pytest.approx(1.0, abs=5e-3)
                 assert all(0.0 <= w <= 1.0 and round(w, 4) == w for w in weights_row)
     # rerun: byte-identical (no time stamp or file name in the gzip header)
-    evaluate_model(checkpoint, test, outputs["translations.tsv"], outputs["metrics.json"],
-                   outputs["attention.json.gz"], beam_size=2, bootstrap_resamples=10, max_length=12)
+    evaluate_model([checkpoint], test, outputs["translations.tsv"], outputs["metrics.json"],
+                   outputs["attention.json.gz"], settings)
     assert outputs["attention.json.gz"].read_bytes() == first
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pt", "test.tsv", *outputs])
     # and the explorer reads it

@@ -14,7 +14,6 @@ from seq2seq.download import local_path
 from seq2seq.runlock import release_stale_locks
 from seq2seq.settings import ConfigError, check_config
 
-
 # A run killed outright (SIGKILL, a wall-time limit) leaves Snakemake's directory lock behind: release it when
 # no run of this workflow is alive any more, so that rerunning is enough (no `snakemake --unlock` first).
 # Only in the process the user started; jobs that Snakemake itself starts (cluster jobs) parse this file too.
@@ -122,7 +121,13 @@ def summary_labels():
 
 def all_targets():
     fmt = FIGURE_FORMAT
-    targets = ["results/summary.tsv", "results/summary.md", "results/summary.png", "results/comparisons.tsv"]
+    targets = [
+        "results/summary.tsv",
+        "results/summary.md",
+        "results/summary.png",
+        "results/comparisons.tsv",
+        "results/explorer.html",
+    ]
     for pair in PAIRS:
         for system in SYSTEMS:
             base = f"results/{pair}/{system}"

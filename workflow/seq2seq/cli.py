@@ -26,6 +26,7 @@ from .checkpoint import Metadata
 from .corpus import prepare_corpus
 from .download import download_corpus
 from .evaluation import evaluate_model
+from .explorer import write_explorer
 from .figures import draw_figures
 from .logs import logging_to
 from .settings import (
@@ -87,6 +88,11 @@ STAGES: dict[str, Stage] = {
         "model": "checkpoint", "test": "test split", "history": "history.tsv of the run",
         "attention": "one heatmap file per sentence (count + sentences of them) ...",
         "grid": "the grid figure to write", "curve": "the learning curve to write"}, {"settings": FigureSettings}),
+    "explorer": Stage(write_explorer, {
+        "translations": "translations.tsv of each system ...", "attention": "attention.json.gz of each system ...",
+        "html": "the page to write, e.g. results/explorer.html"},
+        extra={"labels": (None, "YAML list of [pair, system], one per system, e.g. '[[fra-eng, bahdanau]]'",
+                          _yaml_value)}),
     "summary": Stage(write_summary, {
         "metrics": "metrics.json of each system ...", "translations": "translations.tsv of each system ...",
         "histories": "history.tsv of each training run (systems with a seed), in order ...",

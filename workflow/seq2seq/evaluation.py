@@ -69,16 +69,24 @@ def decode_test_split(model: torch.nn.Module, sources: Sequence[str], source_voc
     return Decoded(translations, time.perf_counter() - start)
 
 
-def write_attention(path: str | os.PathLike[str], decoded: dict[str, Decoded]) -> None:
-    """attention.json.gz (see the module docstring), byte-identical for equal translations."""
+def attention_record(decoded: dict[str, Decoded]) -> dict:
+    """The content of attention.json.gz (see the module docstring) for the decodings of the test split."""
     first = next(iter(decoded.values())).translations
-    data = {"format": ATTENTION_FORMAT, "source_tokens": [t.source_tokens for t in first]}
+    record: dict = {"format": ATTENTION_FORMAT, "source_tokens": [t.source_tokens for t in first]}
     for name, result in decoded.items():
-        data[name] = {"output_tokens": [t.output_tokens for t in result.translations],
-                      "weights": [[[round(w, 4) for w in row] for row in t.attention.tolist()]
-                                  for t in result.translations]}
-    with atomic_path(path) as tmp, gzip.GzipFile(tmp, "wb", mtime=0) as handle:
-        handle.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        record[name] = {"output_tokens": [t.output_tokens for t in result.translations],
+                        "weights": [[[round(w, 4) for w in row] for row in t.attention.tolist()]
+                                    for t in result.translations]}
+    return record
+
+
+def write_attention(path: str | os.PathLike[str], record: dict) -> None:
+    """Write ``record`` as compact gzip-compressed JSON, atomically and byte-identical for equal records (no
+    file name or time stamp in the gzip header: the temporary file's random name would end up there)."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.PathLike[str],
@@ -129,6 +137,6 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
     with atomic_path(translations) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.2f", quoting=csv.QUOTE_MINIMAL,
                      lineterminator="\n")
-    write_attention(attention, decoded)
+    write_attention(attention, attention_record(decoded))
     write_json(metrics, result)
     return result

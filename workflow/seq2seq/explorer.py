@@ -31,13 +31,13 @@ from __future__ import annotations
 import base64
 import csv
 import gzip
-import html
 import json
 import logging
 import math
 import os
 import re
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -298,7 +298,7 @@ def _asset(name: str, closing: str) -> str:
 def render_page(data: dict[str, Any], title: str = "Attention explorer") -> str:
     """The whole page: explorer.html with explorer.css, explorer.js and ``data`` inlined."""
     values = {
-        "title": html.escape(title),
+        "title": escape(title),
         "style": _asset("explorer.css", "</style"),
         "script": _asset("explorer.js", "</script"),
         "data": embed_json(data),
@@ -324,23 +324,23 @@ def page_title(labels: Sequence[Sequence[str]]) -> str:
     return "Attention explorer: " + "; ".join(f"{pair} ({', '.join(names)})" for pair, names in by_pair.items())
 
 
-def write_explorer(translations_paths: Sequence[str | os.PathLike[str]],
-                   attention_paths: Sequence[str | os.PathLike[str]], labels: Sequence[Sequence[str]],
-                   output_path: str | os.PathLike[str], log: logging.Logger = LOG) -> dict[str, Any]:
-    """The explorer stage: read every run's translations.tsv and attention.json.gz (``labels[i]`` is the
-    ``[pair, run name]`` of the i-th files), write the page atomically; returns the embedded data."""
-    if not len(translations_paths) == len(attention_paths) == len(labels):
-        raise ValueError(f"{len(translations_paths)} translations files, {len(attention_paths)} attention files "
+def write_explorer(translations: Sequence[str | os.PathLike[str]], attention: Sequence[str | os.PathLike[str]],
+                   labels: Sequence[Sequence[str]], html: str | os.PathLike[str],
+                   log: logging.Logger = LOG) -> dict[str, Any]:
+    """The explorer stage: read every run's ``translations`` TSV and ``attention`` file (``labels[i]`` is the
+    ``[pair, run name]`` of the i-th files), write the page to ``html`` atomically; returns the embedded data."""
+    if not len(translations) == len(attention) == len(labels):
+        raise ValueError(f"{len(translations)} translations files, {len(attention)} attention files "
                          f"and {len(labels)} labels: expected one of each per run")
     if not labels:
         raise ValueError("no runs to explore")
-    runs = [load_run(str(pair), str(name), translations, attention)
-            for (pair, name), translations, attention in zip(labels, translations_paths, attention_paths)]
+    runs = [load_run(str(pair), str(name), translations_path, attention_path)
+            for (pair, name), translations_path, attention_path in zip(labels, translations, attention)]
     data = build_data(runs)
     page = render_page(data, page_title(labels))
-    with atomic_open(output_path) as handle:
+    with atomic_open(html) as handle:
         handle.write(page)
     sentences = sum(len(pair["source"]) for pair in data["pairs"])
-    log.info("wrote %s: %d run(s) of %d pair(s), %d test sentences, %.1f MB", output_path, len(runs),
+    log.info("wrote %s: %d run(s) of %d pair(s), %d test sentences, %.1f MB", html, len(runs),
              len(data["pairs"]), sentences, len(page.encode("utf-8")) / 1e6)
     return data
