@@ -6,9 +6,9 @@ One run measures, on the same data and machine:
   Sean Robertson): one pair per step, the encoder fed one token at a time from Python, an attention
   decoder whose ``attn`` layer scores a fixed ``max_length`` positions, SGD, teacher forcing ratio 0.5;
   timed first, in the process as PyTorch starts it, as the tutorial runs;
-- ``baseline-tuned``: the same step after :func:`seq2seq.training.tune_cpu_runtime` (flushed denormals,
-  glibc heap kept), the process settings our variants train under: the ratio to it isolates what batching
-  and the model code gain, without the runtime tuning;
+- ``baseline-tuned``: the same step after :func:`seq2seq.training.tune_cpu_runtime` (flushed denormals), the
+  process setting our variants train under: the ratio to it isolates what batching and the model code gain,
+  without the runtime tuning;
 - ``tutorial2023``: the current tutorial: batches of 32 padded to ``max_length`` without a mask,
   Bahdanau attention recomputing ``Ua(keys)`` every step, Adam, teacher forcing 1.0, hidden 128;
 - one row per attention variant of :class:`seq2seq.model.Seq2Seq` trained with

@@ -21,7 +21,6 @@ from .attention import (
     TutorialAttention,
 )
 from .settings import ModelConfig
-from .speedups import Dropout, gru_step
 from .vocab import PAD_INDEX
 
 
@@ -57,7 +56,7 @@ class Encoder(nn.Module):
         self.layers = config.layers
         self.bidirectional = config.bidirectional
         self.embedding = nn.Embedding(config.source_vocab_size, config.embedding_dim, padding_idx=PAD_INDEX)
-        self.dropout = Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
         self.rnn = nn.GRU(
             config.embedding_dim,
             config.hidden_size,
@@ -92,7 +91,7 @@ class Decoder(nn.Module):
     def __init__(self, config: ModelConfig, rnn_input_size: int, attention: Attention) -> None:
         super().__init__()
         self.embedding = nn.Embedding(config.target_vocab_size, config.embedding_dim, padding_idx=PAD_INDEX)
-        self.dropout = Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
         self.rnn = nn.GRU(
             rnn_input_size,
             config.hidden_size,
@@ -118,7 +117,8 @@ class Decoder(nn.Module):
 
     def rnn_step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One GRU step: x [B,I], state [L,B,H] -> (top layer's output [B,H], state [L,B,H])."""
-        return gru_step(self.rnn, x, state)
+        output, state = self.rnn(x.unsqueeze(1), state)  # a sequence of length 1
+        return output.squeeze(1), state
 
     def step(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
         """embedded [B,E], state [L,B,H] -> (features [B,H], state [L,B,H], attention [B,S])."""

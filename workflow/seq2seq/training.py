@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from . import dependencies
@@ -30,14 +31,20 @@ from .metrics import corpus_bleu
 from .model import Seq2Seq
 from .search import decode_in_batches
 from .settings import ModelConfig, TrainConfig
-from .speedups import keep_freed_memory, sequence_loss
-from .vocab import Vocabulary, load_vocabulary
+from .vocab import PAD_INDEX, Vocabulary, load_vocabulary
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_bleu", "learning_rate", "seconds", "pairs_per_s")
 EVAL_BATCH_SIZE = 256
 
 
 # ---------------------------------------------------------------------------------------------- one step
+
+def sequence_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
+    """Cross-entropy over all positions at once, ignoring <pad>: logits [B,T,V], tgt_out [B,T] -> a 0-dim
+    tensor, the mean over real target tokens (or their sum)."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1), ignore_index=PAD_INDEX,
+                           label_smoothing=label_smoothing, reduction=reduction)
+
 
 def train_batch(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, clip_grad: float,
                 teacher_forcing: float, scaler: torch.amp.GradScaler | None = None,
@@ -99,7 +106,6 @@ def tune_cpu_runtime() -> None:
     cost x86 CPUs microcode assists, up to 25x slower matrix products: flush them to zero, which changes no
     result that matters."""
     torch.set_flush_denormal(True)
-    keep_freed_memory()
 
 
 def write_history(path: Path, rows: Sequence[dict]) -> None:
