@@ -38,42 +38,47 @@ class Hypotheses:
 def greedy(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, max_len: int) -> Hypotheses:
     """Batched greedy decoding. src: [B,S] long, src_lengths: [B] long. Stops at ``<eos>`` or ``max_len``.
 
+    Sentences that have produced ``<eos>`` leave the batch once they are a quarter of it (their rows are dropped
+    from the decoder state and the encoding), so the last steps of a batch cost what its longest outputs need.
     The model is put in eval mode for the search and given back in the mode it came in.
     """
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}")
     was_training = model.training
     model.eval()
-    batch_size = src.size(0)
+    batch_size, device = src.size(0), src.device
     enc = model.encode(src, src_lengths)
     state = model.init_state(enc)
-    prev = torch.full((batch_size,), SOS_INDEX, dtype=torch.long, device=src.device)
-    finished = torch.zeros(batch_size, dtype=torch.bool, device=src.device)
-    steps: list[Tensor] = []  # each [B]
-    step_scores: list[Tensor] = []  # each [B]
-    attentions: list[Tensor] = []  # each [B,S]
-    for _ in range(max_len):
-        log_probs, state, attn = model.decode_step(prev, state, enc)
+    prev = torch.full((batch_size,), SOS_INDEX, dtype=torch.long, device=device)
+    rows = torch.arange(batch_size, device=device)  # [R]: the sentence of each row still in the batch
+    ended = torch.zeros(batch_size, dtype=torch.bool, device=device)  # [R]: rows that produced <eos>
+    tokens = torch.full((batch_size, max_len), EOS_INDEX, dtype=torch.long, device=device)  # [B,T]
+    scores = torch.zeros(batch_size, device=device)  # [B]
+    attention = torch.zeros(batch_size, max_len, src.size(1), device=device)  # [B,T,S]
+    lengths = torch.full((batch_size,), max_len, dtype=torch.long, device=device)  # [B]
+    for step in range(max_len):
+        log_probs, state, attn = model.decode_step(prev, state, enc)  # [R,V], [L,R,H], [R,S]
         score, prev = log_probs.max(dim=-1)
-        steps.append(prev)
-        step_scores.append(torch.where(finished, torch.zeros_like(score), score))
-        attentions.append(attn)
-        finished |= prev == EOS_INDEX
-        if bool(finished.all()):
+        live = rows[~ended]
+        tokens[live, step] = prev[~ended]
+        scores[live] += score[~ended]
+        attention[live, step] = attn[~ended].float()
+        now = (prev == EOS_INDEX) & ~ended
+        lengths[rows[now]] = step + 1
+        ended |= now
+        finished = int(ended.sum())
+        if finished == rows.numel():
             break
+        if 4 * finished >= rows.numel():  # drop the finished rows
+            keep = (~ended).nonzero().squeeze(1)
+            rows, prev, ended = rows[keep], prev[keep], ended[keep]
+            state, enc = state.index_select(1, keep), enc.index_select(keep)
     model.train(was_training)
-    produced = torch.stack(steps, dim=1).cpu()  # [B,T]
-    scores = torch.stack(step_scores, dim=1).sum(dim=1).cpu()  # [B]
-    attention = torch.stack(attentions, dim=1).float().cpu()  # [B,T,S]
-    lengths = src_lengths.cpu()
-    tokens: list[list[int]] = []
-    attention_rows: list[Tensor] = []
-    for b in range(batch_size):
-        row = produced[b].tolist()
-        length = row.index(EOS_INDEX) + 1 if EOS_INDEX in row else len(row)
-        tokens.append(row[:length])
-        attention_rows.append(attention[b, :length, : int(lengths[b])])
-    return Hypotheses(tokens=tokens, scores=scores.tolist(), attention=attention_rows)
+    lengths_cpu, sources = lengths.tolist(), src_lengths.tolist()
+    tokens, attention = tokens.cpu(), attention.cpu()
+    return Hypotheses(tokens=[tokens[b, :n].tolist() for b, n in enumerate(lengths_cpu)],
+                      scores=scores.tolist(),
+                      attention=[attention[b, :n, :s] for b, (n, s) in enumerate(zip(lengths_cpu, sources))])
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -87,12 +92,12 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
     """Batched beam search. src: [B,S] long, src_lengths: [B] long.
 
     The B sentences are decoded together as B*K rows (K = ``beam_size``). Each step keeps the K best
-    continuations of every sentence by summed log-probability; a continuation ending in ``<eos>`` is moved
-    to that sentence's finished list and its row stops expanding (the next step refills the beam from the
-    live rows). A sentence is done when it has K finished hypotheses and no live row can still beat the best
-    of them, when no live row is left, or at ``max_len`` (live rows are then finished as they are). Finished
-    hypotheses are ranked by score / lp(length) with the GNMT length penalty; the returned scores are the raw
-    summed log-probabilities. ``beam_size`` 1 gives exactly :func:`greedy`'s tokens, for any ``alpha``.
+    continuations of every sentence by summed log-probability; a continuation ending in ``<eos>`` is finished
+    and its row stops expanding (the next step refills the beam from the live rows). A sentence is done when it
+    has K finished hypotheses and no live row can still beat the best of them, when no live row is left, or at
+    ``max_len`` (live rows are then finished as they are). Finished hypotheses are ranked by score / lp(length)
+    with the GNMT length penalty (the first of equal ones wins); the returned scores are the raw summed
+    log-probabilities. ``beam_size`` 1 gives exactly :func:`greedy`'s tokens, for any ``alpha``.
     """
     if beam_size < 1 or max_len < 1:
         raise ValueError(f"beam_size and max_len must be at least 1, got {beam_size} and {max_len}")
@@ -108,19 +113,29 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
     prev = torch.full((batch_size * k,), SOS_INDEX, dtype=torch.long, device=device)
     history = torch.empty(batch_size * k, 0, dtype=torch.long, device=device)  # [B*K,t]
     attention = torch.empty(batch_size * k, 0, src.size(1), device=device)  # [B*K,t,S]
-    first_row = torch.arange(batch_size, device=device).unsqueeze(1) * k  # [B,1]
-    lengths = src_lengths.tolist()
-    finished: list[list[tuple[float, float, list[int], Tensor]]] = [[] for _ in range(batch_size)]
-    done = [False] * batch_size
+    alive = torch.arange(batch_size, device=device)  # [B']: the sentences still in the batch
+    offsets = torch.arange(k, device=device)
+    # Per sentence: the best finished hypothesis so far (normalized and raw score, tokens, attention, length):
+    best_norm = torch.full((batch_size,), float("-inf"), dtype=torch.float64, device=device)
+    best_raw = torch.zeros(batch_size, device=device)
+    best_tokens = torch.zeros(batch_size, max_len, dtype=torch.long, device=device)
+    best_attention = torch.zeros(batch_size, max_len, src.size(1), device=device)
+    best_length = torch.zeros(batch_size, dtype=torch.long, device=device)
+    finished_count = torch.zeros(batch_size, dtype=torch.long, device=device)
+    done = torch.zeros(batch_size, dtype=torch.bool, device=device)
     best_possible_lp = length_penalty(max_len, alpha)  # scores only fall, lp only grows: the best case
 
     for step in range(max_len):
-        log_probs, state, attn = model.decode_step(prev, state, enc)  # [B*K,V], [L,B*K,H], [B*K,S]
-        vocab_size = log_probs.size(-1)
-        candidates = (scores.view(-1, 1) + log_probs.float()).view(batch_size, k * vocab_size)
-        top_scores, top_ids = candidates.topk(k, dim=1)  # [B,K]
-        origin = (first_row + top_ids // vocab_size).view(-1)  # [B*K]: row each kept candidate extends
-        tokens = top_ids % vocab_size  # [B,K]
+        live = alive.numel()
+        log_probs, state, attn = model.decode_step(prev, state, enc)  # [B'K,V], [L,B'K,H], [B'K,S]
+        # The K best of a sentence's K*V continuations are among the K best of each of its rows: pick those
+        # first (a row's score does not change the order within it), then the K best of the K*K.
+        per_row = min(k, log_probs.size(-1))
+        row_scores, row_tokens = log_probs.float().topk(per_row, dim=1)  # [B'K,K']
+        candidates = (scores.view(-1, 1) + row_scores).view(live, k * per_row)
+        top_scores, top_ids = candidates.topk(k, dim=1)  # [B',K]
+        origin = (torch.arange(live, device=device).unsqueeze(1) * k + top_ids // per_row).view(-1)  # [B'K]
+        tokens = row_tokens.view(live, k * per_row).gather(1, top_ids)  # [B',K]
         state = state.index_select(1, origin)
         history = torch.cat([history.index_select(0, origin), tokens.view(-1, 1)], dim=1)
         attention = torch.cat([attention.index_select(0, origin), attn.float().index_select(0, origin)[:, None]],
@@ -128,28 +143,39 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
         prev = tokens.view(-1)
 
         ended = tokens == EOS_INDEX if step < max_len - 1 else torch.ones_like(tokens, dtype=torch.bool)
-        ended &= torch.isfinite(top_scores)
-        for b, j in ended.nonzero().tolist():
-            if done[b]:
-                continue
-            raw = float(top_scores[b, j])
-            row = b * k + j
-            finished[b].append((raw / length_penalty(step + 1, alpha), raw, history[row].tolist(),
-                                attention[row, :, : lengths[b]].cpu()))
+        ended &= torch.isfinite(top_scores) & ~done[alive].unsqueeze(1)
+        norm = torch.where(ended, top_scores.double() / length_penalty(step + 1, alpha), float("-inf"))
+        step_best, step_j = norm.max(dim=1)  # the first of equal ones
+        better = (step_best > best_norm[alive]).nonzero().squeeze(1)  # [n]: positions in the live batch
+        if better.numel():
+            improved, row = alive[better], better * k + step_j[better]
+            best_norm[improved], best_raw[improved] = step_best[better], top_scores[better, step_j[better]]
+            best_tokens[improved, : step + 1] = history[row]
+            best_attention[improved, : step + 1] = attention[row]
+            best_length[improved] = step + 1
+        finished_count[alive] += ended.sum(dim=1)
         scores = top_scores.masked_fill(tokens == EOS_INDEX, float("-inf"))
-        best_live = scores.max(dim=1).values.tolist()  # -inf where no live row is left
-        for b in range(batch_size):
-            if not done[b] and (best_live[b] == float("-inf") or (
-                    len(finished[b]) >= k and max(f[0] for f in finished[b]) >= best_live[b] / best_possible_lp)):
-                done[b] = True
-        if all(done):
+        best_live = scores.max(dim=1).values.double()  # -inf where no live row is left
+        done[alive] |= (best_live == float("-inf")) | (
+            (finished_count[alive] >= k) & (best_norm[alive] >= best_live / best_possible_lp))
+        ended_sentences = done[alive]
+        finished = int(ended_sentences.sum())
+        if finished == live:
             break
-        scores[torch.tensor(done, device=device)] = float("-inf")
+        scores[ended_sentences] = float("-inf")
+        if 4 * finished >= live:  # drop the done sentences' rows
+            keep = (~ended_sentences).nonzero().squeeze(1)
+            rows = (keep.unsqueeze(1) * k + offsets).view(-1)
+            alive, scores, prev = alive[keep], scores[keep], prev[rows]
+            state, enc = state.index_select(1, rows), enc.index_select(rows)
+            history, attention = history[rows], attention[rows]
 
     model.train(was_training)
-    best = [max(f, key=lambda hyp: hyp[0]) for f in finished]
-    return Hypotheses(tokens=[hyp[2] for hyp in best], scores=[hyp[1] for hyp in best],
-                      attention=[hyp[3] for hyp in best])
+    lengths, sources = best_length.tolist(), src_lengths.tolist()
+    best_tokens, best_attention = best_tokens.cpu(), best_attention.cpu()
+    return Hypotheses(tokens=[best_tokens[b, :n].tolist() for b, n in enumerate(lengths)],
+                      scores=best_raw.tolist(),
+                      attention=[best_attention[b, :n, :s] for b, (n, s) in enumerate(zip(lengths, sources))])
 
 
 def decode_in_batches(model: torch.nn.Module, sources: Sequence[list[int]], beam_size: int = 1, alpha: float = 0.0,
