@@ -62,7 +62,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_command_translates_arguments(checkpoint, capsys) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     assert main(["--model", str(checkpoint), "Je suis content.", "tu es grand ."]) == 0
     assert capsys.readouterr().out.splitlines() == ["i am happy .", "you are tall ."]
@@ -71,7 +71,7 @@ def test_command_translates_arguments(checkpoint, capsys) -> None:
 def test_command_reads_stdin_with_beam_search_and_saves_a_plot(checkpoint, capsys, monkeypatch, tmp_path) -> None:
     import io
 
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     monkeypatch.setattr("sys.stdin", io.StringIO("Nous sommes très fatigué.\nelle est zorglub .\n"))
     plot = tmp_path / "attention.svg"
@@ -91,7 +91,7 @@ def _one_error_line(capsys) -> str:
 
 
 def test_missing_or_broken_checkpoint_is_one_clear_error(tmp_path, capsys) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     missing = tmp_path / "nowhere" / "model.pt"
     assert main(["--model", str(missing), "je suis content ."]) == 2
@@ -104,7 +104,7 @@ def test_missing_or_broken_checkpoint_is_one_clear_error(tmp_path, capsys) -> No
 
 
 def test_a_file_holding_other_python_objects_is_refused_without_torchs_advice(tmp_path, capsys) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     path = tmp_path / "pickled.pt"
     torch.save({"format": 2, "payload": argparse.Namespace(x=1)}, path)  # needs a full unpickler
@@ -120,7 +120,7 @@ def test_a_damaged_checkpoint_is_refused(checkpoint, tmp_path, capsys, damage) -
     """Bytes damaged in the middle still unpickle, into garbage weights: the digest written with the weights
     catches them; weights that are not finite are refused too."""
     from seq2seq.checkpoint import save_checkpoint
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     path = tmp_path / "damaged.pt"
     if damage == "bytes":
@@ -141,7 +141,7 @@ def test_a_damaged_checkpoint_is_refused(checkpoint, tmp_path, capsys, damage) -
 
 @pytest.mark.parametrize("inputs", [["", "   "], "\n  \n"])
 def test_empty_input_invents_no_sentence(checkpoint, capsys, monkeypatch, inputs) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     if isinstance(inputs, str):
         monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(inputs.encode())))
@@ -158,7 +158,7 @@ def test_empty_input_invents_no_sentence(checkpoint, capsys, monkeypatch, inputs
 
 def test_an_empty_line_among_others_is_skipped_with_a_warning_and_keeps_the_line_count(checkpoint, capsys,
                                                                                           monkeypatch) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"je suis content .\n\n--- 42 ---\ntu es grand .\n")))
     assert main(["--model", str(checkpoint)]) == 0
@@ -170,7 +170,7 @@ def test_an_empty_line_among_others_is_skipped_with_a_warning_and_keeps_the_line
 
 
 def test_no_input_at_all_is_an_error(checkpoint, capsys, monkeypatch) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
     assert main(["--model", str(checkpoint)]) == 2
@@ -186,7 +186,7 @@ def test_stdin_that_is_not_utf8_names_the_line_whatever_the_locale(checkpoint, t
     import sys
 
     env = {**os.environ, "LC_ALL": locale, "LANG": locale, "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
-    result = subprocess.run([sys.executable, "-m", "seq2seq.translate", "--model", str(checkpoint)],
+    result = subprocess.run([sys.executable, "-m", "seq2seq.translate_command", "--model", str(checkpoint)],
                             input="je suis content .\ntu es très grand .\n".encode("latin-1"), capture_output=True,
                             env=env, timeout=120)
     assert result.returncode == 2 and result.stdout == b""
@@ -195,7 +195,7 @@ def test_stdin_that_is_not_utf8_names_the_line_whatever_the_locale(checkpoint, t
 
 
 def test_an_argument_that_is_not_utf8_is_named(checkpoint, capsys) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     assert main(["--model", str(checkpoint), "je suis", "tr\udce8s grand"]) == 2  # how Python passes bad argv bytes
     assert _one_error_line(capsys) == "seq2seq-translate: error: argument 2 is not UTF-8 text"
@@ -203,7 +203,7 @@ def test_an_argument_that_is_not_utf8_is_named(checkpoint, capsys) -> None:
 
 def test_input_longer_than_the_training_sentences_is_translated_with_a_warning(checkpoint, tmp_path, capsys) -> None:
     from seq2seq.checkpoint import save_checkpoint
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     payload = torch.load(checkpoint, weights_only=True)
     payload["metadata"]["longest_source_words"] = 4
@@ -219,7 +219,7 @@ def test_input_longer_than_the_training_sentences_is_translated_with_a_warning(c
 def test_input_longer_than_a_fixed_length_attention_reads_is_cut_with_a_warning(tmp_path, capsys) -> None:
     from test_search import save_tiny_checkpoint
 
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     path, _ = save_tiny_checkpoint(tmp_path / "tutorial.pt", attention="tutorial", steps=10)
     limit = torch.load(path, weights_only=True)["model_config"]["max_length"] - 1
@@ -231,7 +231,7 @@ def test_input_longer_than_a_fixed_length_attention_reads_is_cut_with_a_warning(
 
 
 def test_output_cut_at_max_len_is_said(checkpoint, capsys) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     assert main(["--model", str(checkpoint), "--max-len", "2", "je suis tres content ."]) == 0
     captured = capsys.readouterr()
@@ -247,7 +247,7 @@ def test_output_cut_at_max_len_is_said(checkpoint, capsys) -> None:
 ])
 def test_a_bad_plot_path_is_one_line_before_anything_is_translated(checkpoint, tmp_path, capsys, monkeypatch,
                                                                    name, reason) -> None:
-    from seq2seq import translate
+    from seq2seq import translate_command as translate
 
     (tmp_path / "file.txt").write_text("a file, not a folder")
     monkeypatch.setattr(translate, "translate_sentences", lambda *a, **k: pytest.fail("translated anyway"))
@@ -258,7 +258,7 @@ def test_a_bad_plot_path_is_one_line_before_anything_is_translated(checkpoint, t
 
 
 def test_an_unwritable_plot_folder_is_one_line(checkpoint, tmp_path, capsys, monkeypatch) -> None:
-    from seq2seq.translate import main
+    from seq2seq.translate_command import main
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -79,3 +79,19 @@ def test_train_is_submitted_with_a_gpu_request(tiny_workdir, slurm_stubs):
     assert "--cpus-per-gpu=4" in call, call
     assert "-p CHANGE_ME_partition" in call or "--partition CHANGE_ME_partition" in call or \
         "--partition=CHANGE_ME_partition" in call, call
+
+
+def test_the_compare_config_plans_24_training_jobs_each_asking_for_a_gpu(tmp_path):
+    """2 pairs x 4 models x 3 seeds, spread over a cluster's GPUs by the SLURM profile (a dry run needs no sbatch)."""
+    compare = str(REPO / "workflow" / "configs" / "compare.yaml")
+    result = snakemake(tmp_path, "--profile", PROFILE, "-n", "--configfile", compare)
+    counts = dict(line.split()[:2] for line in result.stdout.splitlines()
+                  if len(line.split()) == 2 and line.split()[1].isdigit())
+    assert counts["train"] == "24" and counts["evaluate"] == "24" and counts["summary"] == "1", result.stdout
+    trains = [block for block in result.stdout.split("rule train:")[1:]]
+    assert len(trains) == 24
+    assert all("gpu=1" in block.split("\n\n")[0] for block in trains), trains[0]
+    for pair in ("fra-eng", "deu-eng"):
+        for model in ("none", "tutorial", "bahdanau", "luong"):
+            for seed in (1, 2, 3):
+                assert f"results/{pair}/{model}/seed{seed}/model.pt" in result.stdout

@@ -9,12 +9,12 @@ localrules:
 rule download:
     output:
         raw="data/raw/{pair}.txt",
-    params:
-        settings=lambda wc: download_settings(wc.pair),
     log:
         "results/logs/download/{pair}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        settings=lambda wc: download_settings(wc.pair),
     script:
         "../scripts/download.py"
 
@@ -28,14 +28,14 @@ rule prepare:
         valid="results/{pair}/data/valid.tsv",
         test="results/{pair}/data/test.tsv",
         stats="results/{pair}/data/stats.json",
-    params:
-        settings=lambda wc: prepare_settings(wc.pair),
     log:
         "results/logs/prepare/{pair}.log",
     benchmark:
         "results/benchmarks/prepare/{pair}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        settings=lambda wc: prepare_settings(wc.pair),
     script:
         "../scripts/prepare.py"
 
@@ -46,13 +46,13 @@ rule vocab:
         code=package_sources("vocab"),
     output:
         **vocab_files("{pair}"),
-    params:
-        settings=config["vocab"],
     log:
         "results/logs/vocab/{pair}.log",
     benchmark:
         "results/benchmarks/vocab/{pair}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        settings=config["vocab"],
     script:
         "../scripts/vocab.py"

@@ -23,18 +23,18 @@ rule evaluate:
             labels={"pair": "{pair}", "system": "{system}", "file": "metrics"},
         ),
         attention="results/{pair}/{system}/attention.json.gz",
-    params:
-        settings=config["evaluation"],
-    threads: config["resources"]["evaluate"]["threads"]
-    resources:
-        gpu=config["resources"]["evaluate"]["gpu"],
-        mem_mb=config["resources"]["evaluate"]["mem_mb"],
-        runtime=config["resources"]["evaluate"]["runtime"],
     log:
         "results/logs/evaluate/{pair}/{system}.log",
     benchmark:
         "results/benchmarks/evaluate/{pair}/{system}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["resources"]["evaluate"]["threads"]
+    resources:
+        gpu=config["resources"]["evaluate"]["gpu"],
+        mem_mb=config["resources"]["evaluate"]["mem_mb"],
+        runtime=config["resources"]["evaluate"]["runtime"],
+    params:
+        settings=config["evaluation"],
     script:
         "../scripts/evaluate.py"

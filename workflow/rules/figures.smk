@@ -32,15 +32,15 @@ rule figures:
             subcategory="{pair}",
             labels={"pair": "{pair}", "run": "{run}", "file": "learning curve"},
         ),
-    params:
-        settings=config["figures"],
-    threads: config["resources"]["figures"]["threads"]
-    resources:
-        mem_mb=config["resources"]["figures"]["mem_mb"],
-        runtime=config["resources"]["figures"]["runtime"],
     log:
         "results/logs/figures/{pair}/{run}.log",
     conda:
         "../../envs/plot.yaml"
+    threads: config["resources"]["figures"]["threads"]
+    resources:
+        mem_mb=config["resources"]["figures"]["mem_mb"],
+        runtime=config["resources"]["figures"]["runtime"],
+    params:
+        settings=config["figures"],
     script:
         "../scripts/figures.py"

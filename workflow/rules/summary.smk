@@ -28,13 +28,13 @@ rule summary:
             category="Summary",
             labels={"file": "comparisons"},
         ),
-    params:
-        labels=summary_labels(),
-        baseline=settings.baseline(config),
-        compare=config["compare"],
     log:
         "results/logs/summary/summary.log",
     conda:
         "../../envs/plot.yaml"
+    params:
+        labels=summary_labels(),
+        baseline=settings.baseline(config),
+        compare=config["compare"],
     script:
         "../scripts/summary.py"

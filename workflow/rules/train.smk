@@ -18,6 +18,17 @@ rule train:
             subcategory="{pair}",
             labels={"pair": "{pair}", "run": "{run}", "file": "history"},
         ),
+    log:
+        "results/logs/train/{pair}/{run}.log",
+    benchmark:
+        "results/benchmarks/train/{pair}/{run}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: config["resources"]["train"]["threads"]
+    resources:
+        gpu=config["resources"]["train"]["gpu"],
+        mem_mb=config["resources"]["train"]["mem_mb"],
+        runtime=config["resources"]["train"]["runtime"],
     params:
         model=lambda wc: model_settings(wc.run),
         training=lambda wc: training_settings(wc.run),
@@ -29,16 +40,5 @@ rule train:
             "model_name": RUNS[wc.run].model,
             "normalization": config["prepare"]["normalization"],
         },
-    threads: config["resources"]["train"]["threads"]
-    resources:
-        gpu=config["resources"]["train"]["gpu"],
-        mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=config["resources"]["train"]["runtime"],
-    log:
-        "results/logs/train/{pair}/{run}.log",
-    benchmark:
-        "results/benchmarks/train/{pair}/{run}.tsv"
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/train.py"

@@ -1,0 +1,80 @@
+"""A tiny pipeline with subword vocabularies, two models x two seeds and an ensemble: the seed folders, the
+summary's spread and comparisons, and a subword model that translates from its checkpoint alone."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import snakemake, tiny_config, write_config, write_raw_corpus
+
+pytestmark = pytest.mark.workflow
+
+MODELS = {"bahdanau": {"attention": "bahdanau", "hidden_size": 24, "dropout": 0.0},
+          "luong": {"attention": "luong", "hidden_size": 24, "dropout": 0.0}}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("experiment")
+    raw = write_raw_corpus(root / "corpus" / "fra-eng.txt")
+    config = tiny_config(raw, models=MODELS, seeds=[1, 2], vocab={"type": "sentencepiece", "size": 60},
+                         prepare={"normalization": "unicode"}, ensembles={"both": {"models": ["bahdanau"]}},
+                         compare={"baseline": "bahdanau", "resamples": 100})
+    config["figures"] = {"count": 1, "sentences": [], "word_level": True}
+    workdir = root / "run"
+    workdir.mkdir()
+    snakemake(workdir, "--cores", "2", "--configfile", str(write_config(root / "tiny.yaml", config)))
+    return workdir / "results"
+
+
+def test_each_seed_has_its_folder_and_the_ensemble_its_own(experiment):
+    for model in MODELS:
+        for seed in (1, 2):
+            run = experiment / "fra-eng" / model / f"seed{seed}"
+            assert (run / "model.pt").exists() and (run / "metrics.json").exists()
+            assert (run / "figures" / "attention_01.png").exists()
+            history = pd.read_csv(run / "history.tsv", sep="\t")
+            assert list(history["epoch"]) == [1, 2]
+    ensemble = json.loads((experiment / "fra-eng" / "both" / "metrics.json").read_text())
+    assert ensemble["attention"] == "ensemble" and len(ensemble["members"]) == 2
+    assert not (experiment / "fra-eng" / "both" / "model.pt").exists()  # evaluated, never trained
+
+
+def test_the_summary_has_the_spread_over_seeds_and_the_comparisons(experiment):
+    summary = pd.read_csv(experiment / "summary.tsv", sep="\t")
+    assert summary["model"].tolist() == ["bahdanau", "luong", "both"]
+    assert summary["seeds"].tolist() == [2, 2, 1] and summary["kind"].tolist() == ["model", "model", "ensemble"]
+    for column in ("bleu_std", "bleu_min", "bleu_max", "greedy_bleu_std", "delta_bleu", "p_value"):
+        assert column in summary
+    assert summary.loc[0, "bleu_min"] <= summary.loc[0, "bleu"] <= summary.loc[0, "bleu_max"]
+    comparisons = pd.read_csv(experiment / "comparisons.tsv", sep="\t")
+    assert comparisons[["model", "baseline", "metric"]].values.tolist() == [
+        ["luong", "bahdanau", "greedy_bleu"], ["luong", "bahdanau", "beam_bleu"],
+        ["both", "bahdanau", "greedy_bleu"], ["both", "bahdanau", "beam_bleu"]]
+    assert ((comparisons["ci_low"] <= comparisons["delta"]) & (comparisons["delta"] <= comparisons["ci_high"])).all()
+    assert comparisons["p_value"].between(0, 1).all()
+
+
+def test_subword_vocabularies_are_trained_and_scored_on_plain_text(experiment):
+    vocab = experiment / "fra-eng" / "vocab"
+    assert {p.name for p in vocab.iterdir()} == {"source.json", "target.json", "source.model", "target.model"}
+    run = experiment / "fra-eng" / "bahdanau" / "seed1"
+    table = pd.read_csv(run / "translations.tsv", sep="\t", keep_default_na=False)
+    assert not table["greedy"].str.contains("\u2581").any()  # detokenized before scoring
+    attention = json.loads(gzip.decompress((run / "attention.json.gz").read_bytes()))
+    assert any(token.startswith("\u2581") for tokens in attention["source_tokens"] for token in tokens)
+
+
+def test_a_subword_model_translates_from_its_checkpoint_alone(experiment, tmp_path, capsys):
+    from seq2seq.translate_command import main
+
+    model = tmp_path / "model.pt"
+    model.write_bytes((experiment / "fra-eng" / "luong" / "seed2" / "model.pt").read_bytes())
+    assert main(["--model", str(model), "--beam", "2", "Je suis très content.", "Il est là."]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line and "\u2581" not in line for line in lines)
