@@ -92,7 +92,8 @@ def test_changing_one_models_training_reruns_only_that_model(finished_run, tmp_p
                        snakefile=snakefile)
     jobs = dict(line.split() for line in result.stdout.splitlines()
                 if len(line.split()) == 2 and line.split()[1].isdigit())
-    assert jobs == {"train": "1", "evaluate": "1", "figures": "1", "summary": "1", "all": "1", "total": "5"}, \
+    assert jobs == {"train": "1", "evaluate": "1", "figures": "1", "summary": "1", "explorer": "1", "all": "1",
+                    "total": "6"}, \
         result.stdout
     detailed = snakemake(workdir, "-n", "--configfile", str(config), str(change), snakefile=snakefile)
     assert "results/fra-eng/luong/model.pt" in detailed.stdout
