@@ -13,7 +13,7 @@ import copy
 import functools
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import yaml
 from jsonschema.exceptions import best_match
@@ -107,19 +107,32 @@ def _check(instance: Any, path: str, label: str | None = None) -> None:
         raise ConfigError(message)
 
 
-def _from_dict(cls, data: Mapping[str, Any], path: str):
-    unknown = sorted(set(data) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ConfigError(f"config: {path}: unknown keys {unknown}; expected some of "
-                          f"{sorted(f.name for f in fields(cls))}")
-    return cls(**data)
-
-
 # --------------------------------------------------------------------------------------------- stage settings
 
+class Section:
+    """Base of the settings classes: built from a plain dict (unknown keys are an error) and checked against
+    the schema of their config section ``SECTION`` when built, so every way of making one is validated once,
+    with one message style."""
+
+    SECTION: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        _check(asdict(self), self.SECTION)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"config: {cls.SECTION}: unknown keys {unknown}; expected some of {sorted(names)}")
+        return cls(**data)
+
+
 @dataclass
-class PrepareSettings:
+class PrepareSettings(Section):
     """Settings of the prepare stage: the columns of one corpus and the ``prepare`` section."""
+
+    SECTION = "prepare"
 
     source_column: int = schema_default("corpora.*.source_column")
     target_column: int = schema_default("corpora.*.target_column")
@@ -146,32 +159,25 @@ class PrepareSettings:
             raise ConfigError(f"config: prepare.split: valid ({self.valid_fraction}) and test ({self.test_fraction})"
                               f" must sum to less than 1, to leave pairs for training")
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PrepareSettings":
-        return _from_dict(cls, data, "prepare")
-
 
 @dataclass
-class VocabSettings:
+class VocabSettings(Section):
     """The ``vocab`` section: the vocabulary stage's settings."""
+
+    SECTION = "vocab"
 
     type: str = schema_default("vocab.type")  # word | sentencepiece
     size: int = schema_default("vocab.size")
     model_type: str = schema_default("vocab.model_type")  # unigram | bpe
     min_freq: int = schema_default("vocab.min_freq")
 
-    def __post_init__(self) -> None:
-        _check(asdict(self), "vocab")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "VocabSettings":
-        return _from_dict(cls, data, "vocab")
-
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Everything needed to rebuild a :class:`seq2seq.model.Seq2Seq` (stored in checkpoints): the vocabulary
     sizes and one entry of the config's ``models`` section."""
+
+    SECTION = "model"
 
     source_vocab_size: int
     target_vocab_size: int
@@ -207,12 +213,14 @@ class ModelConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
         """Build from a plain dict (a checkpoint's, or a config entry plus vocabulary sizes); unknown keys are
         an error, and the config entry's per-model ``training`` is not the model's."""
-        return _from_dict(cls, {k: v for k, v in data.items() if k != "training"}, "model")
+        return super().from_dict({k: v for k, v in data.items() if k != "training"})
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """The ``training`` section of the pipeline config (with a model's own overrides merged in)."""
+
+    SECTION = "training"
 
     epochs: int = schema_default("training.epochs")
     batch_size: int = schema_default("training.batch_size")
@@ -236,20 +244,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("early_stopping", "average"):
             setattr(self, name, fill_defaults(dict(getattr(self, name)), _subschema(f"training.{name}")))
-        _check(asdict(self), "training")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        """Build from the config section; unknown keys are an error."""
-        return _from_dict(cls, data, "training")
+        super().__post_init__()
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @dataclass
-class DownloadSettings:
+class DownloadSettings(Section):
     """Where one corpus comes from (its ``corpora`` entry) and the ``download`` section."""
+
+    SECTION = "download"
 
     url: str
     member: str | None = schema_default("corpora.*.member")
@@ -261,14 +266,12 @@ class DownloadSettings:
         _check({"url": self.url, "member": self.member, "sha256": self.sha256}, "corpora.*", "corpora")
         _check({"retries": self.retries, "timeout": self.timeout}, "download")
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DownloadSettings":
-        return _from_dict(cls, data, "download")
-
 
 @dataclass
-class EvaluationSettings:
+class EvaluationSettings(Section):
     """The ``evaluation`` section."""
+
+    SECTION = "evaluation"
 
     beam_size: int = schema_default("evaluation.beam_size")
     length_penalty: float = schema_default("evaluation.length_penalty")
@@ -277,17 +280,12 @@ class EvaluationSettings:
     bootstrap_resamples: int = schema_default("evaluation.bootstrap_resamples")
     seed: int = schema_default("evaluation.seed")
 
-    def __post_init__(self) -> None:
-        _check(asdict(self), "evaluation")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "EvaluationSettings":
-        return _from_dict(cls, data, "evaluation")
-
 
 @dataclass
-class FigureSettings:
+class FigureSettings(Section):
     """The ``figures`` section."""
+
+    SECTION = "figures"
 
     count: int = schema_default("figures.count")
     sentences: list[str] = field(default_factory=lambda: schema_default("figures.sentences"))
@@ -296,13 +294,6 @@ class FigureSettings:
     seed: int = schema_default("figures.seed")
     max_length: int = schema_default("figures.max_length")
     word_level: bool = schema_default("figures.word_level")
-
-    def __post_init__(self) -> None:
-        _check(asdict(self), "figures")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "FigureSettings":
-        return _from_dict(cls, data, "figures")
 
 
 # --------------------------------------------------------------------------------------------- the pipeline config
