@@ -1,0 +1,60 @@
+"""python -m seq2seq: every stage from the command line, with the pipeline's settings, defaults and checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, write_raw_corpus
+from seq2seq.cli import STAGES, _parser, main
+from seq2seq.corpus import prepare_corpus, read_split
+from seq2seq.settings import PrepareSettings, TrainConfig, schema_default
+
+
+def test_every_stage_of_the_pipeline_has_a_command():
+    rules = {"download", "prepare", "vocab", "train", "evaluate", "figures", "summary", "explorer"}
+    assert set(STAGES) == rules
+
+
+def test_the_options_default_to_the_schema():
+    """One owner of defaults: the command line restates none of them."""
+    train = next(a for a in _parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    defaults = {action.dest: action.default for action in train._actions}
+    for field in dataclasses.fields(TrainConfig):
+        assert defaults[f"training.{field.name}"] == getattr(TrainConfig(), field.name), field.name
+    assert defaults["training.epochs"] == schema_default("training.epochs")
+    assert defaults["model_settings.hidden_size"] == schema_default("models.*.hidden_size")
+
+
+def test_prepare_from_the_command_line_writes_what_the_stage_writes(tmp_path):
+    raw = write_raw_corpus(tmp_path / "raw.txt")
+    files = {name: tmp_path / "cli" / f"{name}.tsv" for name in ("train", "valid", "test")}
+    assert main(["prepare", "--raw", str(raw), *(f"--{n}={p}" for n, p in files.items()),
+                 "--stats", str(tmp_path / "cli" / "stats.json"), "--max-words", "8"]) == 0
+    prepare_corpus(raw, tmp_path / "train.tsv", tmp_path / "valid.tsv", tmp_path / "test.tsv",
+                   tmp_path / "stats.json", PrepareSettings(max_words=8))
+    for name, path in files.items():
+        assert read_split(path) == read_split(tmp_path / f"{name}.tsv")
+
+
+def test_a_bad_setting_is_one_line_and_exit_status_1(tmp_path):
+    raw = write_raw_corpus(tmp_path / "raw.txt")
+    result = subprocess.run([sys.executable, "-m", "seq2seq", "prepare", "--raw", str(raw), "--train", "a",
+                             "--valid", "b", "--test", "c", "--stats", "d", "--valid-fraction", "0.7",
+                             "--test-fraction", "0.5"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={"PYTHONPATH": str(REPO / "workflow"), "PATH": ""})
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(
+        "prepare failed: config: prepare.split: valid (0.7) and test (0.5) must sum to less than 1, to leave pairs "
+        "for training"), result.stderr
+    assert not any(tmp_path.glob("[abcd]"))
+
+
+def test_a_missing_file_argument_is_argparses_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["vocab", "--train", "x.tsv"])
+    assert caught.value.code == 2 and "required: --source, --target" in capsys.readouterr().err
