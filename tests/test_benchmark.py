@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 
 import pytest
 import torch
 
 import flops  # workflow/benchmarks/, on the path through conftest.py
+import peer_comparison
 import training_throughput as b
 import tutorial_baselines as baselines
 
@@ -211,3 +213,19 @@ def test_model_options_reach_the_timed_model_and_the_table(monkeypatch) -> None:
     assert [(c.bidirectional, c.tie_embeddings, c.dropout) for c in built] == [(False, False, 0.1), (True, True, 0.3)]
     assert options.describe() == ("bidirectional True, tie_embeddings True, dropout 0.3, label_smoothing 0.1, "
                                   "batch_tokens None")
+
+
+def test_the_peer_comparison_skips_with_one_line_without_joeynmt(tmp_path, capsys) -> None:
+    out = tmp_path / "peer.tsv"
+    assert peer_comparison.main(["--joeynmt-python", sys.executable, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and printed[0].startswith("SKIP: ") and "joeynmt" in printed[0]
+    assert not out.exists()
+
+
+def test_the_peer_comparison_ratios_are_over_joeynmt() -> None:
+    rows = [{"system": "ours (bahdanau)", "tokens_per_s": 300.0, "pairs_per_s": 40.0},
+            {"system": "JoeyNMT 2.3.0", "tokens_per_s": 200.0, "pairs_per_s": 25.0}]
+    peer_comparison.add_ratios(rows)
+    assert [r["ratio_to_joeynmt_tokens"] for r in rows] == [1.5, 1.0]
+    assert [r["ratio_to_joeynmt_pairs"] for r in rows] == [1.6, 1.0]

@@ -1,0 +1,153 @@
+"""Training throughput of our model against JoeyNMT 2.3 on the same training split, same model size, same batch
+size, same threads, in one run:
+
+    python workflow/benchmarks/peer_comparison.py --joeynmt-python /path/to/joeynmt-venv/bin/python \\
+        --data-dir results/fra-eng/data --out results/benchmarks/peer_tutorial.tsv
+
+    python workflow/benchmarks/peer_comparison.py --joeynmt-python /path/to/joeynmt-venv/bin/python \\
+        --data-dir results/fra-eng/data --vocab-dir results/fra-eng/vocab --level sentencepiece \\
+        --our-batch-tokens 1500 --out results/benchmarks/peer_full.tsv        # with full.yaml's results
+
+JoeyNMT runs in its own virtual environment (``--joeynmt-python``; its pins would clash with ours) through
+``joeynmt_peer.py``, which builds the matched model: a bidirectional GRU encoder, a GRU decoder with Bahdanau
+attention, hidden and embeddings 256, tied decoder embedding and output layer, dropout 0.3, label smoothing 0.1,
+Adam at 2e-3, gradient-norm clipping 1. Ours is the pipeline's ``bahdanau`` model (the schema's defaults). The
+order is ours, JoeyNMT, ours again, so that a drifting machine shows up as a gap between our two rows; the ratio
+uses their mean. Throughput counts target tokens incl. the end-of-sentence token, padding excluded, as both
+toolkits count them (words at ``--level word``; each toolkit's own sentencepiece pieces at ``sentencepiece``,
+so ``pairs_per_s`` is the vocabulary-free measure there). Without a JoeyNMT environment it prints one ``SKIP:``
+line and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
+
+from seq2seq.fileio import atomic_open  # noqa: E402
+from training_throughput import BenchmarkConfig, ModelOptions, load_data, run_benchmark  # noqa: E402
+
+PEER_SCRIPT = Path(__file__).with_name("joeynmt_peer.py")
+COLUMNS = ("system", "run", "level", "batch", "tokens_per_s", "pairs_per_s", "ratio_to_joeynmt_tokens",
+           "ratio_to_joeynmt_pairs", "seconds", "cpu", "threads", "torch")
+
+
+def joeynmt_missing(python: str) -> str | None:
+    """Why ``python`` cannot run JoeyNMT, or None when it can."""
+    try:
+        done = subprocess.run([python, "-c", "import joeynmt, torch, sentencepiece, sacrebleu"],
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"{python}: {error}"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["import failed"])[-1]
+        return f"{python} cannot import joeynmt ({last})"
+    return None
+
+
+def measure_ours(args: argparse.Namespace, batch_tokens: int | None) -> dict:
+    """One timed run of our ``bahdanau`` model; a row of :data:`COLUMNS` (ratios filled in later)."""
+    config = BenchmarkConfig(batch_size=args.batch_size, hidden=args.hidden, threads=args.threads,
+                             seconds=args.seconds, variants=["bahdanau"], count_flops=False,
+                             model=ModelOptions(batch_tokens=batch_tokens))
+    result = run_benchmark(load_data(args.data_dir, vocab_dir=args.vocab_dir), config)
+    row, machine = result.rows[0], result.machine
+    return {"system": "ours (bahdanau)", "level": args.level,
+            "batch": f"{batch_tokens} tokens" if batch_tokens else f"{args.batch_size} pairs",
+            "tokens_per_s": row["tokens_per_s"], "pairs_per_s": row["pairs_per_s"],
+            "seconds": row["seconds_measured"], "cpu": machine["cpu"], "threads": args.threads,
+            "torch": machine["torch"]}
+
+
+def measure_joeynmt(args: argparse.Namespace, work_dir: Path) -> dict:
+    """One JoeyNMT training of ``--joeynmt-minutes`` (training time; no validation in between)."""
+    table = work_dir / "joeynmt.tsv"
+    command = [args.joeynmt_python, str(PEER_SCRIPT), "--data-dir", str(args.data_dir), "--work-dir",
+               str(work_dir / "joeynmt"), "--level", args.level, "--minutes", str(args.joeynmt_minutes),
+               "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--hidden", str(args.hidden),
+               "--validation-freq", "100000000", "--valid-limit", "20", "--test-limit", "20", "--beam-size", "1",
+               "--flush-denormal", "--out", str(table)]
+    logging.info("joeynmt: %s", " ".join(command))
+    subprocess.run(command, check=True)
+    with table.open(encoding="utf-8") as handle:
+        row = list(csv.DictReader(handle, delimiter="\t"))[-1]
+    return {"system": f"JoeyNMT {row['joeynmt']}", "level": args.level, "batch": f"{args.batch_size} pairs",
+            "tokens_per_s": float(row["tokens_per_s"]), "pairs_per_s": float(row["pairs_per_s"]),
+            "seconds": float(row["minutes"]) * 60, "cpu": row["cpu"], "threads": args.threads,
+            "torch": row["torch"]}
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """Each row's throughput over JoeyNMT's, in place."""
+    peer = next(r for r in rows if r["system"].startswith("JoeyNMT"))
+    for row in rows:
+        row["ratio_to_joeynmt_tokens"] = row["tokens_per_s"] / peer["tokens_per_s"]
+        row["ratio_to_joeynmt_pairs"] = row["pairs_per_s"] / peer["pairs_per_s"]
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    """The rows as a tab-separated file with a header line, written atomically."""
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, COLUMNS, delimiter="\t", lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.2f}" if isinstance(v, float) else v for k, v in row.items()})
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| system | run | batch | target tokens/s | pairs/s | x JoeyNMT (tokens) | x JoeyNMT (pairs) |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['system']} | {r['run']} | {r['batch']} | {r['tokens_per_s']:,.0f} | {r['pairs_per_s']:,.1f} | "
+              f"{r['ratio_to_joeynmt_tokens']:.2f} | {r['ratio_to_joeynmt_pairs']:.2f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--joeynmt-python", required=True, help="python of a venv with joeynmt==2.3.0")
+    parser.add_argument("--data-dir", type=Path, default=Path("results/fra-eng/data"))
+    parser.add_argument("--vocab-dir", type=Path, default=None, help="our vocabularies (default: words of train)")
+    parser.add_argument("--level", choices=("word", "sentencepiece"), default="word",
+                        help="JoeyNMT's tokenization; match --vocab-dir's")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--our-batch-tokens", type=int, default=None,
+                        help="also time ours with token batches of this size (full.yaml: 1500)")
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=40.0, help="timed seconds of each of our runs")
+    parser.add_argument("--joeynmt-minutes", type=float, default=2.0, help="JoeyNMT's training minutes")
+    parser.add_argument("--work-dir", type=Path, default=None, help="JoeyNMT's files (default: a temp folder)")
+    parser.add_argument("--out", type=Path, required=True, help="TSV to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    missing = joeynmt_missing(args.joeynmt_python)
+    if missing:
+        print(f"SKIP: {missing}; install joeynmt==2.3.0 in a venv of its own and pass its python")
+        return 0
+    with tempfile.TemporaryDirectory() as scratch:
+        work_dir = args.work_dir or Path(scratch)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        rows = [{**measure_ours(args, None), "run": 1}, {**measure_joeynmt(args, work_dir), "run": 1},
+                {**measure_ours(args, None), "run": 2}]
+        if args.our_batch_tokens:
+            rows.append({**measure_ours(args, args.our_batch_tokens), "run": 1})
+    ours = [r for r in rows if r["system"].startswith("ours") and r["batch"] == f"{args.batch_size} pairs"]
+    rows.append({**ours[0], "run": "mean", **{k: statistics.mean(r[k] for r in ours)
+                                              for k in ("tokens_per_s", "pairs_per_s", "seconds")}})
+    add_ratios(rows)
+    write_rows(rows, args.out)
+    print(f"data: {args.data_dir} ({args.level}); {rows[0]['cpu']}, {args.threads} threads, torch {rows[0]['torch']}")
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
