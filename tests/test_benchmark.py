@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-import flops  # workflow/benchmarks/, on the path through conftest.py
+import bleu_vs_minutes  # workflow/benchmarks/, on the path through conftest.py
+import flops
 import peer_comparison
 import training_throughput as b
 import tutorial_baselines as baselines
@@ -229,3 +230,10 @@ def test_the_peer_comparison_ratios_are_over_joeynmt() -> None:
     peer_comparison.add_ratios(rows)
     assert [r["ratio_to_joeynmt_tokens"] for r in rows] == [1.5, 1.0]
     assert [r["ratio_to_joeynmt_pairs"] for r in rows] == [1.6, 1.0]
+
+
+def test_bleu_vs_minutes_trains_what_the_pipeline_would_with_the_override() -> None:
+    config = bleu_vs_minutes.pipeline_config(bleu_vs_minutes.REPO / "workflow" / "configs" / "full.yaml")
+    assert config["training"]["batch_tokens"] == 1500 and config["vocab"]["type"] == "sentencepiece"
+    assert config["evaluation"]["max_length"] == 60 and list(config["models"]) == ["bahdanau"]
+    assert bleu_vs_minutes.pipeline_config(None)["training"]["batch_size"] == 64  # config.yaml alone: the defaults

@@ -1,0 +1,131 @@
+"""Test BLEU against training minutes for our model: the counterpart of ``joeynmt_peer.py``'s rows, for comparing
+quality at equal training time.
+
+    python workflow/benchmarks/bleu_vs_minutes.py --results results/fra-eng --configfile workflow/configs/full.yaml \\
+        --minutes 30 --work-dir results/benchmarks/bleu-vs-minutes --out results/benchmarks/bleu_vs_minutes.tsv
+
+Trains the first model of ``config.yaml`` deep-merged with ``--configfile`` (the pipeline's settings, the schema's
+defaults) on ``<results>/data/train.tsv`` with the vocabularies of ``<results>/vocab/``, until ``--minutes`` of
+wall-clock training have passed (``training.max_minutes``, checked at the end of an epoch, so the last epoch
+finishes), keeping every epoch's weights. Then it decodes the test split greedily with each epoch's weights, and
+with beam search with the last epoch's, and scores the plain text with sacrebleu as the evaluate stage does.
+``minutes`` is the running total of the epochs' wall-clock time, validation included (as ``joeynmt_peer.py
+--clock wall``). The last row also gives the process's peak resident memory. ``<work-dir>/last_epoch.pt`` is the
+last epoch's model, for ``seq2seq-translate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import resource
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
+
+from seq2seq.checkpoint import Metadata, load_checkpoint, save_model  # noqa: E402
+from seq2seq.corpus import read_split  # noqa: E402
+from seq2seq.fileio import atomic_open  # noqa: E402
+from seq2seq.metrics import corpus_bleu  # noqa: E402
+from seq2seq.model import Seq2Seq  # noqa: E402
+from seq2seq.settings import ModelConfig, TrainConfig, check_config, deep_merge, model_settings, training_settings  # noqa: E402
+from seq2seq.training import train_model  # noqa: E402
+from seq2seq.translate import translate_sentences  # noqa: E402
+from seq2seq.vocab import load_vocabulary  # noqa: E402
+from training_throughput import cpu_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+COLUMNS = ("epoch", "minutes", "epoch_seconds", "pairs_per_s", "valid_bleu", "test_bleu_greedy", "greedy_decode_s",
+           "test_bleu_beam", "beam_decode_s", "peak_mb", "threads", "cpu", "torch")
+
+
+def pipeline_config(configfile: Path | None) -> dict:
+    """``config.yaml`` with the override merged in, checked, defaults filled."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    if configfile is not None:
+        config = deep_merge(config, yaml.safe_load(configfile.read_text(encoding="utf-8")) or {})
+    return check_config(config)
+
+
+def score(model: Seq2Seq, test: list[tuple[str, str]], source_vocab, target_vocab, beam_size: int,
+          evaluation: dict) -> tuple[float, float]:
+    """(corpus BLEU on plain text, seconds) of decoding ``test``'s sources."""
+    start = time.perf_counter()
+    alpha = evaluation["length_penalty"] if beam_size > 1 else 0.0
+    translations = translate_sentences(model, [s for s, _ in test], source_vocab, target_vocab, None,
+                                       beam_size=beam_size, alpha=alpha, max_len=evaluation["max_length"],
+                                       batch_size=evaluation["batch_size"])
+    hypotheses = [t.text for t in translations]
+    return corpus_bleu(hypotheses, [t for _, t in test]), time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, required=True, help="results/<pair> with data/ and vocab/")
+    parser.add_argument("--configfile", type=Path, default=None, help="override merged into config.yaml")
+    parser.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--beam-size", type=int, default=5, help="for the last epoch (1: no beam run)")
+    parser.add_argument("--work-dir", type=Path, required=True, help="checkpoints and history")
+    parser.add_argument("--out", type=Path, required=True, help="TSV to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    torch.set_num_threads(args.threads)
+    config = pipeline_config(args.configfile)
+    name = next(iter(config["models"]))
+    source_vocab = load_vocabulary(args.results / "vocab" / "source.json")
+    target_vocab = load_vocabulary(args.results / "vocab" / "target.json")
+    train, valid, test = (read_split(args.results / "data" / f"{split}.tsv") for split in ("train", "valid", "test"))
+    model_config = ModelConfig.from_dict({**model_settings(config, name), "source_vocab_size": len(source_vocab),
+                                          "target_vocab_size": len(target_vocab)})
+    # every epoch kept (averaging over "the last 10,000" keeps them all), so each can be decoded afterwards
+    training = TrainConfig.from_dict({**training_settings(config, name), "max_minutes": args.minutes,
+                                      "epochs": 10_000, "average": {"epochs": 10_000, "select": "last"}})
+    work = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    metadata = Metadata(pair=args.results.name, model_name=name, normalization=config["prepare"]["normalization"])
+    summary = train_model(train, valid, source_vocab, target_vocab, model_config, training, work / "model.pt",
+                          work / "last.pt", work / "history.tsv", None, metadata, threads=args.threads)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kept = load_checkpoint(work / "last.pt")["training_state"]["kept_states"]
+    model = Seq2Seq(model_config).eval()
+    rows, minutes = [], 0.0
+    for i, epoch_row in enumerate(summary["history"]):
+        minutes += epoch_row["seconds"] / 60
+        model.load_state_dict(kept[epoch_row["epoch"]])
+        greedy, greedy_s = score(model, test, source_vocab, target_vocab, 1, config["evaluation"])
+        last = i == len(summary["history"]) - 1
+        beam, beam_s = (score(model, test, source_vocab, target_vocab, args.beam_size,
+                              config["evaluation"])
+                        if last and args.beam_size > 1 else (None, None))
+        rows.append({"epoch": epoch_row["epoch"], "minutes": minutes, "epoch_seconds": epoch_row["seconds"],
+                     "pairs_per_s": epoch_row["pairs_per_s"], "valid_bleu": epoch_row["valid_bleu"],
+                     "test_bleu_greedy": greedy, "greedy_decode_s": greedy_s, "test_bleu_beam": beam,
+                     "beam_decode_s": beam_s, "peak_mb": peak_mb if last else None, "threads": args.threads,
+                     "cpu": cpu_model(), "torch": torch.__version__})
+        logging.info("epoch %d at %.1f min: test BLEU greedy %.2f%s", epoch_row["epoch"], minutes, greedy,
+                     f", beam {beam:.2f}" if beam is not None else "")
+    last_epoch = summary["history"][-1]["epoch"]
+    save_model(work / "last_epoch.pt", model_config, kept[last_epoch], source_vocab, target_vocab,
+               replace(metadata, epoch=last_epoch))
+    with atomic_open(args.out) as handle:
+        writer = csv.DictWriter(handle, COLUMNS, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else f"{v:.2f}" if isinstance(v, float) else v
+                             for k, v in row.items()})
+    print(f"wrote {args.out}: {len(rows)} epochs in {minutes:.1f} min; last test BLEU greedy "
+          f"{rows[-1]['test_bleu_greedy']:.2f}, beam {rows[-1]['test_bleu_beam'] or float('nan'):.2f}; "
+          f"peak memory {peak_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
