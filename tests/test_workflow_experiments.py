@@ -78,3 +78,7 @@ def test_a_subword_model_translates_from_its_checkpoint_alone(experiment, tmp_pa
     assert main(["--model", str(model), "--beam", "2", "Je suis très content.", "Il est là."]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line and "\u2581" not in line for line in lines)
+    for flags in ([], ["--word-level"]):
+        plot = tmp_path / f"attention{len(flags)}.png"
+        assert main(["--model", str(model), "--plot", str(plot), *flags, "Je suis très content."]) == 0
+        assert plot.stat().st_size > 0

@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-len", type=int, default=30, help="longest output in tokens (default 30)")
     parser.add_argument("--plot", metavar="FILE", help="save the attention heatmap of the first sentence "
                         "(format from the extension: png, svg, pdf)")
+    parser.add_argument("--word-level", action="store_true", help="with --plot and a subword model: draw the "
+                        "attention over words (summed over a source word's pieces, averaged over a produced word's)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences translated together")
     return parser
@@ -123,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             LOG.warning("the translation of %s was cut at --max-len %d tokens", label, args.max_len)
         print(translation.text if translation is not None else "")
     if args.plot:
-        first = translations[0]
+        first = translations[0].word_level() if args.word_level else translations[0]
         save_figure(attention_figure(first, title=f"{' '.join(first.source_tokens)}\n-> {first.text}"),
                     args.plot)
         LOG.info("attention heatmap of %s saved to %s", inputs[next(iter(sources))][0], args.plot)
