@@ -61,7 +61,7 @@ def tiny_config(raw: Path, **overrides) -> dict:
         "training": {"epochs": 2, "batch_size": 16, "device": "cpu"},
         "evaluation": {"beam_size": 2, "bootstrap_resamples": 20, "batch_size": 32},
         "figures": {"count": 2, "sentences": ["je suis tres content ."]},
-        "resources": {"train": {"threads": 1}},
+        "resources": {"train": {"threads": 1}, "evaluate": {"threads": 1}},  # two jobs at once on 2 cores
     }
     for key, value in overrides.items():
         config[key] = value
@@ -108,3 +108,23 @@ def tiny_workdir(tmp_path: Path) -> tuple[Path, Path]:
     config = write_config(tmp_path / "tiny.yaml", tiny_config(raw))
     workdir.mkdir()
     return workdir, config
+
+
+TWO_MODELS = {
+    "bahdanau": {"attention": "bahdanau", "hidden_size": 24, "dropout": 0.0},
+    "luong": {"attention": "luong", "hidden_size": 24, "dropout": 0.0},
+}
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """One full run of the tiny corpus with two models on a private copy of the workflow, shared by the
+    pipeline tests and the explorer's browser tests (those run first and only read it)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    snakefile = copy_workflow(root / "workflow-copy")
+    raw = write_raw_corpus(root / "corpus" / "fra-eng.txt")
+    config = write_config(root / "tiny.yaml", tiny_config(raw, models=TWO_MODELS))
+    workdir = root / "run"
+    workdir.mkdir()
+    snakemake(workdir, "--cores", "2", "--configfile", str(config), snakefile=snakefile)
+    return workdir, config, snakefile

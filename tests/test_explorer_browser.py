@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_workflow, snakemake, tiny_config, write_config, write_raw_corpus
+from conftest import TWO_MODELS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-MODELS = {
-    "bahdanau": {"attention": "bahdanau", "hidden_size": 24, "dropout": 0.0},
-    "luong": {"attention": "luong", "hidden_size": 24, "dropout": 0.0},
-}
+MODELS = TWO_MODELS
 SCALE = 255
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
@@ -34,18 +31,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def run_results(tmp_path_factory) -> Path:
-    """results/ of a tiny pipeline run with two models, up to results/explorer.html only."""
-    root = tmp_path_factory.mktemp("explorer")
-    snakefile = copy_workflow(root / "workflow-copy")
-    raw = write_raw_corpus(root / "corpus" / "fra-eng.txt")
-    config = tiny_config(raw, models=MODELS)
-    config["resources"] = {"train": {"threads": 1}, "evaluate": {"threads": 1}}  # both models at once
-    configfile = write_config(root / "tiny.yaml", config)
-    workdir = root / "run"
-    workdir.mkdir()
-    snakemake(workdir, "--cores", "2", "results/explorer.html", "--configfile", str(configfile), snakefile=snakefile)
-    return workdir / "results"
+def run_results(finished_run) -> Path:
+    """results/ of the tiny two-model pipeline run (conftest.finished_run)."""
+    return finished_run[0] / "results"
 
 
 def expected(results: Path) -> dict:

@@ -13,27 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, copy_workflow, snakemake, tiny_config, write_config, write_raw_corpus
+from conftest import REPO, TWO_MODELS, snakemake, tiny_config, write_config, write_raw_corpus
 
 pytestmark = pytest.mark.workflow
 
-MODELS = {
-    "bahdanau": {"attention": "bahdanau", "hidden_size": 24, "dropout": 0.0},
-    "luong": {"attention": "luong", "hidden_size": 24, "dropout": 0.0},
-}
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """One full run with two models on a private copy of the workflow, shared by the tests below."""
-    root = tmp_path_factory.mktemp("pipeline")
-    snakefile = copy_workflow(root / "workflow-copy")
-    raw = write_raw_corpus(root / "corpus" / "fra-eng.txt")
-    config = write_config(root / "tiny.yaml", tiny_config(raw, models=MODELS))
-    workdir = root / "run"
-    workdir.mkdir()
-    snakemake(workdir, "--cores", "2", "--configfile", str(config), snakefile=snakefile)
-    return workdir, config, snakefile
+MODELS = TWO_MODELS
 
 
 def test_every_product_exists(finished_run):
@@ -130,7 +114,7 @@ def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
     with no `--unlock` first."""
     raw = write_raw_corpus(tmp_path / "corpus" / "fra-eng.txt")
     models = {"bahdanau": {"attention": "bahdanau", "hidden_size": 48, "dropout": 0.0}}
-    training = {"epochs": 40, "batch_size": 8, "device": "cpu", "early_stopping": {"patience": 100}}
+    training = {"epochs": 20, "batch_size": 8, "device": "cpu", "early_stopping": {"patience": 100}}
     config = write_config(tmp_path / "tiny.yaml", tiny_config(raw, models=models, training=training))
     workdir = tmp_path / "run"
     workdir.mkdir()
@@ -160,6 +144,6 @@ def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
     log = (workdir / "results" / "logs" / "train" / "fra-eng" / "bahdanau.log").read_text()
     assert "resum" in log.lower(), log
     history = pd.read_csv(run / "history.tsv", sep="\t")
-    assert list(history["epoch"]) == list(range(1, 41))
+    assert list(history["epoch"]) == list(range(1, 21))
     assert not resume.exists()
     assert "left by a Snakemake run that is no longer alive" in result.stderr
