@@ -173,11 +173,6 @@ def sentence_bleu(hypothesis: str, reference: str) -> float:
     return float(_bleu(effective_order=True).sentence_score(hypothesis, [reference]).score)
 
 
-def sentence_chrf(hypothesis: str, reference: str) -> float:
-    """Sentence chrF (0-100)."""
-    return float(CHRF().sentence_score(hypothesis, [reference]).score)
-
-
 def sentence_scores(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[float], list[float]]:
     """(sentence BLEU list, sentence chrF list), one score per hypothesis."""
     _check(hypotheses, references)
