@@ -14,10 +14,11 @@ pytestmark = pytest.mark.workflow
 
 PROFILE = str(REPO / "workflow" / "profiles" / "slurm")
 
-# Each stand-in appends its command line to $SLURM_STUB_LOG. sbatch accepts every job as number 4242, and
-# sacct then reports it failed: the tests only look at what was submitted and what ran locally.
+# Each stand-in appends its command line to $SLURM_STUB_LOG. sbatch records the job and then refuses it: the
+# tests only look at what was submitted and what ran locally, and a refused job ends the run at once (an
+# accepted one kept the executor polling sacct for ~10 s more before it shut down).
 STUBS = {
-    "sbatch": 'echo "sbatch $*" >> "$SLURM_STUB_LOG"\necho 4242\n',
+    "sbatch": 'echo "sbatch $*" >> "$SLURM_STUB_LOG"\necho "sbatch: error: stand-in refuses every job" >&2\nexit 1\n',
     "sacct": 'echo "sacct $*" >> "$SLURM_STUB_LOG"\necho "4242|FAILED"\n',
     "squeue": 'echo "squeue $*" >> "$SLURM_STUB_LOG"\necho "4242|FAILED"\n',
     "sinfo": 'echo "sinfo $*" >> "$SLURM_STUB_LOG"\n',
