@@ -31,6 +31,12 @@ def test_the_shipped_config_is_valid():
     check_config(shipped_config())
 
 
+@pytest.mark.parametrize("override", sorted(p.name for p in (REPO / "workflow" / "configs").glob("*.yaml")))
+def test_every_shipped_override_is_valid_on_top_of_the_shipped_config(override):
+    merged = deep_merge(shipped_config(), yaml.safe_load((REPO / "workflow" / "configs" / override).read_text()))
+    check_config(merged)
+
+
 @pytest.mark.parametrize(("config", "expected"), [
     ({"training": {"epoch": 10}}, "config: training: Additional properties are not allowed ('epoch' was unexpected)"),
     ({"model": {}}, "config: (top level): Additional properties are not allowed ('model' was unexpected)"),
