@@ -19,7 +19,6 @@ from conftest import TWO_MODELS
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-MODELS = TWO_MODELS
 SCALE = 255
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
@@ -39,7 +38,7 @@ def run_results(finished_run) -> Path:
 def expected(results: Path) -> dict:
     """translations.tsv rows and attention.json.gz content of each model."""
     runs = {}
-    for model in MODELS:
+    for model in TWO_MODELS:
         base = results / "fra-eng" / model
         with open(base / "translations.tsv", encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
@@ -121,7 +120,7 @@ def test_one_table_row_per_test_sentence(page, run_results) -> None:
     assert sources == [row["source"] for row in runs["bahdanau"]["rows"]]
     # each sentence shows both models, greedy and beam
     first = page.locator("tbody.sentence").first
-    assert first.locator("tr").count() == len(MODELS)
+    assert first.locator("tr").count() == len(TWO_MODELS)
     assert first.locator("td.hyp[data-search=greedy]").all_text_contents()[0].startswith(
         runs["bahdanau"]["rows"][0]["greedy"] or "(empty)")
     # pages of 25 cover the same sentences
@@ -138,7 +137,7 @@ def test_the_search_box_keeps_the_sentences_with_the_word(page, run_results) -> 
 
     word = "tres"
     want = [i for i, row in enumerate(runs["bahdanau"]["rows"])
-            if has(row["source"], word) or any(has(runs[m]["rows"][i][s], word) for m in MODELS
+            if has(row["source"], word) or any(has(runs[m]["rows"][i][s], word) for m in TWO_MODELS
                                                 for s in ("greedy", "beam"))]
     assert 0 < len(want) < len(runs["bahdanau"]["rows"])
     page.fill("#query", word)
@@ -154,8 +153,8 @@ def test_a_clicked_sentence_shows_every_models_heatmap_with_exact_labels(page, r
     runs = expected(run_results)
     i = 3
     page.click(f"tbody.sentence[data-index='{i}']")
-    assert page.locator(".card table.heatmap").count() == len(MODELS)
-    for model in MODELS:
+    assert page.locator(".card table.heatmap").count() == len(TWO_MODELS)
+    for model in TWO_MODELS:
         assert_heatmap_matches(heatmap(page, model), runs[model]["attention"], "greedy", i)
 
 
@@ -191,7 +190,7 @@ def test_the_search_switch_swaps_greedy_and_beam_attention(page, run_results) ->
     page.click(f"tbody.sentence[data-index='{i}']")
     assert_heatmap_matches(heatmap(page, "bahdanau"), attention, "greedy", i)
     page.click("#search-switch button[data-value=beam]")
-    for model in MODELS:
+    for model in TWO_MODELS:
         assert_heatmap_matches(heatmap(page, model), runs[model]["attention"], "beam", i)
     page.click("#search-switch button[data-value=greedy]")
     assert_heatmap_matches(heatmap(page, "bahdanau"), attention, "greedy", i)

@@ -31,9 +31,12 @@ def test_the_shipped_config_is_valid():
     check_config(shipped_config())
 
 
-@pytest.mark.parametrize("override", sorted(p.name for p in (REPO / "workflow" / "configs").glob("*.yaml")))
+SHIPPED_OVERRIDES = REPO / "workflow" / "configs"
+
+
+@pytest.mark.parametrize("override", sorted(p.name for p in SHIPPED_OVERRIDES.glob("*.yaml")))
 def test_every_shipped_override_is_valid_on_top_of_the_shipped_config(override):
-    merged = deep_merge(shipped_config(), yaml.safe_load((REPO / "workflow" / "configs" / override).read_text()))
+    merged = deep_merge(shipped_config(), yaml.safe_load((SHIPPED_OVERRIDES / override).read_text()))
     check_config(merged)
 
 

@@ -10,19 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import snakemake, tiny_config, write_config, write_raw_corpus
+from conftest import TWO_MODELS, snakemake, tiny_config, write_config, write_raw_corpus
 
 pytestmark = pytest.mark.workflow
-
-MODELS = {"bahdanau": {"attention": "bahdanau", "hidden_size": 24, "dropout": 0.0},
-          "luong": {"attention": "luong", "hidden_size": 24, "dropout": 0.0}}
-
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("experiment")
     raw = write_raw_corpus(root / "corpus" / "fra-eng.txt")
-    config = tiny_config(raw, models=MODELS, seeds=[1, 2], vocab={"type": "sentencepiece", "size": 60},
+    config = tiny_config(raw, models=TWO_MODELS, seeds=[1, 2], vocab={"type": "sentencepiece", "size": 60},
                          prepare={"normalization": "unicode"}, ensembles={"both": {"models": ["bahdanau"]}},
                          compare={"baseline": "bahdanau", "resamples": 100})
     config["figures"] = {"count": 1, "sentences": [], "word_level": True}
@@ -33,7 +29,7 @@ def experiment(tmp_path_factory) -> Path:
 
 
 def test_each_seed_has_its_folder_and_the_ensemble_its_own(experiment):
-    for model in MODELS:
+    for model in TWO_MODELS:
         for seed in (1, 2):
             run = experiment / "fra-eng" / model / f"seed{seed}"
             assert (run / "model.pt").exists() and (run / "metrics.json").exists()
