@@ -442,3 +442,31 @@ def test_a_real_full_disk_during_training(tmp_path, corpus):
         assert list(mount.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_real_full_disk_in_the_prepare_stage_is_one_line(tmp_path, capsys):
+    """The splits of 60,000 pairs on a 3 MB file system: one line naming the file and the full disk, no
+    traceback, no half-written split."""
+    from seq2seq.corpus import prepare_corpus
+    from seq2seq.settings import PrepareSettings
+
+    raw = tmp_path / "raw.txt"
+    def word(i: int) -> str:  # letters only: the normalization drops digits
+        return "".join(chr(97 + (i // 26 ** k) % 26) for k in range(4))
+
+    raw.write_text("".join(f"I am {word(i)} of many here.\tJe suis {word(i)} de beaucoup ici.\n"
+                           for i in range(60_000)), encoding="utf-8")
+    mount = _small_file_system(tmp_path)
+    try:
+        out = mount / "data"
+        with pytest.raises(SystemExit) as caught, logging_to(tmp_path / "prepare.log", "prepare"):
+            prepare_corpus(raw, out / "train.tsv", out / "valid.tsv", out / "test.tsv", out / "stats.json",
+                           PrepareSettings(target_prefixes=None))
+        assert caught.value.code == 1
+        err = capsys.readouterr().err
+        assert re.fullmatch(rf"prepare failed: {out}/\w+\.tsv: cannot write it: no space left on the disk "
+                            r"\([\d.]+ MB free once the partial file was removed\)\n", err), err
+        assert "Traceback" not in (tmp_path / "prepare.log").read_text()
+        assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary file left
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
