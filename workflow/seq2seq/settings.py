@@ -232,8 +232,11 @@ class TrainConfig(Section):
     clip_grad: float = schema_default("training.clip_grad")
     teacher_forcing: float = schema_default("training.teacher_forcing")
     label_smoothing: float = schema_default("training.label_smoothing")
+    lr_schedule: str = schema_default("training.lr_schedule")  # plateau | cosine | linear
     lr_factor: float = schema_default("training.lr_factor")
     lr_patience: int = schema_default("training.lr_patience")
+    lr_warmup_steps: int = schema_default("training.lr_warmup_steps")
+    lr_min: float = schema_default("training.lr_min")
     early_stopping: dict = field(default_factory=lambda: schema_default("training.early_stopping"))
     max_minutes: float | None = schema_default("training.max_minutes")
     amp: bool | str = schema_default("training.amp")  # True | False | "auto"
