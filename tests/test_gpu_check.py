@@ -137,6 +137,17 @@ def test_pytest_summary_is_the_closing_line() -> None:
     assert gpu_check.pytest_summary("killed") == ""
 
 
+def test_the_tests_part_reports_what_the_cuda_tests_printed() -> None:
+    log = ("luong: 200 steps, first loss 3.2/3.2, last 0.01/0.01 (fp32/torch.bfloat16), largest early gap 2.50e-03\n"
+           "bahdanau: 200 steps, first loss 3.1/3.1, last 0.01/0.01 (fp32/torch.bfloat16), largest early gap 7.00e-03\n"
+           "checkpoint trained on cuda (torch.bfloat16): 144 sentences greedy, 1 differ between CPU and cuda\n"
+           "luong on CPU and cuda: beam 1: 0 of 144 differ (ties); beam 4: 2 of 144 differ (ties)\n"
+           "======================== 10 passed in 31.50s ========================\n")
+    assert gpu_check.describe_tests(log, "cuda") == (
+        "10 passed in 31.50s; 3 translations differ between the CPU and cuda over 3 decodings; "
+        "first 20 losses of mixed precision within 7.0e-03 of fp32")
+
+
 def test_the_pipeline_command_puts_the_override_after_the_target(tmp_path: Path) -> None:
     dry = plan(tmp_path, 1)
     command = gpu_check.pipeline_command(dry, tmp_path / "run")

@@ -132,7 +132,7 @@ PARTS: tuple[Part, ...] = (
     Part("prepare", "splits and vocabularies (CPU)", 120, 120, 5),
     Part("machine", "GPU, driver, versions, matmul rates", 60, 60, 10),
     Part("tests", CUDA_TESTS, 150, 150, 20),
-    Part("pipeline", "default pipeline, device auto, to summary.tsv", 240, 240, 30),
+    Part("pipeline", "default pipeline, device auto, to summary.tsv", 300, 240, 30),
     Part("benchmark", "training throughput, mixed precision", 150, 90, 20),
     Part("full", "whole corpus (full.yaml), test BLEU per epoch", 240, 120, 45),
 )
@@ -474,10 +474,20 @@ def run_tests(plan: Plan, budget: float) -> tuple[str, str]:
     command = [sys.executable, "-m", "pytest", CUDA_TESTS, "-rA", "-p", "no:cacheprovider"]
     env = child_env(plan, **({"SEQ2SEQ_CUDA_TESTS_DEVICE": "cpu"} if plan.dry_run else {}))
     outcome = run_command(command, log_path, budget, env)
-    summary = pytest_summary(log_path.read_text(encoding="utf-8", errors="replace"))
-    ties = [line for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-            if " differ" in line and not line.startswith(("$", "E "))]
-    return outcome, summary + (f"; {len(ties)} comparisons printed (logs/tests.log)" if ties else "")
+    return outcome, describe_tests(log_path.read_text(encoding="utf-8", errors="replace"), plan.device)
+
+
+def describe_tests(log_text: str, device: str) -> str:
+    """pytest's summary, with what the passed tests printed: translations that differ between the devices (ties,
+    if the tests passed) and the largest gap between the first mixed-precision and fp32 losses."""
+    parts = [pytest_summary(log_text) or "no pytest summary (see logs/tests.log)"]
+    differ = [int(n) for n in re.findall(r"\b(\d+)(?: of \d+)? differ\b", log_text)]
+    if differ:
+        parts.append(f"{sum(differ)} translations differ between the CPU and {device} over {len(differ)} decodings")
+    gaps = [float(g) for g in re.findall(r"largest early gap ([\d.e+-]+)", log_text)]
+    if gaps:
+        parts.append(f"first 20 losses of mixed precision within {max(gaps):.1e} of fp32")
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -521,7 +531,8 @@ def collect_pipeline(workdir: Path, out: Path, wall_seconds: float) -> str:
         for row in read_tsv(summary):
             parts.append(f"{row['model']}: {row['epochs']} epochs, {row['training_minutes']} training min, "
                          f"{row['pairs_per_s']} pairs/s, BLEU greedy {row['greedy_bleu']} beam {row['bleu']}")
-    devices = {"cpu" if "training on the CPU" in log.read_text(encoding="utf-8", errors="replace") else "not the CPU"
+    # training logs a line on the CPU only; device auto elsewhere means CUDA
+    devices = {"cpu" if "training on the CPU" in log.read_text(encoding="utf-8", errors="replace") else "cuda"
                for log in (results / "logs" / "train").rglob("*.log")}
     if devices:
         parts.append(f"training on {', '.join(sorted(devices))} (train logs)")
@@ -618,7 +629,8 @@ def benchmark_worker(plan: Plan) -> None:
     for batch_size in plan.batch_sizes:
         config = BenchmarkConfig(hidden=plan.hidden, batch_size=batch_size, threads=plan.threads,
                                  seconds=plan.bench_seconds, warmup_steps=plan.bench_warmup, device=plan.device,
-                                 variants=OUR_VARIANTS, amp=True)
+                                 variants=OUR_VARIANTS, amp=True,
+                                 count_flops=plan.dry_run)  # the FLOP-counter cross-check is device-independent
         for variant in OUR_VARIANTS:
             try:
                 measurements.append(measure_variant(variant, data, device, config))
