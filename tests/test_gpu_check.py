@@ -22,6 +22,7 @@ def read_tsv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
+@pytest.mark.workflow  # runs the pipeline end to end, among the rest
 def test_the_cpu_dry_run_runs_every_part_and_writes_its_tables(tmp_path: Path) -> None:
     out = tmp_path / "check"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
