@@ -90,6 +90,11 @@ def schema_default(path: str) -> Any:
     return fill_defaults(copy.deepcopy(schema["default"]), schema)
 
 
+def schema_choices(path: str) -> list:
+    """The values the schema allows at the dotted config path ``path`` (its ``enum``), in the schema's order."""
+    return list(_subschema(path)["enum"])
+
+
 def schema_error(instance: Any, path: str = "", label: str | None = None) -> str | None:
     """``config: <dotted.key>: <what is wrong>`` for the most relevant violation of the schema of ``path``
     (the whole config when empty), or None. ``label`` names ``instance`` in the message (default: ``path``)."""
