@@ -2,7 +2,8 @@
 
 A model checkpoint (``model.pt``) is a dict of plain data and tensors:
 
-- ``format`` (:data:`CHECKPOINT_FORMAT`), ``model_config`` (ModelConfig.to_dict()), ``model_state``,
+- ``format`` (:data:`CHECKPOINT_FORMAT`), ``model_config`` (:func:`seq2seq.models.config_to_dict`: the model's
+  family and its config), ``model_state``,
 - ``source_vocab`` / ``target_vocab`` (Vocabulary.to_dict(): a sentencepiece model travels inside),
 - ``metadata`` (:class:`Metadata`: what made the model),
 - ``sha256`` (:func:`content_digest` of everything else in the file, checked on every read: bytes damaged in
@@ -36,8 +37,8 @@ import torch
 
 from .fileio import atomic_path
 from .logs import InputError
-from .model import Seq2Seq
-from .settings import ModelConfig
+from .models import build_model, config_from_dict, config_to_dict
+from .models.base import Model
 from .vocab import Vocabulary, vocabulary_from_dict
 
 CHECKPOINT_FORMAT = 4  # 2: weights_sha256; 3: vocabulary types, typed metadata, identity; 4: sha256 of everything
@@ -157,14 +158,14 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict) -> None:
         torch.save(content, tmp)
 
 
-def model_payload(config: ModelConfig, state: dict[str, torch.Tensor], source_vocab: Vocabulary,
+def model_payload(config: Any, state: dict[str, torch.Tensor], source_vocab: Vocabulary,
                   target_vocab: Vocabulary, metadata: Metadata) -> dict:
     """The part of a checkpoint needed to translate: config, weights (on the CPU), vocabularies, metadata."""
-    return {"model_config": config.to_dict(), "model_state": state, "source_vocab": source_vocab.to_dict(),
+    return {"model_config": config_to_dict(config), "model_state": state, "source_vocab": source_vocab.to_dict(),
             "target_vocab": target_vocab.to_dict(), "metadata": asdict(metadata)}
 
 
-def save_model(path: str | os.PathLike[str], config: ModelConfig, state: dict[str, torch.Tensor],
+def save_model(path: str | os.PathLike[str], config: Any, state: dict[str, torch.Tensor],
                source_vocab: Vocabulary, target_vocab: Vocabulary, metadata: Metadata) -> None:
     """Write a model checkpoint (``model.pt``)."""
     save_checkpoint(path, model_payload(config, state, source_vocab, target_vocab, metadata))
@@ -224,12 +225,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
-               ) -> tuple[Seq2Seq, Vocabulary, Vocabulary, Metadata]:
+               ) -> tuple[Model, Vocabulary, Vocabulary, Metadata]:
     """(model in eval mode on ``device``, source vocabulary, target vocabulary, metadata) from a checkpoint."""
     data = load_checkpoint(path, map_location="cpu")
     try:
-        config = ModelConfig.from_dict(data["model_config"])
-        model = Seq2Seq(config)
+        config = config_from_dict(data["model_config"])
+        model = build_model(config)
         model.load_state_dict(data["model_state"])
         source_vocab = vocabulary_from_dict(data["source_vocab"])
         target_vocab = vocabulary_from_dict(data["target_vocab"])
@@ -258,7 +259,7 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_training(path: str | os.PathLike[str], model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Any,
+def save_training(path: str | os.PathLike[str], model: Model, optimizer: torch.optim.Optimizer, scheduler: Any,
                   scaler: torch.amp.GradScaler, state: TrainingState, source_vocab: Vocabulary,
                   target_vocab: Vocabulary, metadata: Metadata, identity: dict) -> None:
     """Write a training checkpoint: the model as it is now, and everything a resume needs."""
@@ -269,7 +270,7 @@ def save_training(path: str | os.PathLike[str], model: Seq2Seq, optimizer: torch
     save_checkpoint(path, payload)
 
 
-def resume_training(path: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Any,
+def resume_training(path: Path, model: Model, optimizer: torch.optim.Optimizer, scheduler: Any,
                     scaler: torch.amp.GradScaler, identity: dict, log: logging.Logger) -> TrainingState | None:
     """Load a compatible training checkpoint into the given objects and return its state; None (with a warning
     saying why) when there is none to use, and then nothing of it is left in the objects: start fresh."""

@@ -29,11 +29,11 @@ from .evaluation import evaluate_model
 from .explorer import write_explorer
 from .figures import draw_figures
 from .logs import logging_to
+from .models import DEFAULT_FAMILY, FAMILIES
 from .settings import (
     DownloadSettings,
     EvaluationSettings,
     FigureSettings,
-    ModelConfig,
     PrepareSettings,
     TrainConfig,
     VocabSettings,
@@ -60,9 +60,14 @@ def _yaml_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
+class ModelEntry:
+    """Marks the train stage's model entry: ``--family`` and the config fields of every model family as options;
+    the stage gets the given ones as a dict (a config's ``models`` entry), checked where the model is built."""
+
+
 # Fields that are not options: the vocabulary sizes come from the vocabularies, the rest of Metadata from training.
-_NOT_OPTIONS = {ModelConfig: {"source_vocab_size", "target_vocab_size"},
-                Metadata: {f.name for f in dataclasses.fields(Metadata)} - {"pair", "model_name", "normalization"}}
+_VOCABULARY_SIZES = {"source_vocab_size", "target_vocab_size"}
+_NOT_OPTIONS = {Metadata: {f.name for f in dataclasses.fields(Metadata)} - {"pair", "model_name", "normalization"}}
 
 STAGES: dict[str, Stage] = {
     "download": Stage(download_corpus, {"raw": "raw text file to write, e.g. data/raw/fra-eng.txt"},
@@ -76,7 +81,7 @@ STAGES: dict[str, Stage] = {
         "train": "train split", "valid": "validation split", "source_vocab": "source vocabulary JSON",
         "target_vocab": "target vocabulary JSON", "model": "best checkpoint to write (model.pt)",
         "last": "last training state to write (last.pt)", "history": "history.tsv to write"},
-        {"model_settings": ModelConfig, "training": TrainConfig, "metadata": Metadata},
+        {"model_settings": ModelEntry, "training": TrainConfig, "metadata": Metadata},
         {"resume": (None, "resume state, kept between runs (default: resume.pt beside --model)", str),
          "threads": (None, "CPU threads (default: all available)", int)}),
     "evaluate": Stage(evaluate_model, {
@@ -112,6 +117,23 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _add_model_options(sub: argparse.ArgumentParser, argument: str) -> None:
+    """``--family`` and each family's config fields (only the options given reach the stage)."""
+    sub.add_argument("--family", dest=f"{argument}.family", default=DEFAULT_FAMILY, choices=sorted(FAMILIES),
+                     help=f"the model family (default: {DEFAULT_FAMILY})")
+    added: set[str] = set()
+    for family, cls in FAMILIES.items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in added or field.name in _VOCABULARY_SIZES:
+                continue
+            added.add(field.name)
+            default = "required" if field.default is dataclasses.MISSING else f"default: {field.default!r}"
+            sub.add_argument(_option(field.name), dest=f"{argument}.{field.name}", default=argparse.SUPPRESS,
+                             type=str if hints[field.name] is str else _yaml_value, metavar="VALUE",
+                             help=f"{family} models: {field.name} ({default})")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seq2seq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(_option(argument), dest=argument, default=default, type=parse, metavar="VALUE",
                              help=text)
         for argument, cls in stage.settings.items():
+            if cls is ModelEntry:
+                _add_model_options(sub, argument)
+                continue
             hints = typing.get_type_hints(cls)
             for field in dataclasses.fields(cls):
                 if field.name in _NOT_OPTIONS.get(cls, ()):
@@ -149,7 +174,7 @@ def _arguments(stage: Stage, args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {name: values[name] for name in [*stage.files, *stage.extra]}
     for argument, cls in stage.settings.items():
         fields = {key.split(".", 1)[1]: value for key, value in values.items() if key.startswith(f"{argument}.")}
-        kwargs[argument] = fields if cls is ModelConfig else cls(**fields)
+        kwargs[argument] = fields if cls is ModelEntry else cls(**fields)
     if "compare" in kwargs:  # the compare section's defaults
         kwargs["compare"] = {**schema_default("compare"), **kwargs["compare"]}
     return kwargs

@@ -110,10 +110,8 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
     references = [target for _, target in pairs]
     log.info("evaluating %s on %d test pairs from %s (device %s)", ", ".join(map(str, models)), len(pairs), test,
              torch_device)
-    config = getattr(model, "config", None)  # an Ensemble has none
     result: dict = {
-        "pair": metadata.pair, "model": metadata.model_name, "epoch": metadata.epoch,
-        "attention": config.attention if config else "ensemble",
+        "pair": metadata.pair, "model": metadata.model_name, "epoch": metadata.epoch, "attention": model.label,
         "normalization": metadata.normalization, "parameters": metadata.parameters,
         "members": [str(path) for path in models], "beam_size": settings.beam_size, "alpha": settings.length_penalty,
         "max_length": settings.max_length, "device": str(torch_device),

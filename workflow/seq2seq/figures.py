@@ -68,5 +68,5 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
     name = " ".join(str(v) for v in (metadata.pair, metadata.model_name) if v)
     smoothing = float(metadata.training.get("label_smoothing", 0.0))
     save_figure(learning_curve(pd.read_csv(history, sep="\t"), name,
-                               train_loss_label(system.config.dropout, smoothing)), curve)
+                               train_loss_label(getattr(system.config, "dropout", 0.0), smoothing)), curve)
     log.info("drew %d attention heatmaps, a grid and the learning curve", len(translations))

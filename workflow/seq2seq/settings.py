@@ -1,7 +1,7 @@
 """The pipeline's settings: the schema that owns every default, one-line validation, and each stage's settings.
 
 ``config.schema.yaml`` (beside this module) is the one place that says what a missing key means. The typed
-settings of the stages (:class:`PrepareSettings`, :class:`ModelConfig`, :class:`TrainConfig`) take their field
+settings of the stages (:class:`PrepareSettings`, :class:`TrainConfig`, ...) take their field
 defaults from it and check themselves against it when built, so the pipeline, a stage run by hand and a test
 all get the same model from the same words. Every problem is one line naming the key:
 ``config: training.epochs: 0 is less than the minimum of 1``.
@@ -20,6 +20,7 @@ from jsonschema.exceptions import best_match
 from jsonschema.validators import Draft202012Validator
 
 from .logs import InputError
+from .models import config_from_dict
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -178,50 +179,6 @@ class VocabSettings(Section):
 
 
 @dataclass
-class ModelConfig(Section):
-    """Everything needed to rebuild a :class:`seq2seq.model.Seq2Seq` (stored in checkpoints): the vocabulary
-    sizes and one entry of the config's ``models`` section."""
-
-    SECTION = "model"
-
-    source_vocab_size: int
-    target_vocab_size: int
-    attention: str  # "none" | "tutorial" | "bahdanau" | "luong"
-    hidden_size: int = schema_default("models.*.hidden_size")
-    embedding_size: int | None = schema_default("models.*.embedding_size")  # None -> hidden_size
-    layers: int = schema_default("models.*.layers")
-    bidirectional: bool = schema_default("models.*.bidirectional")
-    dropout: float = schema_default("models.*.dropout")
-    luong_score: str = schema_default("models.*.luong_score")
-    max_length: int | None = None  # source positions (tokens incl. <eos>) of the "tutorial" attention
-    tie_embeddings: bool = schema_default("models.*.tie_embeddings")  # decoder embedding = output layer [V,H]
-
-    def __post_init__(self) -> None:
-        if self.max_length is None:  # every sentence the prepare stage keeps: < max_words words, plus <eos>
-            self.max_length = schema_default("prepare.filter.max_words") + 1
-        _check({k: v for k, v in asdict(self).items() if not k.endswith("vocab_size")}, "models.*", "model")
-        for name in ("source_vocab_size", "target_vocab_size"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"config: model: {name} must be positive, got {getattr(self, name)!r}")
-        if self.tie_embeddings and self.embedding_dim != self.hidden_size:
-            raise ConfigError(f"config: model: tie_embeddings needs embedding_size == hidden_size (got "
-                              f"{self.embedding_dim} and {self.hidden_size}); set tie_embeddings: false")
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.embedding_size or self.hidden_size
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        """Build from a plain dict (a checkpoint's, or a config entry plus vocabulary sizes); unknown keys are
-        an error, and the config entry's per-model ``training`` is not the model's."""
-        return super().from_dict({k: v for k, v in data.items() if k != "training"})
-
-
-@dataclass
 class TrainConfig(Section):
     """The ``training`` section of the pipeline config (with a model's own overrides merged in)."""
 
@@ -343,6 +300,20 @@ def model_settings(config: Mapping[str, Any], model: str) -> dict:
     return settings
 
 
+def model_config(settings: Mapping[str, Any], source_vocab_size: int, target_vocab_size: int,
+                 where: str = "model") -> Any:
+    """The model config of its family (:mod:`seq2seq.models`) from a model entry (``settings``, the schema's
+    defaults filled in) and the vocabulary sizes: built and checked here, once; ConfigError naming ``where``
+    for keys that do not fit together."""
+    entry = {k: v for k, v in settings.items() if k != "training"}
+    _check(entry, "models.*", where)
+    try:
+        return config_from_dict({**entry, "source_vocab_size": source_vocab_size,
+                                 "target_vocab_size": target_vocab_size})
+    except ValueError as error:
+        raise ConfigError(f"config: {where}: {error}") from None
+
+
 def training_settings(config: Mapping[str, Any], model: str) -> dict:
     """The training section with this model's own overrides (only the keys it sets) merged in."""
     return deep_merge(config["training"], config["models"][model].get("training") or {})
@@ -420,10 +391,7 @@ def check_config(config: dict) -> dict:
                               f"(known corpora: {', '.join(sorted(config['corpora']))})")
         prepare_settings(config, pair)
     for name in config["models"]:
-        try:
-            ModelConfig.from_dict({**model_settings(config, name), "source_vocab_size": 1, "target_vocab_size": 1})
-        except ConfigError as error:  # a check across keys: name the model
-            raise ConfigError(str(error).replace("config: model:", f"config: models.{name}:", 1)) from None
+        model_config(model_settings(config, name), 1, 1, f"models.{name}")
         TrainConfig.from_dict(training_settings(config, name))
     return config
 

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -37,13 +37,15 @@ from .devices import resolve_device, set_cpu_threads
 from .fileio import DiskFullError, atomic_open
 from .logs import InputError, Interrupted
 from .metrics import corpus_bleu
-from .model import Seq2Seq
+from .models import build_model, config_to_dict
+from .models.base import Model
 from .search import decode_in_batches
-from .settings import ModelConfig, TrainConfig
-from .vocab import PAD_INDEX, Vocabulary, load_vocabulary
+from .settings import TrainConfig, model_config, schema_default
+from .tokens import PAD_INDEX
+from .vocab import Vocabulary, load_vocabulary
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_bleu", "learning_rate", "seconds", "pairs_per_s")
-EVAL_BATCH_SIZE = 256
+EVAL_BATCH_SIZE = schema_default("evaluation.batch_size")  # validation decodes in the evaluate stage's batches
 # A model that guesses uniformly over V target words has a cross-entropy of ln V, and an untrained one starts
 # there; a mean training loss above this multiple of it means the run diverged (see check_divergence).
 DIVERGENCE_FACTOR = 1.5
@@ -64,7 +66,7 @@ def sequence_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float = 0.0,
                            label_smoothing=label_smoothing, reduction=reduction)
 
 
-def train_batch(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, clip_grad: float,
+def train_batch(model: Model, batch: Batch, optimizer: torch.optim.Optimizer, clip_grad: float,
                 teacher_forcing: float, scaler: torch.amp.GradScaler | None = None,
                 amp_dtype: torch.dtype | None = None, label_smoothing: float = 0.0) -> Tensor:
     """One optimizer step on ``batch`` (already on the model's device).
@@ -278,7 +280,7 @@ def check_divergence(progress: EpochProgress, limit: float, config: TrainConfig)
                            f" or training.clip_grad (now {config.clip_grad:g}); nothing was published")
 
 
-def run_epoch(model: Seq2Seq, batches: Sequence[Batch], optimizer: torch.optim.Optimizer, config: TrainConfig,
+def run_epoch(model: Model, batches: Sequence[Batch], optimizer: torch.optim.Optimizer, config: TrainConfig,
               device: torch.device, scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None,
               progress: EpochProgress, loss_limit: float, learning_rate: LearningRate | None = None,
               should_stop: Callable[[], bool] = lambda: False,
@@ -340,7 +342,7 @@ class StopSignals:
 
 
 @torch.no_grad()
-def validate(model: Seq2Seq, batches: Sequence[Batch], sources: Sequence[list[int]], references: Sequence[str],
+def validate(model: Model, batches: Sequence[Batch], sources: Sequence[list[int]], references: Sequence[str],
              target_vocab: Vocabulary, device: torch.device, amp_dtype: torch.dtype | None,
              max_len: int) -> Validation:
     """Validation loss (teacher-forced, no smoothing) and BLEU of greedy translations of ``sources`` (id lists
@@ -362,14 +364,14 @@ def validate(model: Seq2Seq, batches: Sequence[Batch], sources: Sequence[list[in
 # ---------------------------------------------------------------------------------------------- the loop
 
 def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tuple[str, str]],
-                source_vocab: Vocabulary, target_vocab: Vocabulary, model_config: ModelConfig, config: TrainConfig,
+                source_vocab: Vocabulary, target_vocab: Vocabulary, model_config: Any, config: TrainConfig,
                 out_model: Path, out_last: Path, out_history: Path, resume_path: Path | None = None,
                 metadata: Metadata | None = None, threads: int | None = None, log: logging.Logger | None = None,
                 epoch_callback: Callable[[int], None] | None = None,
                 batch_callback: Callable[[EpochProgress], None] | None = None) -> dict:
-    """Train a :class:`Seq2Seq`; when training ends, write the best checkpoint (or the average of the kept
-    epochs', ``config.average``), the last training state and history.tsv (none of them exists before: the best
-    weights wait inside the resume state).
+    """Train a model of ``model_config``'s family; when training ends, write the best checkpoint (or the average
+    of the kept epochs', ``config.average``), the last training state and history.tsv (none of them exists
+    before: the best weights wait inside the resume state).
 
     ``resume_path`` (not a Snakemake output) gets the full training state after every epoch, and after the
     last finished batch when SIGTERM or SIGINT stops the run (which then raises :class:`Interrupted`); a
@@ -388,7 +390,7 @@ def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tu
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    model = Seq2Seq(model_config).to(device)
+    model = build_model(model_config).to(device)
     optimizer = build_optimizer(model, config)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     metadata = replace(metadata or Metadata(), training=config.to_dict(),
@@ -407,7 +409,7 @@ def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tu
     max_len = max(len(t) for _, t in valid_examples) + 5
     # What a resume must match. The code is part of it: a run resumed after an edit of the model or the loop
     # would mix two versions (Snakemake reruns `train` after such an edit; this makes it start afresh).
-    identity = {"model config": model_config.to_dict(), "training config": config.to_dict(),
+    identity = {"model config": config_to_dict(model_config), "training config": config.to_dict(),
                 "vocabularies": [source_vocab.fingerprint(), target_vocab.fingerprint()],
                 "package code": dependencies.source_fingerprint(__file__)}
     metric, patience = config.early_stopping["metric"], config.early_stopping["patience"]
@@ -542,10 +544,9 @@ def train_from_files(train: str | Path, valid: str | Path, source_vocab: str | P
     log = log or logging.getLogger(__name__)
     sources, targets = load_vocabulary(source_vocab), load_vocabulary(target_vocab)
     train_pairs, valid_pairs = read_split(train), read_split(valid)
-    model_config = ModelConfig.from_dict({**model_settings, "source_vocab_size": len(sources),
-                                          "target_vocab_size": len(targets)})
+    architecture = model_config(model_settings, len(sources), len(targets))
     log.info("training %s on %d pairs (%d validation); model %s; training %s",
-             (metadata or Metadata()).model_name or "?", len(train_pairs), len(valid_pairs), model_config.to_dict(),
-             training.to_dict())
-    return train_model(train_pairs, valid_pairs, sources, targets, model_config, training, Path(model), Path(last),
+             (metadata or Metadata()).model_name or "?", len(train_pairs), len(valid_pairs),
+             config_to_dict(architecture), training.to_dict())
+    return train_model(train_pairs, valid_pairs, sources, targets, architecture, training, Path(model), Path(last),
                        Path(history), Path(resume) if resume else None, metadata, threads, log)

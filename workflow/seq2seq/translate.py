@@ -13,7 +13,8 @@ from torch import Tensor
 from .batching import fit_source
 from .corpus import normalize
 from .search import decode_in_batches
-from .vocab import UNK_INDEX, Vocabulary, word_label, word_spans
+from .tokens import UNK_INDEX
+from .vocab import Vocabulary, word_label, word_spans
 
 LOG = logging.getLogger(__name__)
 
