@@ -25,9 +25,6 @@ attention.json.gz (gzip, JSON; what the explorer draws, so that it decodes nothi
 
 from __future__ import annotations
 
-import csv
-import gzip
-import json
 import logging
 import os
 import time
@@ -40,13 +37,12 @@ import torch
 from .corpus import read_split
 from .devices import resolve_device, set_cpu_threads
 from .ensemble import load_system
-from .fileio import atomic_path, write_json
+from .formats import ATTENTION_FORMAT, write_attention, write_metrics, write_translations
 from .metrics import corpus_scores, sentence_scores, too_few_for_an_interval
 from .settings import EvaluationSettings
 from .translate import Translation, translate_sentences
 
 LOG = logging.getLogger(__name__)
-ATTENTION_FORMAT = 1
 
 
 @dataclass
@@ -79,15 +75,6 @@ def attention_record(decoded: dict[str, Decoded]) -> dict:
                         "weights": [[[round(w, 4) for w in row] for row in t.attention.tolist()]
                                     for t in result.translations]}
     return record
-
-
-def write_attention(path: str | os.PathLike[str], record: dict) -> None:
-    """Write ``record`` as compact gzip-compressed JSON, atomically and byte-identical for equal records (no
-    file name or time stamp in the gzip header: the temporary file's random name would end up there)."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as handle:
-        handle.write(text.encode("utf-8"))
 
 
 def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.PathLike[str],
@@ -137,9 +124,7 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
                           **{name: [t.text for t in d.translations] for name, d in decoded.items()}})
     for name in decoded:
         table[f"{name}_bleu"], table[f"{name}_chrf"] = sentence_scores(list(table[name]), references)
-    with atomic_path(translations) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.2f", quoting=csv.QUOTE_MINIMAL,
-                     lineterminator="\n")
+    write_translations(translations, table)
     write_attention(attention, attention_record(decoded))
-    write_json(metrics, result)
+    write_metrics(metrics, result)
     return result

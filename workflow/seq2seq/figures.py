@@ -8,10 +8,10 @@ import os
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from .checkpoint import load_model
 from .corpus import normalize, read_split
+from .formats import read_history
 from .metrics import sentence_bleu
 from .plots import attention_figure, attention_grid, learning_curve, save_figure, train_loss_label
 from .settings import FigureSettings
@@ -67,6 +67,6 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
     save_figure(attention_grid(translations, titles, settings.grid_columns), grid)
     name = " ".join(str(v) for v in (metadata.pair, metadata.model_name) if v)
     smoothing = float(metadata.training.get("label_smoothing", 0.0))
-    save_figure(learning_curve(pd.read_csv(history, sep="\t"), name,
+    save_figure(learning_curve(read_history(history), name,
                                train_loss_label(getattr(system.config, "dropout", 0.0), smoothing)), curve)
     log.info("drew %d attention heatmaps, a grid and the learning curve", len(translations))

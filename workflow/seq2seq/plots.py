@@ -23,9 +23,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
+from .tokens import EOS, WORD_START  # noqa: E402
 
-EOS = "<eos>"
-WORD_START = "\u2581"  # sentencepiece's word-start mark, drawn as a thin underscore-like bar below
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _METADATA = {
     "png": {"Software": None},

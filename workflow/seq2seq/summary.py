@@ -23,7 +23,6 @@ With fewer test sentences than ``evaluation.min_interval_sentences``, the interv
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .fileio import atomic_open, atomic_path
+from .formats import read_history, read_metrics, read_translations
 from .metrics import bleu_bootstrap_ci, paired_comparison, pooled, too_few_for_an_interval
 from .plots import comparison_chart, save_figure
 
@@ -49,16 +49,8 @@ _DECIMALS = 2
 _ROUNDING = {"exact_match": 4, "pairs_per_s": 1, "p_value": 4}
 
 
-def _read_json(path: str | os.PathLike[str]) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read metrics ({error})") from None
-
-
 def _history_numbers(path: str | os.PathLike[str]) -> dict:
-    history = pd.read_csv(path, sep="\t")
+    history = read_history(path)
     return {"epochs": int(history["epoch"].max()) if len(history) else 0,
             "training_minutes": float(history["seconds"].sum()) / 60,
             "pairs_per_s": float(history["pairs_per_s"].mean())}
@@ -85,9 +77,9 @@ class Runs:
         history_of = dict(zip((tuple(label[:2]) for label in trained), histories))
         self.groups: dict[tuple[str, str], list[dict]] = {}
         for (pair, system, name, seed), metrics_path, translations_path in zip(labels, metrics, translations):
-            table = pd.read_csv(translations_path, sep="\t", keep_default_na=False, dtype=str)
-            run = {"metrics": _read_json(metrics_path), "seed": seed, "references": list(table["reference"]),
-                   **{method: list(table[method]) for method in METHODS}, "path": metrics_path}
+            rows = read_translations(translations_path)
+            run = {"metrics": read_metrics(metrics_path), "seed": seed, "references": [r["reference"] for r in rows],
+                   **{method: [r[method] for r in rows] for method in METHODS}, "path": metrics_path}
             if seed is not None:
                 run["history"] = _history_numbers(history_of[(pair, system)])
             self.groups.setdefault((pair, name), []).append(run)

@@ -12,7 +12,6 @@ batch is saved so that a rerun continues mid-epoch to the result an uninterrupte
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
 import random
@@ -34,7 +33,8 @@ from .batching import Batch, encode_pairs, make_batches
 from .checkpoint import Metadata, TrainingState, cpu_state, resume_training, save_model, save_training
 from .corpus import read_split
 from .devices import resolve_device, set_cpu_threads
-from .fileio import DiskFullError, atomic_open
+from .fileio import DiskFullError
+from .formats import HISTORY_COLUMNS, write_history
 from .logs import InputError, Interrupted
 from .metrics import corpus_bleu
 from .models import build_model, config_to_dict
@@ -44,7 +44,6 @@ from .settings import TrainConfig, model_config, schema_default
 from .tokens import PAD_INDEX
 from .vocab import Vocabulary, load_vocabulary
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_bleu", "learning_rate", "seconds", "pairs_per_s")
 EVAL_BATCH_SIZE = schema_default("evaluation.batch_size")  # validation decodes in the evaluate stage's batches
 # A model that guesses uniformly over V target words has a cross-entropy of ln V, and an untrained one starts
 # there; a mean training loss above this multiple of it means the run diverged (see check_divergence).
@@ -173,17 +172,6 @@ def tune_cpu_runtime() -> None:
     cost x86 CPUs microcode assists, up to 25x slower matrix products: flush them to zero, which changes no
     result that matters."""
     torch.set_flush_denormal(True)
-
-
-def write_history(path: Path, rows: Sequence[dict]) -> None:
-    """Rewrite history.tsv atomically."""
-    formats = {"epoch": "{:d}", "train_loss": "{:.6f}", "valid_loss": "{:.6f}", "valid_bleu": "{:.4f}",
-               "learning_rate": "{:.6g}", "seconds": "{:.3f}", "pairs_per_s": "{:.1f}"}
-    with atomic_open(path) as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(HISTORY_COLUMNS)
-        for row in rows:
-            writer.writerow([formats[c].format(row[c]) for c in HISTORY_COLUMNS])
 
 
 def average_states(states: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:

@@ -19,6 +19,7 @@ from .corpus import normalize, utf8_lines
 from .devices import resolve_device
 from .logs import InputError
 from .plots import attention_figure, check_figure_path, save_figure
+from .tokens import EOS
 from .translate import translate_sentences
 
 LOG = logging.getLogger("seq2seq.translate")
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_input = dict(zip(sources, translations))
     for index, (label, _) in enumerate(inputs):
         translation = by_input.get(index)
-        if translation is not None and translation.output_tokens[-1:] != ["<eos>"]:
+        if translation is not None and translation.output_tokens[-1:] != [EOS]:
             LOG.warning("the translation of %s was cut at --max-len %d tokens", label, args.max_len)
         print(translation.text if translation is not None else "")
     if args.plot:
