@@ -11,6 +11,6 @@ from seq2seq.logs import logging_to, rule_files  # noqa: E402
 from seq2seq.settings import EvaluationSettings  # noqa: E402
 
 smk = snakemake  # noqa: F821
-with logging_to(smk.log[0], "evaluation") as log:
+with logging_to(smk.log[0], "evaluation"):
     evaluate_model(**rule_files(smk), settings=EvaluationSettings(**smk.params.settings), threads=smk.threads,
-                   device=device_for_job("auto", smk.resources.get("gpu", 0)), log=log)
+                   device=device_for_job("auto", smk.resources.get("gpu", 0)))

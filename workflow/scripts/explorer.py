@@ -9,5 +9,5 @@ from seq2seq.explorer import write_explorer  # noqa: E402
 from seq2seq.logs import logging_to, rule_files  # noqa: E402
 
 smk = snakemake  # noqa: F821
-with logging_to(smk.log[0], "explorer") as log:
-    write_explorer(**rule_files(smk), labels=smk.params.labels, log=log)
+with logging_to(smk.log[0], "explorer"):
+    write_explorer(**rule_files(smk), labels=smk.params.labels)

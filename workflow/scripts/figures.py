@@ -10,5 +10,5 @@ from seq2seq.logs import logging_to, rule_files  # noqa: E402
 from seq2seq.settings import FigureSettings  # noqa: E402
 
 smk = snakemake  # noqa: F821
-with logging_to(smk.log[0], "figures") as log:
-    draw_figures(**rule_files(smk), settings=FigureSettings(**smk.params.settings), log=log)
+with logging_to(smk.log[0], "figures"):
+    draw_figures(**rule_files(smk), settings=FigureSettings(**smk.params.settings))

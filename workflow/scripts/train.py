@@ -12,8 +12,8 @@ from seq2seq.settings import TrainConfig  # noqa: E402
 from seq2seq.training import train_from_files  # noqa: E402
 
 smk = snakemake  # noqa: F821
-with logging_to(smk.log[0], "training") as log:
+with logging_to(smk.log[0], "training"):
     training = TrainConfig(**smk.params.training)
     training.device = device_for_job(training.device, smk.resources.get("gpu", 0))
     train_from_files(**rule_files(smk), model_settings=dict(smk.params.model), training=training,
-                     resume=smk.params.resume, metadata=Metadata(**smk.params.metadata), threads=smk.threads, log=log)
+                     resume=smk.params.resume, metadata=Metadata(**smk.params.metadata), threads=smk.threads)

@@ -45,6 +45,7 @@ CHECKPOINT_FORMAT = 4  # 2: weights_sha256; 3: vocabulary types, typed metadata,
 LEGACY_FORMAT = 3  # model checkpoints of this format still load
 MODEL_KEYS = ("model_config", "model_state", "source_vocab", "target_vocab", "metadata")
 DIGEST_KEYS = ("sha256", "weights_sha256")  # never part of what a digest covers
+LOG = logging.getLogger(__name__)
 
 
 class CheckpointError(InputError, ValueError):
@@ -271,22 +272,22 @@ def save_training(path: str | os.PathLike[str], model: Model, optimizer: torch.o
 
 
 def resume_training(path: Path, model: Model, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    scaler: torch.amp.GradScaler, identity: dict, log: logging.Logger) -> TrainingState | None:
+                    scaler: torch.amp.GradScaler, identity: dict) -> TrainingState | None:
     """Load a compatible training checkpoint into the given objects and return its state; None (with a warning
     saying why) when there is none to use, and then nothing of it is left in the objects: start fresh."""
     try:
         data = load_checkpoint(path, map_location="cpu")
     except CheckpointError as error:
-        log.warning("not resuming, training starts afresh: %s", error)
+        LOG.warning("not resuming, training starts afresh: %s", error)
         return None
     if data["format"] != CHECKPOINT_FORMAT:
-        log.warning("not resuming, training starts afresh: %s: a training state of format %s, from an earlier "
+        LOG.warning("not resuming, training starts afresh: %s: a training state of format %s, from an earlier "
                     "release", path, data["format"])
         return None
     saved = data.get("identity") or {}
     changed = [name for name in identity if saved.get(name) != identity[name]]
     if changed:
-        log.warning("%s: %s changed since it was saved; starting fresh", path, ", ".join(changed))
+        LOG.warning("%s: %s changed since it was saved; starting fresh", path, ", ".join(changed))
         return None
     # Loading can fail halfway (a renamed parameter after a code change, fewer GPUs than were saved): keep
     # what a fresh start needs, so a failed resume leaves nothing of the checkpoint behind.
@@ -307,8 +308,8 @@ def resume_training(path: Path, model: Model, optimizer: torch.optim.Optimizer, 
         scheduler.load_state_dict(fresh_scheduler)
         scaler.load_state_dict(fresh_scaler)
         set_rng_state(fresh_rng)
-        log.warning("%s: cannot resume (%s); starting fresh", path, error)
+        LOG.warning("%s: cannot resume (%s); starting fresh", path, error)
         return None
-    log.info("resuming from %s after epoch %d%s", path, state.epoch,
+    LOG.info("resuming from %s after epoch %d%s", path, state.epoch,
              f" and {state.batches_done} batches of epoch {state.epoch + 1}" if state.batches_done else "")
     return state

@@ -54,13 +54,12 @@ class Decoded:
 
 
 def decode_test_split(model: torch.nn.Module, sources: Sequence[str], source_vocab, target_vocab,
-                      device: torch.device, beam_size: int, settings: EvaluationSettings,
-                      log: logging.Logger = LOG) -> Decoded:
+                      device: torch.device, beam_size: int, settings: EvaluationSettings) -> Decoded:
     """Translate the (already normalized) test sources; timed, waiting for the GPU to finish."""
     start = time.perf_counter()
     translations = translate_sentences(model, sources, source_vocab, target_vocab, normalization=None,
                                        beam_size=beam_size, alpha=settings.length_penalty,
-                                       max_len=settings.max_length, batch_size=settings.batch_size, log=log)
+                                       max_len=settings.max_length, batch_size=settings.batch_size)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return Decoded(translations, time.perf_counter() - start)
@@ -80,7 +79,7 @@ def attention_record(decoded: dict[str, Decoded]) -> dict:
 def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.PathLike[str],
                    translations: str | os.PathLike[str], metrics: str | os.PathLike[str],
                    attention: str | os.PathLike[str], settings: EvaluationSettings, threads: int | None = None,
-                   device: str = "auto", log: logging.Logger = LOG) -> dict:
+                   device: str = "auto") -> dict:
     """Evaluate one checkpoint, or an ensemble of several, on one test split; writes the three outputs atomically
     and returns the metrics dict.
 
@@ -95,7 +94,7 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
     pairs = read_split(test)
     sources = [source for source, _ in pairs]
     references = [target for _, target in pairs]
-    log.info("evaluating %s on %d test pairs from %s (device %s)", ", ".join(map(str, models)), len(pairs), test,
+    LOG.info("evaluating %s on %d test pairs from %s (device %s)", ", ".join(map(str, models)), len(pairs), test,
              torch_device)
     result: dict = {
         "pair": metadata.pair, "model": metadata.model_name, "epoch": metadata.epoch, "attention": model.label,
@@ -105,8 +104,7 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
     }
     decoded: dict[str, Decoded] = {}
     for name, size in (("greedy", 1), ("beam", settings.beam_size)):
-        decoded[name] = decode_test_split(model, sources, source_vocab, target_vocab, torch_device, size, settings,
-                                          log)
+        decoded[name] = decode_test_split(model, sources, source_vocab, target_vocab, torch_device, size, settings)
         hypotheses = [t.text for t in decoded[name].translations]
         block = corpus_scores(hypotheses, references, settings.bootstrap_resamples, settings.seed,
                               settings.min_interval_sentences)
@@ -114,11 +112,11 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
         block["sentences_per_s"] = len(hypotheses) / decoded[name].seconds if decoded[name].seconds > 0 else 0.0
         result[name] = block
         interval = "[{:.2f}, {:.2f}]".format(*block["bleu_ci95"]) if block["bleu_ci95"] else "(no interval)"
-        log.info("%s (beam %d): BLEU %.2f %s, chrF %.2f, exact match %.3f, %.1f sentences/s", name, size,
+        LOG.info("%s (beam %d): BLEU %.2f %s, chrF %.2f, exact match %.3f, %.1f sentences/s", name, size,
                  block["bleu"], interval, block["chrf"], block["exact_match"], block["sentences_per_s"])
     note = too_few_for_an_interval(len(pairs), settings.min_interval_sentences)
     if note:
-        log.warning("%s: no BLEU interval: %s; the scores of so few sentences say little about others", test, note)
+        LOG.warning("%s: no BLEU interval: %s; the scores of so few sentences say little about others", test, note)
 
     table = pd.DataFrame({"source": sources, "reference": references,
                           **{name: [t.text for t in d.translations] for name, d in decoded.items()}})

@@ -224,8 +224,7 @@ def page_title(labels: Sequence[Sequence[str]]) -> str:
 
 
 def write_explorer(translations: Sequence[str | os.PathLike[str]], attention: Sequence[str | os.PathLike[str]],
-                   labels: Sequence[Sequence[str]], html: str | os.PathLike[str],
-                   log: logging.Logger = LOG) -> dict[str, Any]:
+                   labels: Sequence[Sequence[str]], html: str | os.PathLike[str]) -> dict[str, Any]:
     """The explorer stage: read every run's ``translations`` TSV and ``attention`` file (``labels[i]`` is the
     ``[pair, run name]`` of the i-th files), write the page to ``html`` atomically; returns the embedded data."""
     if not len(translations) == len(attention) == len(labels):
@@ -240,6 +239,6 @@ def write_explorer(translations: Sequence[str | os.PathLike[str]], attention: Se
     with atomic_open(html) as handle:
         handle.write(page)
     sentences = sum(len(pair["source"]) for pair in data["pairs"])
-    log.info("wrote %s: %d run(s) of %d pair(s), %d test sentences, %.1f MB", html, len(runs),
+    LOG.info("wrote %s: %d run(s) of %d pair(s), %d test sentences, %.1f MB", html, len(runs),
              len(data["pairs"]), sentences, len(page.encode("utf-8")) / 1e6)
     return data

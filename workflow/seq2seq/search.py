@@ -180,8 +180,8 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
                       attention=[best_attention[b, :n, :s] for b, (n, s) in enumerate(zip(lengths, sources))])
 
 
-def decode_in_batches(model: torch.nn.Module, sources: Sequence[list[int]], beam_size: int = 1, alpha: float = 0.0,
-                      max_len: int = 30, batch_size: int = 64) -> Hypotheses:
+def decode_in_batches(model: torch.nn.Module, sources: Sequence[list[int]], *, max_len: int, batch_size: int,
+                      beam_size: int = 1, alpha: float = 0.0) -> Hypotheses:
     """Decode source id lists (each ending with ``<eos>``) in batches of similar length, longest first (little
     padding, and the first batch shows the peak memory); results come back in input order. ``beam_size`` 1 is
     :func:`greedy`, larger ones :func:`beam_search` with length-penalty exponent ``alpha``. Runs on the device of

@@ -194,8 +194,8 @@ def _write_tsv(table: pd.DataFrame, path) -> None:
 
 
 def write_summary(metrics: Sequence, translations: Sequence, histories: Sequence, labels: Sequence[Sequence[Any]],
-                  tsv, md, chart, comparisons, baseline: str, compare: dict, min_interval_sentences: int = 1,
-                  log: logging.Logger = LOG) -> pd.DataFrame:
+                  tsv, md, chart, comparisons, baseline: str, compare: dict,
+                  min_interval_sentences: int = 1) -> pd.DataFrame:
     """The summary stage. ``labels``: [pair, system, model or ensemble name, seed (None for an ensemble)] of
     each ``metrics``/``translations`` file; ``histories``: the training runs' (labels with a seed), in order.
     Writes the summary TSV, its Markdown copy, the chart and the ``comparisons`` TSV, each atomically; a pair with
@@ -205,7 +205,7 @@ def write_summary(metrics: Sequence, translations: Sequence, histories: Sequence
     for pair, count in dict(zip(table["pair"], table["sentences"])).items():
         note = too_few_for_an_interval(int(count), min_interval_sentences)
         if note:
-            log.warning("%s: no intervals or p-values in the summary: %s", pair, note)
+            LOG.warning("%s: no intervals or p-values in the summary: %s", pair, note)
     intervals = ["bleu_ci_low", "bleu_ci_high", "greedy_bleu_ci_low", "greedy_bleu_ci_high"]
     shown = explain_missing_intervals(table, table["sentences"], min_interval_sentences, intervals)
     shown = explain_missing_intervals(shown, table["sentences"], min_interval_sentences,
@@ -219,5 +219,5 @@ def write_summary(metrics: Sequence, translations: Sequence, histories: Sequence
     per_seed = {key: {method: [run["metrics"][method]["bleu"] for run in runs] for method in METHODS}
                 for key, runs in groups.items()}
     save_figure(comparison_chart(table, per_seed), chart)
-    log.info("summary of %d systems and %d comparisons written to %s", len(table), len(found), tsv)
+    LOG.info("summary of %d systems and %d comparisons written to %s", len(table), len(found), tsv)
     return table
