@@ -11,7 +11,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from seq2seq import settings
+from seq2seq import invocation, settings
 from seq2seq.dependencies import package_modules
 from seq2seq.download import local_path
 from seq2seq.runlock import release_stale_locks
@@ -26,6 +26,12 @@ if workflow.exec_mode.item_to_choice() == "default":
             f"Released {_lock}: left by a Snakemake run that is no longer alive.",
             file=sys.stderr,
         )
+
+# Command-line mistakes that Snakemake reports late or with a traceback: one line, before any work.
+if workflow.exec_mode.item_to_choice() == "default":
+    _problem = invocation.misplaced_target(workflow.overwrite_configfiles) or invocation.report_problem(sys.argv)
+    if _problem:
+        raise WorkflowError(_problem)
 
 try:
     check_config(config)  # validates, fills in the schema's defaults
