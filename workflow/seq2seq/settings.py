@@ -98,7 +98,12 @@ def schema_error(instance: Any, path: str = "", label: str | None = None) -> str
         return None
     prefix = path if label is None else label
     where = ".".join([*filter(None, prefix.split(".")), *map(str, error.absolute_path)]) or "(top level)"
-    return f"config: {where}: {error.message}"
+    message, shown = error.message, repr(error.instance)
+    if len(shown) > 80 and message.startswith(shown):  # jsonschema repeats the value: keep the line short
+        size = (f" ({len(error.instance):,} items)" if isinstance(error.instance, (list, dict))
+                else f" ({len(error.instance):,} characters)" if isinstance(error.instance, str) else "")
+        message = f"{shown[:60]}...{size}{message[len(shown):]}"
+    return f"config: {where}: {message}"
 
 
 def _check(instance: Any, path: str, label: str | None = None) -> None:
