@@ -1,9 +1,8 @@
 """What a Snakemake dry run plans, for many configs at once: one process loads Snakemake once and plans each
 config through its Python API (about 0.2 s a config instead of 2-3 s for a `snakemake -n` each).
 
-Used by the tests as ``plans(snakefile, workdir, configfiles, overrides)``; run by hand as
-``python tests/snakemake_plans.py < request.json`` (``{"snakefile": ..., "workdir": ..., "items": [[config
-files], ...]}``).
+Used by the tests as ``plans(items)``; run by hand as ``python tests/snakemake_plans.py < request.json`` (a JSON
+list of ``[snakefile, workdir, [config files]]``).
 """
 
 from __future__ import annotations
@@ -12,36 +11,36 @@ import json
 import logging
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 
-def plans(snakefile: Path, workdir: Path, configfiles: list[Path], overrides: list[dict], workers: int = 2,
-          timeout: float = 300) -> list[dict[str, Any]]:
-    """For each override (merged after ``configfiles``, as a last ``--configfile``): ``jobs``, the planned
-    jobs as ``[rule, wildcards]`` (rule ``all`` left out), ``config``, the merged and checked config, and
-    ``error``, the one-line message of a config the workflow refused (else None). ``workers`` processes share
-    the overrides (dry runs only read the working directory)."""
-    with tempfile.TemporaryDirectory(prefix="plans-") as folder:
-        items = []
-        for number, override in enumerate(overrides):
-            path = Path(folder) / f"override-{number}.yaml"
-            path.write_text(yaml.safe_dump(override), encoding="utf-8")
-            items.append([*configfiles, path])
-        return plan_configs(snakefile, workdir, items, workers, timeout)
+Item = tuple[Path, Path, list[Path]]  # (Snakefile, working directory, config files as --configfile gets them)
 
 
-def plan_configs(snakefile: Path, workdir: Path, items: list[list[Path]], workers: int = 2,
-                 timeout: float = 300) -> list[dict[str, Any]]:
-    """:func:`plans` of each list of config files in ``items`` (as ``--configfile`` gets them)."""
+def with_overrides(snakefile: Path, workdir: Path, configfiles: list[Path], overrides: list[dict],
+                   folder: Path) -> list[Item]:
+    """One item per override: ``configfiles`` and the override, written to ``folder``, as a last config file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for number, override in enumerate(overrides):
+        path = folder / f"override-{number}.yaml"
+        path.write_text(yaml.safe_dump(override), encoding="utf-8")
+        items.append((snakefile, workdir, [*configfiles, path]))
+    return items
+
+
+def plans(items: list[Item], workers: int = 2, timeout: float = 300) -> list[dict[str, Any]]:
+    """For each item, what a dry run plans: ``jobs``, the planned jobs as ``[rule, wildcards]`` (rule ``all``
+    left out), ``config``, the merged and checked config, and ``error``, the one-line message of a config the
+    workflow refused (else None). ``workers`` processes share the items (dry runs only read)."""
     workers = max(1, min(workers, len(items)))
     processes = []
     for number in range(workers):
-        request = {"snakefile": str(snakefile), "workdir": str(workdir),
-                   "items": [[str(Path(c).resolve()) for c in item] for item in items[number::workers]]}
+        request = [[str(snakefile), str(workdir), [str(Path(c).resolve()) for c in configfiles]]
+                   for snakefile, workdir, configfiles in items[number::workers]]
         process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         processes.append((process, json.dumps(request)))
@@ -87,9 +86,8 @@ def _plan_one(snakefile: Path, workdir: Path, configfiles: list[Path]) -> dict[s
 
 
 def main() -> None:
-    request = json.load(sys.stdin)
-    answers = [_plan_one(Path(request["snakefile"]), Path(request["workdir"]), [Path(c) for c in item])
-               for item in request["items"]]
+    answers = [_plan_one(Path(snakefile), Path(workdir), [Path(c) for c in configfiles])
+               for snakefile, workdir, configfiles in json.load(sys.stdin)]
     json.dump(answers, sys.stdout)
 
 

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from seq2seq.plots import (MAX_FIGURE_TOKENS, MAX_GRID_PANELS, attention_figure, attention_grid, clip_for_figure,
-                           save_figure)
+from seq2seq.plots import (MAX_FIGURE_INCHES, MAX_FIGURE_TOKENS, MAX_GRID_PANELS, attention_figure, attention_grid,
+                           clip_for_figure)
 from seq2seq.settings import ConfigError, check_config
 from seq2seq.translate import Translation
 
 LONG_WORDS = 20_000
+MAX_PIXELS = (MAX_FIGURE_INCHES[0] * 150, MAX_FIGURE_INCHES[1] * 150)  # saved at 150 dpi
 
 
 def long_translation(sources: int = LONG_WORDS, outputs: int = 150) -> Translation:
@@ -53,15 +54,14 @@ def test_a_long_sentence_shows_its_first_tokens_and_the_rest_in_one_column() -> 
     assert clip_for_figure(short) == (short, None)
 
 
-def test_the_figure_of_a_long_sentence_is_bounded_and_says_so(tmp_path, caplog) -> None:
+def test_the_figure_of_a_long_sentence_is_bounded_and_says_so(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="seq2seq.plots")
     title = " ".join(f"w{i}" for i in range(LONG_WORDS)) + "\n-> o0 o1"
     figure = attention_figure(long_translation(), title=title)
     assert " ".join(figure.axes[0].get_title().split()).endswith(f"(figures draw at most {MAX_FIGURE_TOKENS} a side))")
     assert len(figure.axes[0].get_title()) < 600  # the title's 100,000-character first line is cut
-    save_figure(figure, tmp_path / "long.png")
-    width, height = png_size(tmp_path / "long.png")
-    assert width * height < 8000 * 6000, (width, height)  # at most 100 x 100 cells, tick labels included
+    # 100 x 100 cells and their labels in 24 x 18 inches (saved at 150 dpi: 3,600 x 2,700 pixels, ~330 MB to draw)
+    assert tuple(figure.get_size_inches()) == MAX_FIGURE_INCHES
     [record] = caplog.records
     assert record.getMessage().startswith("attention figure of 'w0 w1 w2")
     assert record.getMessage().endswith(f"showing the first {MAX_FIGURE_TOKENS} of 20,000 source tokens and the "
@@ -113,7 +113,7 @@ def test_translate_plot_of_a_20000_word_line_stays_under_1_gb(finished_run, tmp_
     warnings = [x for x in lines if x.startswith("seq2seq-translate: warning: attention figure of")]
     assert len(warnings) == 1 and f"showing the first {MAX_FIGURE_TOKENS} of 20,000 source tokens" in warnings[0]
     width, height = png_size(plot)
-    assert width < 8000 and height < 6000, (width, height)
+    assert width <= MAX_PIXELS[0] and height <= MAX_PIXELS[1], (width, height)
     assert peak_kb < 1024 * 1024, f"peak memory {peak_kb / 1024:.0f} MB"
 
 
@@ -132,6 +132,6 @@ def test_the_figures_stage_draws_a_20000_word_config_sentence_in_bounded_figures
                  settings=FigureSettings(count=0, sentences=[" ".join(["je suis tres content ."] * (LONG_WORDS // 5))]))
     for path in (files["attention"][0], files["grid"]):
         width, height = png_size(path)
-        assert width < 8000 and height < 6000, (path, width, height)
+        assert width * height <= MAX_PIXELS[0] * MAX_PIXELS[1], (path, width, height)
     notes = [r.getMessage() for r in caplog.records if "source tokens" in r.getMessage()]
     assert len(notes) == 2 and all("of 20,000 source tokens" in note for note in notes), notes  # figure, grid

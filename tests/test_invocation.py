@@ -64,9 +64,9 @@ def test_a_product_given_to_configfile_is_called_a_target(tmp_path, monkeypatch)
 
 
 @pytest.mark.workflow
-def test_snakemake_stops_with_the_line_before_any_work(finished_run, tmp_path):
-    """Through Snakemake: `--report` into a missing folder, and a target after `--configfile` that Snakemake
-    could read as a config file (a JSON product): exit status 1 and the line; nothing written."""
+def test_snakemake_stops_with_the_line_before_any_work(finished_run):
+    """Through Snakemake, `--report` into a missing folder: exit status 1 and the line, before the report is built;
+    nothing written. (A target after `--configfile`: tests/test_workflow_reruns.py.)"""
     workdir, config, snakefile = finished_run
     before = sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*"))
     report = snakemake(workdir, "--report", "missing/report.html", "--configfile", str(config), check=False,
@@ -75,13 +75,6 @@ def test_snakemake_stops_with_the_line_before_any_work(finished_run, tmp_path):
     lines = (report.stdout + report.stderr).splitlines()
     assert ("--report missing/report.html: there is no folder missing (write it into a folder you can write, "
             "e.g. --report results/report.html, or create the folder first)") in lines
-    target = "results/fra-eng/bahdanau/metrics.json"
-    # (absolute: under --directory, Snakemake reads config files from where it was started)
-    misplaced = snakemake(workdir, "-n", "--configfile", str(config), str(workdir / target), check=False,
-                          snakefile=snakefile)
-    assert misplaced.returncode == 1
-    assert (f"--configfile {target}: a target, not a config file? --configfile takes every word after it as a "
-            f"config file: put targets before it (snakemake --cores 4 {target} --configfile my.yaml)"
-            ) in (misplaced.stdout + misplaced.stderr).splitlines()
+    assert len(lines) < 8, lines
     assert sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*")) == before
     assert not (workdir / "missing").exists()

@@ -8,14 +8,15 @@ import re
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from conftest import REPO
-from seq2seq.settings import load_schema
-from snakemake_plans import plan_configs, plans
+from seq2seq.settings import check_config, deep_merge, load_schema
+from snakemake_plans import plans, with_overrides
 
 pytestmark = pytest.mark.workflow
 
@@ -144,23 +145,15 @@ def jobs_of(stage: str | None, config: dict, only: str | None = None, pairs: lis
     return expected | {(rule, None, None) for rule in stages & {"summary", "explorer"}}
 
 
-def planned(answer: dict) -> set:
+def planned_jobs(answer: dict) -> set:
     return {(rule, wc.get("pair"), wc.get("run", wc.get("system"))) for rule, wc in answer["jobs"]}
 
 
-def test_every_setting_reruns_the_stages_that_read_it_and_only_those(finished_run):
-    """For each key of the schema, an override that changes it plans exactly the stage that reads it and the
-    stages after that one (vocab.type plans vocab; a figures setting never plans train); settings that cannot
-    change a result (retries, resources, sentencepiece settings under a word vocabulary) plan nothing."""
-    workdir, config_file, snakefile = finished_run
-    assert set(KEYS) | STRUCTURE_KEYS == schema_keys(), "a key of the schema has no expectation here"
-
-    base = plans(snakefile, workdir, [config_file], [{}])[0]
-    assert base["error"] is None and base["jobs"] == [], base
-    config = base["config"]
+def setting_cases(config: dict) -> list[tuple[dict, list[tuple[str, str | None, str | None, set]]]]:
+    """(override, [(key, the model or corpus it names, first stage, expected jobs)]) for every key of the schema,
+    on the finished run's ``config``."""
     pair, (first, second) = config["pairs"][0], list(config["models"])[:2]
-
-    cases: list[tuple[dict, list[tuple[str, str | None, set]]]] = []  # (override, [(key, stage, expected)])
+    cases: list[tuple[dict, list[tuple[str, str | None, str | None, set]]]] = []
     model_keys = [k for k in KEYS if k.startswith("models.") and KEYS[k][1] != "refused"]
     unread = [k for k in KEYS if KEYS[k][1] is None]
     for key, (value, stage) in KEYS.items():
@@ -170,7 +163,7 @@ def test_every_setting_reruns_the_stages_that_read_it_and_only_those(finished_ru
         expected = set() if stage == "refused" else jobs_of(stage, config)
         cases.append((nested(key, value, name), [(key, name, stage, expected)]))
     # Keys that must plan nothing, all in one override: nothing planned means none of them planned anything.
-    override = {}
+    override: dict = {}
     for key in unread:
         override = merge(override, nested(key, KEYS[key][0], first))
     cases.append((override, [(" + ".join(unread), None, None, set())]))
@@ -187,53 +180,17 @@ def test_every_setting_reruns_the_stages_that_read_it_and_only_those(finished_ru
     # Structure: a second pair, a second seed, an ensemble.
     other = next(p for p in config["corpora"] if p != pair)
     runs = [f"{m}/seed{s}" for m in config["models"] for s in (1, 2)]
+    gather = {("summary", None, None), ("explorer", None, None)}
     structure = [
         ({"pairs": [pair, other]}, "pairs", jobs_of("download", config, pairs=[other])),
-        ({"seeds": [1, 2]}, "seeds", {("train", pair, r) for r in runs} | {("evaluate", pair, r) for r in runs}
-         | {("figures", pair, r) for r in runs} | {("summary", None, None), ("explorer", None, None)}),
-        ({"ensembles": {"both": {"models": [first, second]}}}, "ensembles.*.models",
-         {("evaluate", pair, "both"), ("summary", None, None), ("explorer", None, None)}),
-        ({"ensembles": {"one": {"models": [first], "seeds": [1]}}}, "ensembles.*.seeds",
-         {("evaluate", pair, "one"), ("summary", None, None), ("explorer", None, None)}),
+        ({"seeds": [1, 2]}, "seeds", {(rule, pair, r) for r in runs for rule in ("train", "evaluate", "figures")}
+         | gather),
+        ({"ensembles": {"both": {"models": [first, second]}}}, "ensembles.*.models", {("evaluate", pair, "both")}
+         | gather),
+        ({"ensembles": {"one": {"models": [first], "seeds": [1]}}}, "ensembles.*.seeds", {("evaluate", pair, "one")}
+         | gather),
     ]
-    cases += [(override, [(key, None, "structure", expected)]) for override, key, expected in structure]
-
-    answers = plans(snakefile, workdir, [config_file], [override for override, _ in cases])
-    failures = []
-    for (override, checks), answer in zip(cases, answers):
-        jobs = planned(answer)
-        for key, name, stage, expected in checks:
-            if stage == "refused":
-                if "seeds" not in (answer["error"] or ""):
-                    failures.append(f"{key}: expected a one-line refusal, got {answer['error'] or answer['jobs']}")
-                continue
-            if answer["error"]:
-                failures.append(f"{key}: refused: {answer['error']}")
-                continue
-            if name and stage != "structure" and lookup(answer["config"], key, name) == lookup(config, key, name):
-                failures.append(f"{key}: the override changed nothing (test value equals the run's)")
-            mine = {job for job in jobs if len(checks) == 1 or job[2] in (name, None)}
-            if mine != expected:
-                failures.append(f"{key}: planned {sorted(mine, key=str)}, expected {sorted(expected, key=str)}")
-    assert not failures, "\n".join(failures)
-
-
-def test_a_moved_or_copied_run_plans_nothing(finished_run, tmp_path):
-    """The clone and its results copied to another folder, then that copy renamed: nothing to do in either (the
-    package's files are recorded as inputs relative to the working folder, not by absolute path)."""
-    workdir, config_file, snakefile = finished_run
-    root = workdir.parent
-    assert snakefile.is_relative_to(root) and config_file.is_relative_to(root), "expected one folder to move"
-    copy = tmp_path / "copy"
-    shutil.copytree(root, copy, symlinks=True)  # keeps modification times, as `mv` and `cp -a` do
-    moved = tmp_path / "elsewhere" / "moved"
-    for folder in (copy, moved):
-        if folder == moved:
-            moved.parent.mkdir()
-            copy.rename(moved)
-        [answer] = plans(folder / snakefile.relative_to(root), folder / workdir.relative_to(root),
-                         [folder / config_file.relative_to(root)], [{}])
-        assert answer["error"] is None and answer["jobs"] == [], (folder, answer)
+    return cases + [(override, [(key, None, "structure", expected)]) for override, key, expected in structure]
 
 
 def shipped_commands() -> list[tuple[str, list[str], list[str]]]:
@@ -255,34 +212,111 @@ def shipped_commands() -> list[tuple[str, list[str], list[str]]]:
     return commands
 
 
-def test_every_shipped_command_loads_every_config_file_it_names(tmp_path):
+MISPLACED = "results/fra-eng/bahdanau/metrics.json"
+
+
+@pytest.fixture(scope="module")
+def planned(finished_run, tmp_path_factory) -> dict[str, Any]:
+    """Every dry run of this module, planned in one batch (one Snakemake start per worker): the finished run as
+    it is, with each setting's override, in a copied and in a moved copy of its folder, with a product given to
+    --configfile, and the shipped multi-file commands in a scratch folder."""
+    from snakemake.cli import get_argument_parser
+
+    workdir, config_file, snakefile = finished_run
+    root, scratch = workdir.parent, tmp_path_factory.mktemp("plans")
+    config = check_config(deep_merge(yaml.safe_load((snakefile.parent / "config.yaml").read_text()),
+                                     yaml.safe_load(config_file.read_text())))
+    cases = setting_cases(config)
+    items = with_overrides(snakefile, workdir, [config_file], [{}] + [override for override, _ in cases],
+                           scratch / "overrides")
+    # The folder holding the workflow copy, the run and its config: copied (modification times kept, as by `mv`
+    # and `cp -a`), and a second copy renamed after copying.
+    assert snakefile.is_relative_to(root) and config_file.is_relative_to(root), "expected one folder to move"
+    moved = []
+    for name in ("copy", "moved"):
+        folder = scratch / name
+        shutil.copytree(root, folder, symlinks=True)
+        if name == "moved":
+            folder = folder.rename(scratch / "elsewhere")
+        moved.append(folder)
+        items.append((folder / snakefile.relative_to(root), folder / workdir.relative_to(root),
+                      [folder / config_file.relative_to(root)]))
+    items.append((snakefile, workdir, [config_file, workdir / MISPLACED]))
+    # The shipped commands: every config file they name must reach one --configfile.
+    shipped = []
+    for where, before, argv in shipped_commands():
+        named = [token for token in argv if token.endswith((".yaml", ".yml"))]
+        args = get_argument_parser().parse_args(argv[1:])
+        shipped.append((f"{where}: {shlex.join(argv)}", [str(p) for p in args.configfile], named, args.targets))
+        if len(named) > 1:
+            for line in before:  # e.g. the README's `echo ... > local.yaml`
+                subprocess.run(["bash", "-c", line], cwd=scratch, check=True)
+            files = [scratch / n if (scratch / n).exists() else REPO / n for n in named]
+            items.append((REPO / "Snakefile", scratch, files))
+    answers = plans(items)
+    count = len(cases) + 1
+    return {"config": config, "base": answers[0], "settings": list(zip(cases, answers[1:count])),
+            "moved": list(zip(moved, answers[count:count + 2])), "misplaced": answers[count + 2],
+            "shipped": shipped, "shipped_plans": [(files, answer) for (_, _, files), answer in
+                                                  zip(items[count + 3:], answers[count + 3:])]}
+
+
+def test_every_setting_reruns_the_stages_that_read_it_and_only_those(planned):
+    """For each key of the schema, an override that changes it plans exactly the stage that reads it and the
+    stages after that one (vocab.type plans vocab; a figures setting never plans train); settings that cannot
+    change a result (retries, resources, sentencepiece settings under a word vocabulary) plan nothing."""
+    assert set(KEYS) | STRUCTURE_KEYS == schema_keys(), "a key of the schema has no expectation here"
+    base, config = planned["base"], planned["config"]
+    assert base["error"] is None and base["jobs"] == [], base
+    failures = []
+    for (_, checks), answer in planned["settings"]:
+        jobs = planned_jobs(answer)
+        for key, name, stage, expected in checks:
+            if stage == "refused":
+                if "seeds" not in (answer["error"] or ""):
+                    failures.append(f"{key}: expected a one-line refusal, got {answer['error'] or answer['jobs']}")
+                continue
+            if answer["error"]:
+                failures.append(f"{key}: refused: {answer['error']}")
+                continue
+            if name and stage != "structure" and lookup(answer["config"], key, name) == lookup(config, key, name):
+                failures.append(f"{key}: the override changed nothing (test value equals the run's)")
+            mine = {job for job in jobs if len(checks) == 1 or job[2] in (name, None)}
+            if mine != expected:
+                failures.append(f"{key}: planned {sorted(mine, key=str)}, expected {sorted(expected, key=str)}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_moved_or_copied_run_plans_nothing(planned):
+    """The clone and its results copied to another folder, or copied and then renamed: nothing to do in either
+    (the package's files are recorded as inputs relative to the working folder, not by absolute path)."""
+    for folder, answer in planned["moved"]:
+        assert answer["error"] is None and answer["jobs"] == [], (folder, answer)
+
+
+def test_a_target_after_configfile_is_named_before_any_work(planned):
+    """A product that Snakemake could read as a config file (a JSON), given after --configfile: one line."""
+    assert planned["misplaced"]["error"] == (
+        f"--configfile {MISPLACED}: a target, not a config file? --configfile takes every word after it as a "
+        f"config file: put targets before it (snakemake --cores 4 {MISPLACED} --configfile my.yaml)")
+
+
+def test_every_shipped_command_loads_every_config_file_it_names(planned):
     """Snakemake 9 keeps only the last of repeated --configfile options: every command of the README and of the
     configs' headers gives all of its files to one --configfile (as Snakemake's own argument parser reads the
     command); those that name several plan a dry run with those files (after the `echo` lines of their block,
     run in a scratch folder), and its merged config holds every key of each file."""
-    from snakemake.cli import get_argument_parser
-
-    commands = shipped_commands()
-    assert len(commands) >= 8, commands
-    items, checks = [], []
-    for where, before, argv in commands:
-        named = [token for token in argv if token.endswith((".yaml", ".yml"))]
-        args = get_argument_parser().parse_args(argv[1:])
-        assert [str(path) for path in args.configfile] == named, f"{where}: {shlex.join(argv)}"
-        assert not args.targets, f"{where}: {shlex.join(argv)} reads a target as a config file"
-        if len(named) > 1:
-            for line in before:  # e.g. the README's `echo ... > local.yaml`
-                subprocess.run(["bash", "-c", line], cwd=tmp_path, check=True)
-            files = [tmp_path / name if (tmp_path / name).exists() else REPO / name for name in named]
-            items.append(files)
-            checks.append((f"{where}: {shlex.join(argv)}", files))
-    assert checks, "expected the README's local-copy recipe"
-    for (command, files), answer in zip(checks, plan_configs(REPO / "Snakefile", tmp_path, items)):
-        assert answer["error"] is None and answer["jobs"], f"{command}: {answer['error']}"
+    assert len(planned["shipped"]) >= 8, planned["shipped"]
+    for command, configfiles, named, targets in planned["shipped"]:
+        assert configfiles == named, command
+        assert not targets, f"{command} reads a target as a config file"
+    assert planned["shipped_plans"], "expected the README's local-copy recipe"
+    for files, answer in planned["shipped_plans"]:
+        assert answer["error"] is None and answer["jobs"], (files, answer["error"])
         expected: dict = {}
         for path in files:
-            expected = merge(expected, yaml.safe_load(path.read_text(encoding="utf-8")))
-        assert subset(expected, answer["config"]), f"{command}: {answer['config']}"
+            expected = merge(expected, yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+        assert subset(expected, answer["config"]), (files, answer["config"])
 
 
 def subset(part: Any, whole: Any) -> bool:

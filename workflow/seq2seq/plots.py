@@ -36,6 +36,7 @@ EOS = "<eos>"
 MAX_FIGURE_TOKENS = 100
 MAX_TITLE_CHARS = 200
 MAX_GRID_PANELS = 24
+MAX_FIGURE_INCHES = (24.0, 18.0)  # width, height of one heatmap: cells get smaller beyond (150 dpi: 9.7 Mpixels)
 WORD_START = "\u2581"  # sentencepiece's word-start mark, drawn as a thin underscore-like bar below
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _METADATA = {
@@ -66,7 +67,7 @@ def _labels(tokens: Sequence[str]) -> list[str]:
 
 
 def attention_heatmap(ax: Axes, source_tokens: Sequence[str], output_tokens: Sequence[str],
-                      weights) -> AxesImage:
+                      weights, fontsize: float | None = None) -> AxesImage:
     """Draw attention weights [T,S] on ``ax``: columns = source tokens then ``<eos>`` (S = len + 1), rows =
     produced tokens (T = len(output_tokens), ``<eos>`` included when produced). Every tick has its own label.
     Colours span 0..1 so that several heatmaps compare directly. Returns the image (for a colour bar).
@@ -79,9 +80,9 @@ def attention_heatmap(ax: Axes, source_tokens: Sequence[str], output_tokens: Seq
                          f"{len(source_tokens)} source tokens + <eos>")
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(columns)))
-    ax.set_xticklabels(_labels(columns), rotation=90)
+    ax.set_xticklabels(_labels(columns), rotation=90, fontsize=fontsize)
     ax.set_yticks(range(len(output_tokens)))
-    ax.set_yticklabels(_labels(output_tokens))
+    ax.set_yticklabels(_labels(output_tokens), fontsize=fontsize)
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     return image
@@ -137,10 +138,16 @@ def attention_figure(translation: Attended, title: str = "") -> Figure:
     a longer sentence shows its first part, with a warning in the log and in the title)."""
     translation, title = _clipped(translation, title)
     rows, columns = len(translation.output_tokens), len(translation.source_tokens) + 1
-    figure = Figure(figsize=(max(4.0, 1.8 + 0.45 * columns), max(3.0, 1.8 + 0.35 * rows)))
+    width, height = max(4.0, 1.8 + 0.45 * columns), max(3.0, 1.8 + 0.35 * rows)
+    fontsize = None
+    if width > MAX_FIGURE_INCHES[0] or height > MAX_FIGURE_INCHES[1]:  # smaller cells, smaller tick labels
+        width, height = min(width, MAX_FIGURE_INCHES[0]), min(height, MAX_FIGURE_INCHES[1])
+        cell = min((width - 1.8) / columns, (height - 1.8) / rows)  # inches
+        fontsize = max(4.0, min(10.0, 72 * 0.75 * cell))
+    figure = Figure(figsize=(width, height))
     ax = figure.add_subplot()
     image = attention_heatmap(ax, translation.source_tokens, translation.output_tokens,
-                              np.asarray(translation.attention))
+                              np.asarray(translation.attention), fontsize)
     figure.colorbar(image, ax=ax, label="attention weight")
     if title:
         ax.set_title(_wrap(title, 50), fontsize=9)
