@@ -29,7 +29,7 @@ import os
 import pickle
 import random
 import zipfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import torch
 
 from .fileio import atomic_path
 from .logs import InputError
+from .metadata import Metadata
 from .models import build_model, config_from_dict, config_to_dict
 from .models.base import Model
 from .vocab import Vocabulary, vocabulary_from_dict
@@ -50,28 +51,6 @@ LOG = logging.getLogger(__name__)
 
 class CheckpointError(InputError, ValueError):
     """A file that is missing, not a checkpoint, damaged or incompatible; the message names it."""
-
-
-@dataclass
-class Metadata:
-    """What made a model, for its readers: the pair, the config's model name and normalization, the epoch the
-    weights are from (with the history up to it), the training settings, and the longest training source in
-    words (seq2seq-translate warns about longer inputs)."""
-
-    pair: str | None = None
-    model_name: str | None = None
-    normalization: str = "ascii"
-    epoch: int = 0
-    history: list[dict] = field(default_factory=list)
-    training: dict = field(default_factory=dict)
-    longest_source_words: int | None = None
-    parameters: int | None = None  # trainable parameters
-    averaged_epochs: list[int] = field(default_factory=list)  # epochs whose weights were averaged, if any
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Metadata":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass

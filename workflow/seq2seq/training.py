@@ -37,9 +37,11 @@ from .metrics import corpus_bleu
 from .models import build_model, config_to_dict
 from .models.base import Model
 from .optimization import LearningRate, build_optimizer, resolve_amp, tune_cpu_runtime
-from . import dependencies
+from .pipeline import dependencies
 from .search import decode_in_batches
-from .settings import TrainConfig, model_config, schema_default
+from .runs import model_config
+from .schema import schema_default
+from .settings import TrainConfig
 from .tokens import PAD_INDEX
 from .vocab import Vocabulary, load_vocabulary
 
