@@ -169,6 +169,10 @@ start_slurmdbd() {
     sacctmgr -i add cluster "$CLUSTER" >/dev/null
     sacctmgr -i add account "$ACCOUNT" Description="local test account" Organization=local >/dev/null
     sacctmgr -i add user root Account="$ACCOUNT" >/dev/null
+    # under sudo, the user who asked submits the jobs
+    if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+        sacctmgr -i add user "$SUDO_USER" Account="$ACCOUNT" >/dev/null
+    fi
 }
 
 node_idle() { sinfo -h -n localhost -o %t | grep -qx idle; }
