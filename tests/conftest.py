@@ -59,7 +59,8 @@ def tiny_config(raw: Path, **overrides) -> dict:
         "pairs": ["fra-eng"],
         "models": {"bahdanau": {"attention": "bahdanau", "hidden_size": 24, "dropout": 0.0}},
         "training": {"epochs": 2, "batch_size": 16, "device": "cpu"},
-        "evaluation": {"beam_size": 2, "bootstrap_resamples": 20, "batch_size": 32},
+        # min_interval_sentences: the tiny test split has 14 sentences (the default, 30, would give no interval)
+        "evaluation": {"beam_size": 2, "bootstrap_resamples": 20, "batch_size": 32, "min_interval_sentences": 10},
         "figures": {"count": 2, "sentences": ["je suis tres content ."]},
         "resources": {"train": {"threads": 1}, "evaluate": {"threads": 1}},  # two jobs at once on 2 cores
     }

@@ -68,7 +68,7 @@ def test_evaluate_stage_writes_metrics_and_translations(tmp_path) -> None:
     test = pairs[::9] + [("je suis xylophone .", "i am a xylophone .")]
     write_split(tmp_path / "test.tsv", test)
     settings = EvaluationSettings(beam_size=3, length_penalty=0.6, max_length=12, batch_size=4,
-                                  bootstrap_resamples=50, seed=3)
+                                  bootstrap_resamples=50, seed=3, min_interval_sentences=10)
     metrics = evaluate_model([model], tmp_path / "test.tsv", tmp_path / "translations.tsv", tmp_path / "metrics.json",
                              tmp_path / "attention.json.gz", settings, threads=1, device="cpu")
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
@@ -86,6 +86,34 @@ def test_evaluate_stage_writes_metrics_and_translations(tmp_path) -> None:
     assert table["source"].tolist() == [s for s, _ in test]  # input order kept despite length sorting
     assert (table["greedy"].iloc[:-1] == table["reference"].iloc[:-1]).all()
     assert table["beam_bleu"].iloc[0] == pytest.approx(100.0)
+
+
+def test_too_few_test_sentences_get_no_interval_and_a_warning(tmp_path, capsys) -> None:
+    """Five pairs published a "95% interval" [1.24, 1.24]: below evaluation.min_interval_sentences there is
+    none, metrics.json says why, and the warning reaches the stage's stderr (Snakemake's output)."""
+    import json
+
+    from test_search import save_tiny_checkpoint
+
+    from seq2seq.corpus import write_split
+    from seq2seq.evaluation import evaluate_model
+    from seq2seq.logs import logging_to
+    from seq2seq.settings import EvaluationSettings
+
+    model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
+    write_split(tmp_path / "test.tsv", pairs[:5])
+    settings = EvaluationSettings(beam_size=2, bootstrap_resamples=20)
+    assert settings.min_interval_sentences == 30  # the schema's default
+    with logging_to(tmp_path / "evaluate.log", "evaluation"):
+        evaluate_model([model], tmp_path / "test.tsv", tmp_path / "translations.tsv", tmp_path / "metrics.json",
+                       tmp_path / "attention.json.gz", settings, threads=1, device="cpu")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    note = "too few test sentences (5 < evaluation.min_interval_sentences = 30)"
+    for name in ("greedy", "beam"):
+        assert metrics[name]["bleu_ci95"] is None
+        assert metrics[name]["signature"]["bleu_ci95"] == f"none: {note}"
+    assert capsys.readouterr().err == (f"WARNING seq2seq.evaluation: {tmp_path / 'test.tsv'}: no BLEU interval: "
+                                       f"{note}; the scores of so few sentences say little about others\n")
 
 
 # --------------------------------------------------------------------------- comparing two systems

@@ -111,3 +111,23 @@ def test_summary_errors_name_the_file(tmp_path):
 def test_markdown_escapes_pipes_and_leaves_missing_values_empty():
     text = to_markdown(pd.DataFrame({"model": ["a|b"], "bleu": [float("nan")]}))
     assert text.splitlines() == ["| model | bleu |", "| --- | ---: |", "| a\\|b |  |"]
+
+
+def test_too_few_test_sentences_say_so_where_the_intervals_and_p_values_would_be(grid, tmp_path, caplog):
+    """60 test sentences with a threshold of 100: no interval, no p-value, the reason in their cells of the
+    summary and the comparisons, and a warning; the BLEU means and differences stay."""
+    files, labels = grid
+    with caplog.at_level("WARNING"):
+        write_summary(**files, labels=labels, tsv=tmp_path / "summary.tsv", md=tmp_path / "summary.md",
+                      chart=tmp_path / "summary.png", comparisons=tmp_path / "comparisons.tsv",
+                      baseline="bahdanau", compare=COMPARE, min_interval_sentences=100)
+    note = "too few test sentences (60 < evaluation.min_interval_sentences = 100)"
+    table = pd.read_csv(tmp_path / "summary.tsv", sep="\t")
+    for column in ("bleu_ci_low", "bleu_ci_high", "greedy_bleu_ci_low", "greedy_bleu_ci_high"):
+        assert table[column].tolist() == [note] * 3
+    assert pd.isna(table["p_value"].iloc[0])  # the baseline's own row compares with nothing
+    assert table["p_value"].iloc[1:].tolist() == [note] * 2 and table["delta_bleu"].iloc[1] < 0
+    comparisons = pd.read_csv(tmp_path / "comparisons.tsv", sep="\t")
+    assert comparisons["ci_low"].tolist() == comparisons["p_value"].tolist() == [note] * 4
+    assert note in (tmp_path / "summary.md").read_text()
+    assert [r.getMessage() for r in caplog.records] == [f"fra-eng: no intervals or p-values in the summary: {note}"]

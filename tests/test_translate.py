@@ -128,7 +128,7 @@ def test_a_damaged_checkpoint_is_refused(checkpoint, tmp_path, capsys, damage) -
         start = data.index(b"data/0") + 200  # inside the stored bytes of the first tensor
         data[start:start + 16] = bytes(16)
         path.write_bytes(bytes(data))
-        expected = "damaged checkpoint: the weights do not match the sha256 stored when it was written"
+        expected = "damaged checkpoint: its content does not match the sha256 stored when it was written"
     else:
         payload = torch.load(checkpoint, weights_only=True)
         payload["model_state"]["decoder.out.bias"][3] = float("nan")

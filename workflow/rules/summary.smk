@@ -36,5 +36,6 @@ rule summary:
         labels=summary_labels(),
         baseline=settings.baseline(config),
         compare=config["compare"],
+        min_interval_sentences=config["evaluation"]["min_interval_sentences"],
     script:
         "../scripts/summary.py"

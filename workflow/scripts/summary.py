@@ -11,4 +11,5 @@ from seq2seq.summary import write_summary  # noqa: E402
 smk = snakemake  # noqa: F821
 with logging_to(smk.log[0], "summary") as log:
     write_summary(**rule_files(smk), labels=smk.params.labels, baseline=smk.params.baseline,
-                  compare=dict(smk.params.compare), log=log)
+                  compare=dict(smk.params.compare), min_interval_sentences=smk.params.min_interval_sentences,
+                  log=log)

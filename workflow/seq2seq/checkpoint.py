@@ -3,15 +3,20 @@
 A model checkpoint (``model.pt``) is a dict of plain data and tensors:
 
 - ``format`` (:data:`CHECKPOINT_FORMAT`), ``model_config`` (ModelConfig.to_dict()), ``model_state``,
-- ``weights_sha256`` (:func:`state_digest` of ``model_state``, checked on every read: bytes damaged in the
-  middle of a file can still unpickle, into garbage weights),
 - ``source_vocab`` / ``target_vocab`` (Vocabulary.to_dict(): a sentencepiece model travels inside),
 - ``metadata`` (:class:`Metadata`: what made the model),
+- ``sha256`` (:func:`content_digest` of everything else in the file, checked on every read: bytes damaged in
+  the middle of a file can still unpickle, into garbage weights or a garbage random-number state, and
+  ``torch.load`` does not check the zip's CRCs),
 
 which is enough to translate without the rest of the pipeline. A training checkpoint (``resume.pt`` after
-every epoch, ``last.pt`` at the end) adds what resuming needs: ``optimizer_state``, ``scheduler_state``,
-``scaler_state``, ``rng_state``, ``training_state`` (:class:`TrainingState`) and ``identity`` (what must not
-have changed for a resume: model and training settings, vocabularies, the training code).
+every epoch and when training is stopped by a signal, ``last.pt`` at the end) adds what resuming needs:
+``optimizer_state``, ``scheduler_state``, ``scaler_state``, ``rng_state``, ``training_state``
+(:class:`TrainingState`, with the best and the kept weights) and ``identity`` (what must not have changed for a
+resume: model and training settings, vocabularies, the training code). The digest covers all of it.
+
+Format 3 (the previous release) carried ``weights_sha256``, a digest of the weights alone: its model
+checkpoints still load (checked against that digest); its training states are not resumed from.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from .model import Seq2Seq
 from .settings import ModelConfig
 from .vocab import Vocabulary, vocabulary_from_dict
 
-CHECKPOINT_FORMAT = 3  # 2: weights_sha256; 3: vocabulary types, typed metadata, identity
-MODEL_KEYS = ("model_config", "model_state", "weights_sha256", "source_vocab", "target_vocab", "metadata")
+CHECKPOINT_FORMAT = 4  # 2: weights_sha256; 3: vocabulary types, typed metadata, identity; 4: sha256 of everything
+LEGACY_FORMAT = 3  # model checkpoints of this format still load
+MODEL_KEYS = ("model_config", "model_state", "source_vocab", "target_vocab", "metadata")
+DIGEST_KEYS = ("sha256", "weights_sha256")  # never part of what a digest covers
 
 
 class CheckpointError(InputError, ValueError):
@@ -77,6 +84,13 @@ class TrainingState:
     elapsed_seconds: float = 0.0
     best_model_state: dict[str, torch.Tensor] | None = None
     kept_states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # epoch -> weights, to average
+    # Within epoch ``epoch + 1``, when a signal stopped training between two batches: the batches done, the
+    # running sum of their token losses (the exact tensor, so a resumed epoch sums to the same bits), their
+    # target tokens and seconds. All zero/None at an epoch's end.
+    batches_done: int = 0
+    partial_loss_sum: torch.Tensor | None = None
+    partial_tokens: int = 0
+    partial_seconds: float = 0.0
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:
@@ -89,16 +103,56 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def _feed(digest: "hashlib._Hash", value: Any) -> None:
+    """Feed one value of a checkpoint's plain data and tensors to ``digest``, unambiguously (each item says
+    its kind and size before its content)."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().to("cpu").contiguous()
+        digest.update(f"t{tensor.dtype}{tuple(tensor.shape)}:".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"d{len(value)}:".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):  # a tuple may come back as a list: the same content
+        digest.update(f"l{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, bool) or value is None:
+        digest.update(f"{value!r};".encode())
+    elif isinstance(value, int):
+        digest.update(f"i{value};".encode())
+    elif isinstance(value, float):
+        digest.update(f"f{value.hex()};".encode())
+    elif isinstance(value, str):
+        encoded = value.encode("utf-8", "surrogatepass")
+        digest.update(f"s{len(encoded)}:".encode() + encoded)
+    elif isinstance(value, bytes):
+        digest.update(f"y{len(value)}:".encode() + value)
+    else:
+        raise TypeError(f"a checkpoint holds plain data and tensors, not {type(value).__name__}")
+
+
+def content_digest(payload: dict) -> str:
+    """sha256 over everything in a checkpoint dict but its digests: names, kinds, shapes, bytes, in key order."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in payload.items() if k not in DIGEST_KEYS})
+    return digest.hexdigest()
+
+
 def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A copy of the model's weights on the CPU."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict) -> None:
-    """torch.save ``payload`` (with ``format`` and the weights' digest added) to ``path`` atomically."""
+    """torch.save ``payload`` (with ``format`` and the digest of the whole added) to ``path`` atomically; a full
+    disk raises :class:`seq2seq.fileio.DiskFullError` naming ``path``, and leaves ``path`` as it was."""
+    content = {"format": CHECKPOINT_FORMAT, **{k: v for k, v in payload.items() if k not in ("format", *DIGEST_KEYS)}}
+    content["sha256"] = content_digest(content)
     with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **payload, "weights_sha256": state_digest(payload["model_state"])},
-                   tmp)
+        torch.save(content, tmp)
 
 
 def model_payload(config: ModelConfig, state: dict[str, torch.Tensor], source_vocab: Vocabulary,
@@ -135,25 +189,32 @@ def _read(path: Path, map_location: str | torch.device) -> object:
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint dict; CheckpointError naming the file when it is missing, not a checkpoint, damaged
-    (its weights do not match the digest written with them, or are not finite) or of another format."""
+    (its content does not match the digest written with it, or its weights are not finite) or of another format.
+    A model checkpoint of the previous format is checked against its weights' digest."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     data = _read(path, map_location)
     if not isinstance(data, dict) or "format" not in data:
         raise CheckpointError(f"{path}: not a checkpoint of this pipeline (no format number)")
-    if data["format"] != CHECKPOINT_FORMAT:
+    if data["format"] not in (CHECKPOINT_FORMAT, LEGACY_FORMAT):
         raise CheckpointError(f"{path}: checkpoint format {data['format']!r} of another release, this one reads "
-                              f"format {CHECKPOINT_FORMAT}; retrain the model (snakemake -R train)")
-    missing = [key for key in MODEL_KEYS if key not in data]
+                              f"formats {LEGACY_FORMAT} and {CHECKPOINT_FORMAT}; retrain the model "
+                              f"(snakemake -R train)")
+    digest_key = "sha256" if data["format"] == CHECKPOINT_FORMAT else "weights_sha256"
+    missing = [key for key in (*MODEL_KEYS, digest_key) if key not in data]
     if missing:
         raise CheckpointError(f"{path}: not a checkpoint of this pipeline (lacks {', '.join(missing)})")
     state = data["model_state"]
     if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
         raise CheckpointError(f"{path}: damaged checkpoint (model_state is not a dict of tensors)")
-    if state_digest(state) != data["weights_sha256"]:
-        raise CheckpointError(f"{path}: damaged checkpoint: the weights do not match the sha256 stored when it "
-                              f"was written")
+    try:
+        found = content_digest(data) if digest_key == "sha256" else state_digest(state)
+    except TypeError as error:
+        raise CheckpointError(f"{path}: damaged checkpoint ({error})") from None
+    if found != data[digest_key]:
+        what = "its content does" if digest_key == "sha256" else "the weights do"
+        raise CheckpointError(f"{path}: damaged checkpoint: {what} not match the sha256 stored when it was written")
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{path}: damaged checkpoint: {name} holds NaN or infinite values")
@@ -213,7 +274,11 @@ def resume_training(path: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer
     try:
         data = load_checkpoint(path, map_location="cpu")
     except CheckpointError as error:
-        log.warning("ignoring resume checkpoint: %s", error)
+        log.warning("not resuming, training starts afresh: %s", error)
+        return None
+    if data["format"] != CHECKPOINT_FORMAT:
+        log.warning("not resuming, training starts afresh: %s: a training state of format %s, from an earlier "
+                    "release", path, data["format"])
         return None
     saved = data.get("identity") or {}
     changed = [name for name in identity if saved.get(name) != identity[name]]
@@ -241,5 +306,6 @@ def resume_training(path: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer
         set_rng_state(fresh_rng)
         log.warning("%s: cannot resume (%s); starting fresh", path, error)
         return None
-    log.info("resuming from %s after epoch %d", path, state.epoch)
+    log.info("resuming from %s after epoch %d%s", path, state.epoch,
+             f" and {state.batches_done} batches of epoch {state.epoch + 1}" if state.batches_done else "")
     return state

@@ -102,7 +102,9 @@ STAGES: dict[str, Stage] = {
                           _yaml_value),
                "baseline": (None, "the model or ensemble the others are compared with", str),
                "compare": ({}, "the compare section (YAML), e.g. '{test: bs, resamples: 1000, seed: 12345}'",
-                           _yaml_value)}),
+                           _yaml_value),
+               "min_interval_sentences": (schema_default("evaluation.min_interval_sentences"),
+                                          "fewest test sentences for intervals and p-values", int)}),
 }
 
 

@@ -4,9 +4,10 @@ metrics.json (key-sorted JSON)::
 
     {"pair": ..., "model": ..., "attention": ..., "epoch": ..., "normalization": ..., "parameters": N,
      "members": [checkpoint paths], "beam_size": K, "alpha": a, "max_length": n, "device": "cpu",
-     "greedy": {"bleu", "bleu_ci95": [low, high], "chrf", "exact_match", "sentences", "sentences_per_s",
+     "greedy": {"bleu", "bleu_ci95": [low, high] or null, "chrf", "exact_match", "sentences", "sentences_per_s",
                 "seconds", "signature": {"bleu": sacrebleu BLEU signature, "chrf": chrF signature,
-                                         "bleu_ci95": how the interval was drawn}},
+                                         "bleu_ci95": how the interval was drawn, or why
+                                                      there is none (fewer than min_interval_sentences)}},
      "beam": {... the same ...}}
 
 BLEU and chrF are 0-100, exact_match a fraction 0-1; "members" has one checkpoint, or an ensemble's several.
@@ -40,7 +41,7 @@ from .corpus import read_split
 from .devices import resolve_device, set_cpu_threads
 from .ensemble import load_system
 from .fileio import atomic_path, write_json
-from .metrics import corpus_scores, sentence_scores
+from .metrics import corpus_scores, sentence_scores, too_few_for_an_interval
 from .settings import EvaluationSettings
 from .translate import Translation, translate_sentences
 
@@ -122,13 +123,17 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
         decoded[name] = decode_test_split(model, sources, source_vocab, target_vocab, torch_device, size, settings,
                                           log)
         hypotheses = [t.text for t in decoded[name].translations]
-        block = corpus_scores(hypotheses, references, settings.bootstrap_resamples, settings.seed)
+        block = corpus_scores(hypotheses, references, settings.bootstrap_resamples, settings.seed,
+                              settings.min_interval_sentences)
         block["seconds"] = decoded[name].seconds
         block["sentences_per_s"] = len(hypotheses) / decoded[name].seconds if decoded[name].seconds > 0 else 0.0
         result[name] = block
-        log.info("%s (beam %d): BLEU %.2f [%.2f, %.2f], chrF %.2f, exact match %.3f, %.1f sentences/s", name,
-                 size, block["bleu"], *block["bleu_ci95"], block["chrf"], block["exact_match"],
-                 block["sentences_per_s"])
+        interval = "[{:.2f}, {:.2f}]".format(*block["bleu_ci95"]) if block["bleu_ci95"] else "(no interval)"
+        log.info("%s (beam %d): BLEU %.2f %s, chrF %.2f, exact match %.3f, %.1f sentences/s", name, size,
+                 block["bleu"], interval, block["chrf"], block["exact_match"], block["sentences_per_s"])
+    note = too_few_for_an_interval(len(pairs), settings.min_interval_sentences)
+    if note:
+        log.warning("%s: no BLEU interval: %s; the scores of so few sentences say little about others", test, note)
 
     table = pd.DataFrame({"source": sources, "reference": references,
                           **{name: [t.text for t in d.translations] for name, d in decoded.items()}})

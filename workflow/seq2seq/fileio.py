@@ -1,13 +1,42 @@
-"""Atomic file writing: an interrupted write never leaves a file that looks finished."""
+"""Atomic file writing: an interrupted write never leaves a file that looks finished, and a full disk is said
+in one line naming the file."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+from .logs import InputError
+
+# A write that failed while less than this was free on its file system failed for want of space. torch.save
+# on a full disk raises "RuntimeError: [enforce fail at inline_container.cc] unexpected pos", with no errno.
+FULL_DISK_BYTES = 1 << 20
+
+
+class DiskFullError(InputError, OSError):
+    """A file could not be written because its disk (or quota) is full; the message names the file."""
+
+
+def free_bytes(folder: str | os.PathLike[str]) -> int:
+    """Bytes free to this user on the file system of ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
+def _is_full_disk(error: BaseException, folder: Path) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(error, (OSError, RuntimeError)):
+        return False
+    try:
+        return free_bytes(folder) < FULL_DISK_BYTES
+    except OSError:
+        return False
 
 
 def _umask() -> int:
@@ -21,19 +50,29 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     Parent folders are created. On any exception the temporary file is removed and ``path``
-    is left as it was.
+    is left as it was; a write that failed for want of space raises :class:`DiskFullError` naming ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        if _is_full_disk(error, target.parent if target.parent.exists() else Path(".")):
+            raise DiskFullError(f"{target}: cannot write it: no space left on the disk") from None
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
+        full = not isinstance(error, DiskFullError) and _is_full_disk(error, target.parent)  # before the unlink
         tmp.unlink(missing_ok=True)
+        if full:
+            raise DiskFullError(f"{target}: cannot write it: no space left on the disk "
+                                f"({free_bytes(target.parent) / 1e6:.1f} MB free once the partial file was "
+                                f"removed)") from None
         raise
 
 

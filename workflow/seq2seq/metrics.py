@@ -143,28 +143,39 @@ def paired_comparison(system: Sequence[Sequence[str]], baseline: Sequence[Sequen
     return {"delta": delta, "ci_low": low, "ci_high": high, "p_value": p_value, "runs": count}
 
 
-def signatures(resamples: int, seed: int) -> dict[str, str]:
-    """sacrebleu signatures of the BLEU and chrF settings used here, and how the BLEU interval was drawn."""
+def too_few_for_an_interval(sentences: int, minimum: int) -> str | None:
+    """Why no interval or paired test is given for ``sentences`` test sentences (None when there are enough)."""
+    if sentences >= minimum:
+        return None
+    return f"too few test sentences ({sentences} < evaluation.min_interval_sentences = {minimum})"
+
+
+def signatures(resamples: int, seed: int, interval_note: str | None = None) -> dict[str, str]:
+    """sacrebleu signatures of the BLEU and chrF settings used here, and how the BLEU interval was drawn (or why
+    it was not)."""
     bleu, chrf = _bleu(), CHRF()
     bleu.num_refs = chrf.num_refs = 1  # sacrebleu fills this in only after scoring
     return {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature()),
-            "bleu_ci95": f"percentile bootstrap|resamples:{resamples}|seed:{seed}"}
+            "bleu_ci95": f"none: {interval_note}" if interval_note else
+            f"percentile bootstrap|resamples:{resamples}|seed:{seed}"}
 
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], resamples: int = 1000,
-                  seed: int = 12345) -> dict:
+                  seed: int = 12345, min_interval_sentences: int = 1) -> dict:
     """The metrics.json block of one decoding method, without timing.
 
-    Keys: ``bleu``, ``bleu_ci95`` ([low, high]), ``chrf`` (0-100), ``exact_match`` (fraction 0-1),
-    ``sentences``, ``signature`` (dict of sacrebleu signature strings: ``bleu``, ``chrf``, ``bleu_ci95``).
+    Keys: ``bleu``, ``bleu_ci95`` ([low, high], or None for fewer than ``min_interval_sentences`` sentences),
+    ``chrf`` (0-100), ``exact_match`` (fraction 0-1), ``sentences``, ``signature`` (dict of sacrebleu signature
+    strings: ``bleu``, ``chrf``, ``bleu_ci95``: how the interval was drawn, or why there is none).
     """
+    note = too_few_for_an_interval(len(hypotheses), min_interval_sentences)
     return {
         "bleu": corpus_bleu(hypotheses, references),
-        "bleu_ci95": list(bleu_bootstrap_ci(hypotheses, references, resamples, seed)),
+        "bleu_ci95": None if note else list(bleu_bootstrap_ci(hypotheses, references, resamples, seed)),
         "chrf": corpus_chrf(hypotheses, references),
         "exact_match": exact_match(hypotheses, references),
         "sentences": len(hypotheses),
-        "signature": signatures(resamples, seed),
+        "signature": signatures(resamples, seed, note),
     }
 
 

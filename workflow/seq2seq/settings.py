@@ -279,6 +279,7 @@ class EvaluationSettings(Section):
     batch_size: int = schema_default("evaluation.batch_size")
     bootstrap_resamples: int = schema_default("evaluation.bootstrap_resamples")
     seed: int = schema_default("evaluation.seed")
+    min_interval_sentences: int = schema_default("evaluation.min_interval_sentences")
 
 
 @dataclass

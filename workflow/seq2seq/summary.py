@@ -14,7 +14,11 @@ Columns of results/summary.tsv (and the Markdown copy), BLEU and chrF 0-100:
   the baseline's own row), as in comparisons.tsv.
 
 results/comparisons.tsv: one row per pair x system other than the baseline x metric (greedy_bleu, beam_bleu):
-pair, model, baseline, metric, delta, ci_low, ci_high, p_value, runs (see metrics.paired_comparison).
+pair, model, baseline, metric, delta, ci_low, ci_high, p_value, runs (see metrics.paired_comparison). It has
+only its header when the config has one system (nothing to compare).
+
+With fewer test sentences than ``evaluation.min_interval_sentences``, the interval and p-value cells say so
+("too few test sentences (14 < ...)") instead of holding numbers that would mean nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .fileio import atomic_open, atomic_path
-from .metrics import bleu_bootstrap_ci, paired_comparison, pooled
+from .metrics import bleu_bootstrap_ci, paired_comparison, pooled, too_few_for_an_interval
 from .plots import comparison_chart, save_figure
 
 LOG = logging.getLogger(__name__)
@@ -89,8 +93,10 @@ class Runs:
             self.groups.setdefault((pair, name), []).append(run)
 
 
-def summary_row(pair: str, name: str, runs: list[dict], resamples: int, seed: int) -> dict:
-    """One table row of a model's seeds or of an ensemble (without the comparison)."""
+def summary_row(pair: str, name: str, runs: list[dict], resamples: int, seed: int,
+                min_sentences: int = 1) -> dict:
+    """One table row of a model's seeds or of an ensemble (without the comparison); no intervals (NaN) for
+    fewer than ``min_sentences`` test sentences."""
     try:
         first = runs[0]["metrics"]
         row: dict[str, Any] = {"pair": pair, "model": name, "attention": first["attention"],
@@ -98,7 +104,9 @@ def summary_row(pair: str, name: str, runs: list[dict], resamples: int, seed: in
                                "parameters": first["parameters"], "sentences": first["beam"]["sentences"]}
         for method, column in (("beam", "bleu"), ("greedy", "greedy_bleu")):
             row.update(_spread([run["metrics"][method]["bleu"] for run in runs], column))
-            if len(runs) == 1:
+            if too_few_for_an_interval(row["sentences"], min_sentences):
+                row[f"{column}_ci_low"] = row[f"{column}_ci_high"] = math.nan
+            elif len(runs) == 1:
                 row[f"{column}_ci_low"], row[f"{column}_ci_high"] = first[method]["bleu_ci95"]
             else:
                 references = runs[0]["references"] * len(runs)
@@ -113,8 +121,10 @@ def summary_row(pair: str, name: str, runs: list[dict], resamples: int, seed: in
     return row
 
 
-def compare_with_baseline(groups: dict[tuple[str, str], list[dict]], baseline: str, compare: dict) -> list[dict]:
-    """Every system of a pair against the pair's baseline, greedy and beam BLEU."""
+def compare_with_baseline(groups: dict[tuple[str, str], list[dict]], baseline: str, compare: dict,
+                          min_sentences: int = 1) -> list[dict]:
+    """Every system of a pair against the pair's baseline, greedy and beam BLEU; the interval and p-value are NaN
+    for fewer than ``min_sentences`` test sentences."""
     rows = []
     for (pair, name), runs in groups.items():
         if name == baseline or (pair, baseline) not in groups:
@@ -125,6 +135,8 @@ def compare_with_baseline(groups: dict[tuple[str, str], list[dict]], baseline: s
         for method, metric in METHODS.items():
             result = paired_comparison([run[method] for run in runs], [run[method] for run in base],
                                        runs[0]["references"], compare["test"], compare["resamples"], compare["seed"])
+            if too_few_for_an_interval(len(runs[0]["references"]), min_sentences):
+                result.update(ci_low=math.nan, ci_high=math.nan, p_value=math.nan)
             rows.append({"pair": pair, "model": name, "baseline": baseline, "metric": metric,
                          "delta": result["delta"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
                          "p_value": result["p_value"], "runs": result["runs"]})
@@ -136,14 +148,15 @@ def _rounded(table: pd.DataFrame) -> pd.DataFrame:
     return table.round(decimals)
 
 
-def summary_tables(groups: dict[tuple[str, str], list[dict]], baseline: str,
-                   compare: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(summary, comparisons) DataFrames of :class:`Runs` ``groups``, rows in the groups' order."""
-    found = compare_with_baseline(groups, baseline, compare)
+def summary_tables(groups: dict[tuple[str, str], list[dict]], baseline: str, compare: dict,
+                   min_sentences: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, comparisons) DataFrames of :class:`Runs` ``groups``, rows in the groups' order; NaN intervals
+    and p-values where a pair has fewer than ``min_sentences`` test sentences."""
+    found = compare_with_baseline(groups, baseline, compare, min_sentences)
     beam = {(c["pair"], c["model"]): c for c in found if c["metric"] == "beam_bleu"}
     rows = []
     for (pair, name), runs in groups.items():
-        row = summary_row(pair, name, runs, compare["resamples"], compare["seed"])
+        row = summary_row(pair, name, runs, compare["resamples"], compare["seed"], min_sentences)
         versus = beam.get((pair, name), {})
         row.update(baseline=baseline, delta_bleu=versus.get("delta", math.nan),
                    delta_ci_low=versus.get("ci_low", math.nan), delta_ci_high=versus.get("ci_high", math.nan),
@@ -168,23 +181,49 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def explain_missing_intervals(table: pd.DataFrame, sentences: Sequence[float], min_sentences: int,
+                              columns: Sequence[str], rows: Sequence[bool] | None = None) -> pd.DataFrame:
+    """A copy of ``table`` in which the empty ``columns`` (intervals, p-values) of ``rows`` (default: all) with
+    fewer than ``min_sentences`` test sentences (``sentences``: each row's count) say why they are empty."""
+    shown = table.copy()
+    for position, count in enumerate(sentences):
+        note = too_few_for_an_interval(int(count), min_sentences)
+        if note is None or (rows is not None and not rows[position]):
+            continue
+        for column in columns:
+            shown[column] = shown[column].astype(object)
+            shown.iloc[position, shown.columns.get_loc(column)] = note
+    return shown
+
+
 def _write_tsv(table: pd.DataFrame, path) -> None:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
 
 
 def write_summary(metrics: Sequence, translations: Sequence, histories: Sequence, labels: Sequence[Sequence[Any]],
-                  tsv, md, chart, comparisons, baseline: str, compare: dict,
+                  tsv, md, chart, comparisons, baseline: str, compare: dict, min_interval_sentences: int = 1,
                   log: logging.Logger = LOG) -> pd.DataFrame:
     """The summary stage. ``labels``: [pair, system, model or ensemble name, seed (None for an ensemble)] of
     each ``metrics``/``translations`` file; ``histories``: the training runs' (labels with a seed), in order.
-    Writes the summary TSV, its Markdown copy, the chart and the ``comparisons`` TSV, each atomically."""
+    Writes the summary TSV, its Markdown copy, the chart and the ``comparisons`` TSV, each atomically; a pair with
+    fewer than ``min_interval_sentences`` test sentences gets no interval or p-value, and a warning."""
     groups = Runs(labels, metrics, translations, histories).groups
-    table, found = summary_tables(groups, baseline, compare)
-    _write_tsv(table, tsv)
-    _write_tsv(found, comparisons)
+    table, found = summary_tables(groups, baseline, compare, min_interval_sentences)
+    for pair, count in dict(zip(table["pair"], table["sentences"])).items():
+        note = too_few_for_an_interval(int(count), min_interval_sentences)
+        if note:
+            log.warning("%s: no intervals or p-values in the summary: %s", pair, note)
+    intervals = ["bleu_ci_low", "bleu_ci_high", "greedy_bleu_ci_low", "greedy_bleu_ci_high"]
+    shown = explain_missing_intervals(table, table["sentences"], min_interval_sentences, intervals)
+    shown = explain_missing_intervals(shown, table["sentences"], min_interval_sentences,
+                                      ["delta_ci_low", "delta_ci_high", "p_value"], table["delta_bleu"].notna())
+    sentences_of = {(row.pair, row.model): row.sentences for row in table.itertuples()}
+    _write_tsv(shown, tsv)
+    _write_tsv(explain_missing_intervals(found, [sentences_of[(p, m)] for p, m in zip(found["pair"], found["model"])],
+                                         min_interval_sentences, ["ci_low", "ci_high", "p_value"]), comparisons)
     with atomic_open(md) as handle:
-        handle.write(to_markdown(table))
+        handle.write(to_markdown(shown))
     per_seed = {key: {method: [run["metrics"][method]["bleu"] for run in runs] for method in METHODS}
                 for key, runs in groups.items()}
     save_figure(comparison_chart(table, per_seed), chart)

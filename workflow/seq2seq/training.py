@@ -3,18 +3,26 @@
 Read :func:`train_model` from top to bottom: set up, resume if a compatible state exists, then for each epoch
 :func:`run_epoch` and :func:`validate`, keep the best weights, save the resume state; at the end publish the
 outputs (none of them exists before, so a killed run leaves nothing that looks finished).
+
+Two guards stop a run before anything is published: a diverging loss (:func:`check_divergence`), and a signal
+(SIGTERM from a wall-time limit or ``scancel``, SIGINT from Ctrl-C), after which the state of the last finished
+batch is saved so that a rerun continues mid-epoch to the result an uninterrupted run gives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
+import math
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -26,7 +34,8 @@ from .batching import Batch, encode_pairs, make_batches
 from .checkpoint import Metadata, TrainingState, cpu_state, resume_training, save_model, save_training
 from .corpus import read_split
 from .devices import resolve_device, set_cpu_threads
-from .fileio import atomic_open
+from .fileio import DiskFullError, atomic_open
+from .logs import InputError, Interrupted
 from .metrics import corpus_bleu
 from .model import Seq2Seq
 from .search import decode_in_batches
@@ -35,6 +44,15 @@ from .vocab import PAD_INDEX, Vocabulary, load_vocabulary
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_bleu", "learning_rate", "seconds", "pairs_per_s")
 EVAL_BATCH_SIZE = 256
+# A model that guesses uniformly over V target words has a cross-entropy of ln V, and an untrained one starts
+# there; a mean training loss above this multiple of it means the run diverged (see check_divergence).
+DIVERGENCE_FACTOR = 1.5
+CHECK_EVERY = 20  # batches between two looks at the running loss (on a GPU each look waits for it to catch up)
+
+
+class TrainingDiverged(InputError):
+    """The loss became NaN or infinite, or rose far above an untrained model's: the settings, not the code,
+    are to blame (a learning rate too high, no clipping); the message says which to change."""
 
 
 # ---------------------------------------------------------------------------------------------- one step
@@ -52,7 +70,9 @@ def train_batch(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, 
     """One optimizer step on ``batch`` (already on the model's device).
 
     Returns the detached mean token loss as a 0-dim tensor, so the step needs no host sync; ``float()`` it
-    where the number is needed.
+    where the number is needed. Without a gradient scaler, a non-finite gradient norm makes the returned loss
+    non-finite too, so that one look at the losses catches both (with a scaler, inf gradients are routine: it
+    skips those steps itself).
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -67,8 +87,9 @@ def train_batch(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, 
         scaler.update()
     else:
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         optimizer.step()
+        return torch.where(torch.isfinite(norm), loss.detach(), norm.detach())
     return loss.detach()
 
 
@@ -161,21 +182,108 @@ class Validation:
     bleu: float  # corpus BLEU of greedy translations
 
 
+@dataclass
+class EpochProgress:
+    """How far an epoch has come: batches done, the sum of their token losses (a 0-dim float32 tensor on the
+    training device, summed in batch order so that an epoch resumed mid-way gives the same bits), their target
+    tokens and seconds."""
+
+    epoch: int
+    batches: int  # in the whole epoch
+    batches_done: int
+    loss_sum: Tensor
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.batches_done == self.batches
+
+    @property
+    def mean_loss(self) -> float:
+        """Mean training loss per target token so far (waits for the device)."""
+        return float(self.loss_sum) / max(self.tokens, 1)
+
+
+def divergence_limit(target_vocab_size: int) -> float:
+    """The mean training loss above which a run counts as diverged: ``DIVERGENCE_FACTOR`` x ln V."""
+    return DIVERGENCE_FACTOR * math.log(max(target_vocab_size, 2))
+
+
+def check_divergence(progress: EpochProgress, limit: float, config: TrainConfig) -> None:
+    """TrainingDiverged when the epoch's running loss is NaN, infinite or above ``limit``.
+
+    Why this cannot fire on a healthy run: an untrained model starts at a loss of about ln V (its output layer
+    starts near uniform), and training only lowers the mean; label smoothing and teacher forcing below 1 keep it
+    under ln V too. Half as much again above ln V is a loss no learning run reaches, but one that a learning
+    rate too high reaches within a few batches (a learning rate of 1e6 gives losses of 1e7 and more)."""
+    loss = progress.mean_loss
+    if math.isfinite(loss) and loss <= limit:
+        return
+    what = (f"the training loss became {loss}" if not math.isfinite(loss) else
+            f"the mean training loss is {loss:.4g}, above {limit:.3g} ({DIVERGENCE_FACTOR} x ln V, where a model "
+            f"that guesses uniformly starts)")
+    raise TrainingDiverged(f"training diverged in epoch {progress.epoch} (batch {progress.batches_done} of "
+                           f"{progress.batches}): {what}; lower training.learning_rate (now {config.learning_rate:g})"
+                           f" or training.clip_grad (now {config.clip_grad:g}); nothing was published")
+
+
 def run_epoch(model: Seq2Seq, batches: Sequence[Batch], optimizer: torch.optim.Optimizer, config: TrainConfig,
               device: torch.device, scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None,
-              description: str) -> float:
-    """One pass over ``batches`` with an optimizer step each; returns the mean training loss per target token."""
-    total = torch.zeros((), device=device)
-    tokens = 0
-    for batch in tqdm(batches, desc=description, disable=not sys.stderr.isatty(), leave=False):
+              progress: EpochProgress, loss_limit: float, should_stop: Callable[[], bool] = lambda: False,
+              batch_callback: Callable[[EpochProgress], None] | None = None) -> EpochProgress:
+    """Continue the epoch ``progress`` describes over ``batches`` (from ``progress.batches_done`` on), one
+    optimizer step a batch, until its end or until ``should_stop()`` after a batch. Returns the updated progress.
+    The running loss is checked every ``CHECK_EVERY`` batches and at the end (:func:`check_divergence`)."""
+    start = time.perf_counter()
+    remaining = batches[progress.batches_done :]
+    for batch in tqdm(remaining, desc=f"epoch {progress.epoch}", disable=not sys.stderr.isatty(), leave=False,
+                      initial=progress.batches_done, total=len(batches)):
         if device.type == "cuda":
             batch = batch.pin_memory()
         batch = batch.to(device, non_blocking=True)
         loss = train_batch(model, batch, optimizer, config.clip_grad, config.teacher_forcing, scaler, amp_dtype,
                            config.label_smoothing)
-        total += loss * batch.target_tokens
-        tokens += batch.target_tokens
-    return float(total) / max(tokens, 1)
+        progress.loss_sum += loss * batch.target_tokens
+        progress.tokens += batch.target_tokens
+        progress.batches_done += 1
+        if progress.batches_done % CHECK_EVERY == 0 or progress.finished:
+            check_divergence(progress, loss_limit, config)
+        if batch_callback is not None:
+            batch_callback(progress)
+        if should_stop():
+            break
+    progress.seconds += time.perf_counter() - start
+    return progress
+
+
+class StopSignals:
+    """While active, SIGTERM (a wall-time limit, ``scancel``) and SIGINT (Ctrl-C) ask training to stop at the
+    next batch boundary instead of killing it; a second Ctrl-C stops at once. Inactive outside the main thread
+    (Python delivers signals there only)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+    def _handle(self, number: int, frame: object) -> None:
+        if number == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = number
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator["StopSignals"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {number: signal.signal(number, self._handle) for number in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 @torch.no_grad()
@@ -204,14 +312,18 @@ def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tu
                 source_vocab: Vocabulary, target_vocab: Vocabulary, model_config: ModelConfig, config: TrainConfig,
                 out_model: Path, out_last: Path, out_history: Path, resume_path: Path | None = None,
                 metadata: Metadata | None = None, threads: int | None = None, log: logging.Logger | None = None,
-                epoch_callback: Callable[[int], None] | None = None) -> dict:
+                epoch_callback: Callable[[int], None] | None = None,
+                batch_callback: Callable[[EpochProgress], None] | None = None) -> dict:
     """Train a :class:`Seq2Seq`; when training ends, write the best checkpoint (or the average of the kept
     epochs', ``config.average``), the last training state and history.tsv (none of them exists before: the best
     weights wait inside the resume state).
 
-    ``resume_path`` (not a Snakemake output) gets the full training state after every epoch; a compatible one
-    found at start is resumed from. ``epoch_callback(epoch)`` runs after each epoch's state is saved (tests
-    raise from it to simulate a kill). Returns a summary dict.
+    ``resume_path`` (not a Snakemake output) gets the full training state after every epoch, and after the
+    last finished batch when SIGTERM or SIGINT stops the run (which then raises :class:`Interrupted`); a
+    compatible one found at start is resumed from, mid-epoch if it was saved so. A diverging loss raises
+    :class:`TrainingDiverged` and publishes nothing. ``epoch_callback(epoch)`` runs after each epoch's state is
+    saved, ``batch_callback(progress)`` after each batch (tests raise or signal from them to simulate a kill).
+    Returns a summary dict.
     """
     log = log or logging.getLogger(__name__)
     out_model, out_last, out_history = Path(out_model), Path(out_last), Path(out_history)
@@ -255,50 +367,90 @@ def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tu
     state = state or TrainingState()
     writer = open_tensorboard(out_model.parent / "tensorboard") if config.tensorboard else None
 
+    loss_limit = divergence_limit(len(target_vocab))
     stop_reason = "epochs"
     start = time.perf_counter() - state.elapsed_seconds
-    while state.epoch < config.epochs:
-        if state.bad_epochs >= patience:
-            stop_reason = "early_stopping"
-            break
-        if config.max_minutes is not None and state.elapsed_seconds >= 60 * config.max_minutes:
-            stop_reason = "max_minutes"
-            break
-        epoch = state.epoch + 1
-        learning_rate = optimizer.param_groups[0]["lr"]
-        batches = make_batches(train_examples, shuffle=True, seed=config.seed, epoch=epoch, **batching)
-        epoch_start = time.perf_counter()
-        train_loss = run_epoch(model, batches, optimizer, config, device, scaler, amp_dtype, f"epoch {epoch}")
-        train_seconds = time.perf_counter() - epoch_start
-        valid = validate(model, valid_batches, valid_sources, valid_references, target_vocab, device, amp_dtype,
-                         max_len)
-        scheduler.step(valid.loss)
-        score = valid.bleu if metric == "valid_bleu" else -valid.loss
-        state.history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid.loss,
-                              "valid_bleu": valid.bleu, "learning_rate": learning_rate,
-                              "seconds": time.perf_counter() - epoch_start,
-                              "pairs_per_s": len(train_examples) / max(train_seconds, 1e-9), "score": score})
-        state.epoch = epoch
-        weights = cpu_state(model)
-        if state.best_score is None or score > state.best_score:
-            state.best_score, state.best_epoch, state.bad_epochs, state.best_model_state = score, epoch, 0, weights
-        else:
-            state.bad_epochs += 1
-        keep_for_average(state, epoch, weights, config.average["epochs"], config.average["select"])
+    stop = StopSignals()
+
+    def save_state(what: str) -> None:
+        """Save the resume state; a full disk says which progress it lost and which state is kept."""
         state.elapsed_seconds = time.perf_counter() - start
-        if resume_path is not None:
+        try:
             save_training(resume_path, model, optimizer, scheduler, scaler, state, source_vocab, target_vocab,
                           metadata, identity)
-        row = state.history[-1]
-        log.info("epoch %d/%d train_loss %.4f valid_loss %.4f valid_bleu %.2f lr %.3g %.1fs %.0f pairs/s%s",
-                 epoch, config.epochs, train_loss, valid.loss, valid.bleu, learning_rate, row["seconds"],
-                 row["pairs_per_s"], " (best)" if state.best_epoch == epoch else "")
+        except DiskFullError as error:
+            raise DiskFullError(f"{what} could not be saved, so a rerun starts from the state saved before it: "
+                                f"{error}") from None
+
+    with stop.active():
+        while state.epoch < config.epochs and not stop():
+            if state.bad_epochs >= patience:
+                stop_reason = "early_stopping"
+                break
+            if config.max_minutes is not None and state.elapsed_seconds >= 60 * config.max_minutes:
+                stop_reason = "max_minutes"
+                break
+            epoch = state.epoch + 1
+            learning_rate = optimizer.param_groups[0]["lr"]
+            batches = make_batches(train_examples, shuffle=True, seed=config.seed, epoch=epoch, **batching)
+            progress = EpochProgress(epoch, len(batches), state.batches_done,
+                                     state.partial_loss_sum.to(device) if state.batches_done
+                                     else torch.zeros((), device=device),
+                                     state.partial_tokens, state.partial_seconds)
+            run_epoch(model, batches, optimizer, config, device, scaler, amp_dtype, progress, loss_limit, stop,
+                      batch_callback)
+            if not progress.finished:  # stopped by a signal: keep the finished batches
+                check_divergence(progress, loss_limit, config)  # never save a state that has gone bad
+                state.batches_done, state.partial_loss_sum = progress.batches_done, progress.loss_sum.cpu()
+                state.partial_tokens, state.partial_seconds = progress.tokens, progress.seconds
+                if resume_path is not None:
+                    save_state(f"epoch {epoch}'s first {progress.batches_done} batches")
+                break
+            epoch_start = time.perf_counter()
+            valid = validate(model, valid_batches, valid_sources, valid_references, target_vocab, device, amp_dtype,
+                             max_len)
+            if not math.isfinite(valid.loss):
+                raise TrainingDiverged(f"training diverged in epoch {epoch}: the validation loss is {valid.loss}; "
+                                       f"lower training.learning_rate (now {config.learning_rate:g}); nothing was "
+                                       f"published")
+            scheduler.step(valid.loss)
+            score = valid.bleu if metric == "valid_bleu" else -valid.loss
+            train_loss = progress.mean_loss
+            state.history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid.loss,
+                                  "valid_bleu": valid.bleu, "learning_rate": learning_rate,
+                                  "seconds": progress.seconds + time.perf_counter() - epoch_start,
+                                  "pairs_per_s": len(train_examples) / max(progress.seconds, 1e-9), "score": score})
+            state.epoch = epoch
+            state.batches_done, state.partial_loss_sum, state.partial_tokens, state.partial_seconds = 0, None, 0, 0.0
+            weights = cpu_state(model)
+            if state.best_score is None or score > state.best_score:
+                state.best_score, state.best_epoch, state.bad_epochs, state.best_model_state = score, epoch, 0, weights
+            else:
+                state.bad_epochs += 1
+            keep_for_average(state, epoch, weights, config.average["epochs"], config.average["select"])
+            state.elapsed_seconds = time.perf_counter() - start
+            if resume_path is not None:
+                save_state(f"epoch {epoch}")
+            row = state.history[-1]
+            log.info("epoch %d/%d train_loss %.4f valid_loss %.4f valid_bleu %.2f lr %.3g %.1fs %.0f pairs/s%s",
+                     epoch, config.epochs, train_loss, valid.loss, valid.bleu, learning_rate, row["seconds"],
+                     row["pairs_per_s"], " (best)" if state.best_epoch == epoch else "")
+            if writer is not None:
+                for name in ("train_loss", "valid_loss", "valid_bleu", "learning_rate", "pairs_per_s"):
+                    writer.add_scalar(name, row[name], epoch)
+                writer.flush()
+            if epoch_callback is not None:
+                epoch_callback(epoch)
+    if stop():
         if writer is not None:
-            for name in ("train_loss", "valid_loss", "valid_bleu", "learning_rate", "pairs_per_s"):
-                writer.add_scalar(name, row[name], epoch)
-            writer.flush()
-        if epoch_callback is not None:
-            epoch_callback(epoch)
+            writer.close()
+        where = (f"in epoch {state.epoch + 1} after {state.batches_done} batches" if state.batches_done
+                 else f"after epoch {state.epoch}")
+        kept = (f"its state is saved in {resume_path}: run the same command again to resume"
+                if resume_path is not None else "no resume state was asked for, so nothing was kept")
+        name = signal.Signals(stop.received).name
+        log.warning("training stopped by %s %s; %s", name, where, kept)
+        raise Interrupted(f"stopped by {name} {where}; {kept}", stop.received)
 
     # The outputs appear only now: a killed run leaves none of them behind (only the resume state), so that no
     # later rule or user mistakes an epoch-2 model for the result.
