@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, snakemake
 
@@ -96,3 +97,14 @@ def test_the_compare_config_plans_24_training_jobs_each_asking_for_a_gpu(tmp_pat
         for model in ("none", "tutorial", "bahdanau", "luong"):
             for seed in (1, 2, 3):
                 assert f"results/{pair}/{model}/seed{seed}/model.pt" in result.stdout
+
+
+def test_every_request_of_the_profile_fits_a_one_gpu_node():
+    """What the profile's header promises: 1 GPU, 4 CPUs and 16 GB (a 16-GB node offers Slurm a little less) are
+    enough for any one of its jobs (the real scheduler test in test_workflow_slurm.py runs them)."""
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    for rule, resources in profile["set-resources"].items():
+        merged = {**profile["default-resources"], **resources}
+        gpus = merged.get("gpu", 0)
+        cpus = merged["cpus_per_gpu"] * gpus if gpus and "cpus_per_gpu" in merged else profile["set-threads"][rule]
+        assert gpus <= 1 and cpus <= 4 and merged["mem_mb"] <= 15000, (rule, merged)

@@ -16,6 +16,7 @@ when Slurm's SIGTERM comes (Slurm sends SIGCONT with it) without burning a CPU f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -40,7 +42,14 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 CLUSTER_SCRIPT = "workflow/profiles/slurm/local-cluster/cluster.sh"
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 ACCOUNT = PARTITION = "local"  # what cluster.sh creates
-FIRST_CHECK = "4"  # --slurm-init-seconds-before-status-checks (the plugin's default of 40 s suits real clusters)
+# Seconds to the plugin's first status check (its default, 40, suits real clusters). After a check that finds no
+# job finished it waits 10 s longer each time, so this is set near a stage's length here, and for the time-limit
+# run so that a check falls just after the 61-91 s its job lasts (checks at 8, 26, 54 and 92 s).
+FIRST_CHECK = {"stage": 10, "time limit": 8}
+# One thread a job, here and in the local runs they are compared with: on 2 cores, five scenarios at once with
+# the profile's 4 threads (2 once capped to the CPUs) made every job several times slower.
+THREADS = ["--set-threads", "train=1", "evaluate=1", "figures=1"]
+TIMEOUT = 600  # seconds for one Snakemake command: far more than it needs; a hung status poll fails the test
 PAIR, MODEL = "fra-eng", "bahdanau"
 RUN = Path("results") / PAIR / MODEL
 TRAIN_LOG = Path("results") / "logs" / "train" / PAIR / f"{MODEL}.log"
@@ -89,19 +98,14 @@ def profile_copy(folder: Path, train: dict | None = None) -> Path:
     return folder
 
 
-def profile_threads() -> list[str]:
-    """The profile's --set-threads, for a local run at the thread counts of its Slurm jobs."""
-    return [f"{rule}={threads}" for rule, threads in yaml.safe_load(PROFILE.read_text())["set-threads"].items()]
-
-
-def slurm_args(profile: Path, config: Path) -> list[str]:
+def slurm_args(profile: Path, config: Path, first_check: int = FIRST_CHECK["stage"]) -> list[str]:
     """Options of a run through the profile (they take several values each: targets go before them)."""
-    return ["--profile", str(profile), "--slurm-init-seconds-before-status-checks", FIRST_CHECK,
+    return ["--profile", str(profile), "--slurm-init-seconds-before-status-checks", str(first_check), *THREADS,
             "--configfile", str(config)]
 
 
 def local_args(config: Path) -> list[str]:
-    return ["--cores", "4", "--set-threads", *profile_threads(), "--configfile", str(config)]
+    return ["--cores", "2", *THREADS, "--configfile", str(config)]
 
 
 def submitted_jobs(output: str) -> list[tuple[str, str]]:
@@ -141,7 +145,7 @@ def threads_line(log: Path) -> str:
     return next(line.split(": ", 1)[1] for line in log.read_text().splitlines() if " threads" in line)
 
 
-def training_process(workdir: Path, timeout: float = 120) -> int:
+def training_process(workdir: Path, timeout: float = 300) -> int:
     """The PID of the training script running for ``workdir`` (a Slurm job step on this machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -159,11 +163,13 @@ def training_process(workdir: Path, timeout: float = 120) -> int:
 
 
 def process_state(pid: int) -> str | None:
-    """The process's state letter (R, S, T for stopped, ...), or None once it is gone."""
+    """The process's state letter (R, S, T for stopped, ...), or None once it has exited (a zombie has: its
+    parent died with it on SIGTERM, and whoever inherits it may reap it much later)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return None
+    return None if state in ("Z", "X") else state
 
 
 def process_environment(pid: int) -> dict[str, str]:
@@ -176,7 +182,7 @@ def freeze_after_first_epoch(workdir: Path) -> tuple[int, dict[str, str]]:
     when Slurm signals it. Returns its PID and environment."""
     pid = training_process(workdir)
     log = workdir / TRAIN_LOG
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         epoch = re.search(r"epoch 1/\d+ .* (\d+(?:\.\d+)?)s ", log.read_text() if log.exists() else "")
         if epoch:
@@ -184,7 +190,7 @@ def freeze_after_first_epoch(workdir: Path) -> tuple[int, dict[str, str]]:
         assert process_state(pid) is not None, "the training job ended before its first epoch: machine overloaded?"
         time.sleep(0.02)
     else:
-        raise AssertionError(f"no first epoch in {log} within 120 s")
+        raise AssertionError(f"no first epoch in {log} within 300 s")
     time.sleep(float(epoch.group(1)) / 2)
     try:
         environment = process_environment(pid)
@@ -210,20 +216,34 @@ def wait_for_signal_and_exit(pid: int, workdir: Path, keep: Path) -> float:
     return exited
 
 
-def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+def start_snakemake(workdir: Path, output: Path, *args: str) -> subprocess.Popen:
+    """Snakemake in the background, its output (stdout and stderr) going to the file ``output``."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    with output.open("w") as sink:
+        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def stop_snakemake(process: subprocess.Popen) -> None:
-    """End a run a failed check left behind as Ctrl-C would (Snakemake cancels its Slurm jobs), else kill it."""
+def interrupt(process: subprocess.Popen) -> None:
+    """End a background Snakemake as Ctrl-C would (it cancels its Slurm jobs); kill it if that takes a minute."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
-            process.communicate(timeout=60)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def background_snakemake(workdir: Path, output: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """Snakemake running in the background for the block, which waits for it (5 minutes at most); interrupted
+    if the block fails, so that no Slurm job outlives a failed check."""
+    process = start_snakemake(workdir, output, *args)
+    try:
+        yield process
+        process.wait(timeout=TIMEOUT)
+    finally:
+        interrupt(process)
 
 
 def cancel_jobs_under(root: Path) -> None:
@@ -256,8 +276,8 @@ def run_pipeline(root: Path) -> PipelineRun:
     slurm.mkdir()
     local.mkdir()
     with ThreadPoolExecutor(2) as pool:
-        on_cluster = pool.submit(snakemake, slurm, *slurm_args(profile, config), timeout=400)
-        pool.submit(snakemake, local, *local_args(config), timeout=400).result()
+        on_cluster = pool.submit(snakemake, slurm, *slurm_args(profile, config), timeout=TIMEOUT)
+        pool.submit(snakemake, local, *local_args(config), timeout=TIMEOUT).result()
         result = on_cluster.result()
     output = result.stdout + result.stderr
     jobs = submitted_jobs(output)
@@ -268,31 +288,33 @@ def run_pipeline(root: Path) -> PipelineRun:
 
 
 @dataclass
-class SqueueRun:
+class StatusRun:
     workdir: Path
     output: str
-    sacct_error: str
-    returncode: int
+    sacct_error: str  # what sacct said where it could not answer, else ""
 
 
-def run_without_accounting(root: Path) -> SqueueRun:
-    """The data stages through the profile with `--slurm-status-command squeue`, where sacct fails as it does
-    on a cluster without slurmdbd (the client reads a slurm.conf without AccountingStorageType)."""
+def run_data_stage(root: Path, status_command: str, accounting: bool) -> StatusRun:
+    """The prepare stage through the profile with the plugin's given status command; without ``accounting``,
+    sacct fails as it does on a cluster without slurmdbd (the client reads a slurm.conf without
+    AccountingStorageType; the daemons are the same)."""
     raw = write_raw_corpus(root / "corpus" / f"{PAIR}.txt")
     config = write_config(root / "tiny.yaml", tiny_config(raw))
     profile = profile_copy(root / "profile")
-    lines = Path("/etc/slurm/slurm.conf").read_text().splitlines()
-    conf = root / "slurm-no-accounting.conf"
-    conf.write_text("".join(f"{line}\n" for line in lines if not line.startswith("AccountingStorage")))
-    env = {"SLURM_CONF": str(conf)}
+    env = {}
+    if not accounting:
+        lines = Path("/etc/slurm/slurm.conf").read_text().splitlines()
+        conf = root / "slurm-no-accounting.conf"
+        conf.write_text("".join(f"{line}\n" for line in lines if not line.startswith("AccountingStorage")))
+        env["SLURM_CONF"] = str(conf)
     sacct_check = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, env={**os.environ, **env},
                                  timeout=30)
     workdir = root / "run"
     workdir.mkdir()
-    result = snakemake(workdir, f"results/{PAIR}/data/stats.json", "--slurm-status-command", "squeue", "--verbose",
-                       *slurm_args(profile, config), env=env, timeout=300)
-    return SqueueRun(workdir, result.stdout + result.stderr,
-                     "" if sacct_check.returncode == 0 else sacct_check.stderr.strip(), result.returncode)
+    result = snakemake(workdir, f"results/{PAIR}/data/stats.json", "--slurm-status-command", status_command,
+                       "--verbose", *slurm_args(profile, config), env=env, timeout=TIMEOUT)
+    return StatusRun(workdir, result.stdout + result.stderr,
+                     "" if sacct_check.returncode == 0 else sacct_check.stderr.strip() or "failed")
 
 
 def prepared_training(root: Path) -> tuple[Path, Path]:
@@ -306,9 +328,11 @@ def prepared_training(root: Path) -> tuple[Path, Path]:
     return workdir, config
 
 
-def copy_workdir(prepared: Path, destination: Path) -> Path:
-    shutil.copytree(prepared, destination, symlinks=True)
-    return destination
+def copy_workdir(prepared: Future, destination: Path) -> tuple[Path, Path]:
+    """A copy of the prepared workdir (once it is ready), and the config."""
+    source, config = prepared.result()
+    shutil.copytree(source, destination, symlinks=True)
+    return destination, config
 
 
 @dataclass
@@ -323,49 +347,46 @@ class InterruptedRun:
     kept: Path  # its log and resume state as the signal left them
 
 
-def run_into_time_limit(root: Path, prepared: Path, config: Path) -> InterruptedRun:
+def run_into_time_limit(root: Path, prepared: Future) -> InterruptedRun:
     """Training with `runtime: 1` (minutes), stopped by Slurm at its time limit; the profile's `retries: 1`
     submits it again. No GPU for this one job: it holds its allocation for a minute or more, and the node's one
     GPU is busy with the other scenarios (the time limit works the same either way)."""
-    workdir = copy_workdir(prepared, root / "run")
+    workdir, config = copy_workdir(prepared, root / "run")
     profile = profile_copy(root / "profile", train={"runtime": 1, "gpu": 0})
-    process = start_snakemake(workdir, str(RUN / "model.pt"), *slurm_args(profile, config))
-    try:
+    log = root / "snakemake.log"
+    args = slurm_args(profile, config, FIRST_CHECK["time limit"])
+    with background_snakemake(workdir, log, str(RUN / "model.pt"), *args) as process:
         pid, environment = freeze_after_first_epoch(workdir)
         seconds = wait_for_signal_and_exit(pid, workdir, root / "kept")
-        output, _ = process.communicate(timeout=300)
-    finally:
-        stop_snakemake(process)
+    output = log.read_text()
     jobs = submitted_jobs(output)
     return InterruptedRun(workdir, [output], [process.returncode], jobs, sacct([job for _, job in jobs]),
                           environment, seconds, root / "kept")
 
 
-def run_and_cancel(root: Path, prepared: Path, config: Path) -> InterruptedRun:
+def run_and_cancel(root: Path, prepared: Future) -> InterruptedRun:
     """Training through the profile as it is (a GPU), cancelled with scancel mid-run; then the same command
     again (`--retries 0`, so that the first command ends with the cancellation instead of retrying)."""
-    workdir = copy_workdir(prepared, root / "run")
+    workdir, config = copy_workdir(prepared, root / "run")
     profile = profile_copy(root / "profile")
     args = [str(RUN / "model.pt"), "--retries", "0", *slurm_args(profile, config)]
-    process = start_snakemake(workdir, *args)
-    try:
+    log = root / "snakemake.log"
+    with background_snakemake(workdir, log, *args) as process:
         pid, environment = freeze_after_first_epoch(workdir)
         subprocess.run(["scancel", environment["SLURM_JOB_ID"]], check=True, timeout=30)
         seconds = wait_for_signal_and_exit(pid, workdir, root / "kept")
-        first, _ = process.communicate(timeout=300)
-    finally:
-        stop_snakemake(process)
-    again = snakemake(workdir, *args, check=False, timeout=300)
+    first = log.read_text()
+    again = snakemake(workdir, *args, check=False, timeout=TIMEOUT)
     second = again.stdout + again.stderr
     jobs = submitted_jobs(first + second)
     return InterruptedRun(workdir, [first, second], [process.returncode, again.returncode], jobs,
                           sacct([job for _, job in jobs]), environment, seconds, root / "kept")
 
 
-def run_uninterrupted(root: Path, prepared: Path, config: Path) -> Path:
+def run_uninterrupted(root: Path, prepared: Future) -> Path:
     """The same training locally, at the thread count of the Slurm job, from start to end."""
-    workdir = copy_workdir(prepared, root / "run")
-    snakemake(workdir, str(RUN / "model.pt"), *local_args(config), timeout=300)
+    workdir, config = copy_workdir(prepared, root / "run")
+    snakemake(workdir, str(RUN / "model.pt"), *local_args(config), timeout=TIMEOUT)
     return workdir
 
 
@@ -373,13 +394,14 @@ def run_uninterrupted(root: Path, prepared: Path, config: Path) -> Path:
 def runs(tmp_path_factory) -> dict[str, Future]:
     """Every scenario started at once, in threads; each test waits for the one it checks."""
     root = tmp_path_factory.mktemp("slurm")
-    pool = ThreadPoolExecutor(6)
+    pool = ThreadPoolExecutor(8)
     futures = {"pipeline": pool.submit(run_pipeline, root / "pipeline"),
-               "squeue": pool.submit(run_without_accounting, root / "squeue")}
-    prepared, config = prepared_training(root / "resume")
-    futures["walltime"] = pool.submit(run_into_time_limit, root / "walltime", prepared, config)
-    futures["scancel"] = pool.submit(run_and_cancel, root / "scancel", prepared, config)
-    futures["reference"] = pool.submit(run_uninterrupted, root / "reference", prepared, config)
+               "sacct": pool.submit(run_data_stage, root / "sacct", "sacct", accounting=True),
+               "squeue": pool.submit(run_data_stage, root / "squeue", "squeue", accounting=False)}
+    prepared = pool.submit(prepared_training, root / "resume")
+    futures["walltime"] = pool.submit(run_into_time_limit, root / "walltime", prepared)
+    futures["scancel"] = pool.submit(run_and_cancel, root / "scancel", prepared)
+    futures["reference"] = pool.submit(run_uninterrupted, root / "reference", prepared)
     yield futures
     pool.shutdown(wait=True)
     cancel_jobs_under(root)  # left by a scenario that failed
@@ -436,13 +458,26 @@ def test_a_training_job_sees_the_gpu_slurm_gave_it(runs):
     assert run.environment.get("CUDA_VISIBLE_DEVICES") == "0", run.environment
 
 
-def test_squeue_status_polling_works_without_accounting(runs):
-    run = runs["squeue"].result()
-    assert run.sacct_error, "sacct answered: the scenario did not take accounting away"
-    assert run.returncode == 0
-    assert "command=squeue" in run.output
-    assert (run.workdir / "results" / PAIR / "data" / "stats.json").exists()
+@pytest.mark.parametrize("status_command, accounting", [("sacct", True), ("squeue", False)])
+def test_job_status_polling(runs, status_command, accounting):
+    """sacct with accounting; squeue (the profile's choice) where sacct cannot answer."""
+    run = runs[status_command].result()
+    assert bool(run.sacct_error) != accounting, run.sacct_error
+    assert f"command={status_command}" in run.output  # the plugin's debug line of each status check
+    assert "Falling back" not in run.output
     assert [rule for rule, _ in submitted_jobs(run.output)] == ["prepare"]
+    assert (run.workdir / "results" / PAIR / "data" / "stats.json").exists()
+
+
+def assert_stopped_mid_epoch_and_resumed(run: InterruptedRun, signal_name: str) -> None:
+    """The signal's log line names the batches kept of an unfinished epoch; the next attempt resumes there."""
+    stopped = re.search(rf"stopped by {signal_name} in epoch (\d+) after (\d+) batches",
+                        (run.kept / TRAIN_LOG.name).read_text())
+    assert stopped, (run.kept / TRAIN_LOG.name).read_text()
+    epoch, batches = int(stopped.group(1)), int(stopped.group(2))
+    assert epoch >= 2 and batches >= 1  # frozen half an epoch after the first: mid-way through another
+    log = (run.workdir / TRAIN_LOG).read_text()
+    assert f"after epoch {epoch - 1} and {batches} batches of epoch {epoch}" in log, log
 
 
 def assert_equals_uninterrupted(workdir: Path, reference: Path) -> None:
@@ -466,8 +501,7 @@ def test_a_training_job_at_its_time_limit_saves_its_state_and_the_retry_resumes_
     assert run.returncodes == [0], run.outputs[0]
     assert run.seconds_to_exit < 30, "training outlived Slurm's KillWait: it was killed, not stopped"
     assert (run.kept / "resume.pt").exists(), "no resume state after SIGTERM"
-    log = (run.workdir / TRAIN_LOG).read_text()
-    assert re.search(r"resuming from .* after epoch [1-9]", log), log
+    assert_stopped_mid_epoch_and_resumed(run, "SIGTERM")
     assert threads_line(run.workdir / TRAIN_LOG) == threads_line(reference / TRAIN_LOG)
     assert_equals_uninterrupted(run.workdir, reference)
 
@@ -482,6 +516,5 @@ def test_a_cancelled_training_job_is_reported_in_one_line_and_a_rerun_resumes_it
     assert lines, run.outputs[0]
     assert run.returncodes[1] == 0, run.outputs[1]
     assert run.seconds_to_exit < 30
-    log = (run.workdir / TRAIN_LOG).read_text()
-    assert re.search(r"resuming from .* after epoch [1-9]", log), log
+    assert_stopped_mid_epoch_and_resumed(run, "SIGTERM")
     assert_equals_uninterrupted(run.workdir, reference)

@@ -22,7 +22,7 @@ MARK="# written by seq2seq local-cluster/cluster.sh"
 ACCOUNT=local
 PARTITION=local
 CLUSTER=local
-DB_SOCKET=/run/mysqld/mysqld.sock   # where slurmdbd's MariaDB client looks for StorageHost=localhost
+DB_SOCKET=$STATE/mariadb/mysqld.sock   # a private server: slurmdbd finds it through MYSQL_UNIX_PORT
 # Order matters for stop: the last started stops first.
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
 
@@ -144,17 +144,12 @@ start_munge() {
 }
 
 start_mariadb() {
-    if [ -S "$DB_SOCKET" ]; then
-        mariadb --socket="$DB_SOCKET" -e "SELECT 1" >/dev/null 2>&1 \
-            && die "a MariaDB/MySQL server already listens on $DB_SOCKET: stop it, or start --no-accounting"
-        rm -f "$DB_SOCKET"   # left by a server that was killed
-    fi
     install -d -o mysql -g mysql -m 0700 "$STATE/mysql"
-    install -d -o mysql -g mysql -m 0755 "$(dirname "$DB_SOCKET")"
     mariadb-install-db --user=mysql --datadir="$STATE/mysql" --skip-test-db \
         --auth-root-authentication-method=socket >"$STATE/mariadb-install.log" 2>&1 \
         || die "mariadb-install-db failed (see $STATE/mariadb-install.log)"
-    # no network: slurmdbd (as root, socket authentication) reaches it on the socket only
+    # no network, its own socket: slurmdbd (as root, socket authentication) reaches it there, and a MariaDB or
+    # MySQL server this machine may run already is left alone
     install -d -o mysql -g mysql -m 0755 "$STATE/mariadb"
     mariadbd --user=mysql --datadir="$STATE/mysql" --socket="$DB_SOCKET" --pid-file="$STATE/mariadb/mariadbd.pid" \
         --skip-networking --log-error="$STATE/mariadb/mariadb.log" --innodb-buffer-pool-size=64M \
@@ -164,7 +159,7 @@ start_mariadb() {
 }
 
 start_slurmdbd() {
-    slurmdbd
+    MYSQL_UNIX_PORT="$DB_SOCKET" slurmdbd
     wait_for 30 slurmdbd sacctmgr -n list cluster
     sacctmgr -i add cluster "$CLUSTER" >/dev/null
     sacctmgr -i add account "$ACCOUNT" Description="local test account" Organization=local >/dev/null
