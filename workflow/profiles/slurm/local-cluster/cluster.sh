@@ -79,8 +79,9 @@ SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$STATE/slurmctld.log
 SlurmdLogFile=$STATE/slurmd.log
-# no cgroups on many test machines: track processes by their parents, bind nothing
-ProctrackType=proctrack/linuxproc
+# no cgroups on many test machines: track a job's processes by process group, bind nothing (proctrack/linuxproc
+# follows parents, and lost a batch step's Snakemake whose shell died first on SIGTERM: it outlived the job)
+ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 SchedulerType=sched/backfill
