@@ -10,10 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "benchmarks"))  # the benchmarks are not part of the package
+
+# test_cuda.py needs CUDA (or SEQ2SEQ_CUDA_TESTS_DEVICE=cpu, which gpu_check.py's CPU dry run sets); elsewhere it is
+# not collected, and the session header says so.
+CUDA_TESTS = torch.cuda.is_available() or bool(os.environ.get("SEQ2SEQ_CUDA_TESTS_DEVICE"))
+collect_ignore = [] if CUDA_TESTS else ["test_cuda.py"]
+
+
+def pytest_report_header(config) -> str | None:
+    return None if CUDA_TESTS else "test_cuda.py: not collected, CUDA is not available on this machine"
 
 SUBJECTS = [
     ("I am", "Je suis"), ("He is", "Il est"), ("She is", "Elle est"),

@@ -294,15 +294,18 @@ def _signal_at(epoch: int, batch: int, number: int = signal.SIGTERM):
     return callback
 
 
-@pytest.mark.parametrize("attention,batch", [("bahdanau", 3), ("luong", 1), ("tutorial", 9)])
-def test_sigterm_saves_the_last_batch_and_a_rerun_ends_as_an_uninterrupted_run(tmp_path, corpus, attention, batch):
+@pytest.mark.parametrize("attention,batch,schedule", [("bahdanau", 3, {}), ("luong", 1, {}), ("tutorial", 9, {}),
+                                                      ("bahdanau", 5, {"lr_schedule": "cosine",
+                                                                       "lr_warmup_steps": 4})])
+def test_sigterm_saves_the_last_batch_and_a_rerun_ends_as_an_uninterrupted_run(tmp_path, corpus, attention, batch,
+                                                                               schedule):
     """A wall-time limit's SIGTERM in the middle of epoch 2: the state after the last finished batch is saved,
     the run stops with one line and publishes nothing; the same call again resumes mid-epoch and ends with the
-    losses and BLEU of a run that was never stopped (same bits)."""
-    uninterrupted = _run(tmp_path / "a", corpus, epochs=3, attention=attention)
+    losses and BLEU of a run that was never stopped (same bits; with a learning rate set per batch too)."""
+    uninterrupted = _run(tmp_path / "a", corpus, epochs=3, attention=attention, **schedule)
     folder = tmp_path / "b"
     with pytest.raises(Interrupted) as caught:
-        _run(folder, corpus, epochs=3, attention=attention, batch_callback=_signal_at(2, batch))
+        _run(folder, corpus, epochs=3, attention=attention, batch_callback=_signal_at(2, batch), **schedule)
     assert caught.value.signal_number == signal.SIGTERM
     assert str(caught.value) == (f"stopped by SIGTERM in epoch 2 after {batch} batches; its state is saved in "
                                  f"{folder / 'resume.pt'}: run the same command again to resume")
@@ -310,9 +313,10 @@ def test_sigterm_saves_the_last_batch_and_a_rerun_ends_as_an_uninterrupted_run(t
     saved = load_checkpoint(folder / "resume.pt")["training_state"]
     assert (saved["epoch"], saved["batches_done"]) == (1, batch)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
-    resumed = _run(folder, corpus, epochs=3, attention=attention)
+    resumed = _run(folder, corpus, epochs=3, attention=attention, **schedule)
     assert resumed["resumed_from_epoch"] == 1
     assert _losses(resumed) == _losses(uninterrupted)
+    assert [r["learning_rate"] for r in resumed["history"]] == [r["learning_rate"] for r in uninterrupted["history"]]
     assert not (folder / "resume.pt").exists()
     first, second = load_checkpoint(tmp_path / "a" / "model.pt"), load_checkpoint(folder / "model.pt")
     assert all(torch.equal(first["model_state"][k], second["model_state"][k]) for k in first["model_state"])
@@ -470,3 +474,30 @@ def test_a_real_full_disk_in_the_prepare_stage_is_one_line(tmp_path, capsys):
         assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary file left
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+# ---------------------------------------------------------------------------------------------- learning rate
+
+def test_the_scheduled_learning_rate_rises_then_falls_to_its_final_value():
+    from seq2seq.training import scheduled_learning_rate
+
+    def rate(step, shape):
+        return scheduled_learning_rate(step, total_steps=110, peak=1e-3, final=1e-5, warmup_steps=10, shape=shape)
+
+    for shape in ("cosine", "linear"):
+        assert [rate(s, shape) for s in (0, 4, 9)] == pytest.approx([1e-4, 5e-4, 1e-3])
+        assert rate(10, shape) == pytest.approx(1e-3) and rate(110, shape) == rate(500, shape) == pytest.approx(1e-5)
+        falling = [rate(s, shape) for s in range(10, 111)]
+        assert all(a >= b for a, b in zip(falling, falling[1:]))
+    assert rate(60, "linear") == pytest.approx((1e-3 + 1e-5) / 2)
+    assert rate(60, "cosine") == pytest.approx((1e-3 + 1e-5) / 2)  # halfway, cos(pi/2) = 0
+    assert rate(35, "cosine") > rate(35, "linear")  # cosine stays high longer
+
+
+def test_a_cosine_run_ends_at_its_final_rate_and_plateau_keeps_todays_rates(tmp_path, corpus):
+    cosine = _run(tmp_path / "cos", corpus, epochs=3, learning_rate=3e-3, lr_schedule="cosine", lr_warmup_steps=5,
+                  lr_min=1e-5)
+    rates = [row["learning_rate"] for row in cosine["history"]]
+    assert rates[0] == pytest.approx(3e-3 / 5) and rates[1] > rates[2] > 1e-5  # each epoch's first batch
+    plateau = _run(tmp_path / "plateau", corpus, epochs=3, learning_rate=3e-3)
+    assert [row["learning_rate"] for row in plateau["history"]][0] == 3e-3

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, als
 
 from seq2seq.checkpoint import Metadata, load_checkpoint, save_model  # noqa: E402
 from seq2seq.corpus import read_split  # noqa: E402
+from seq2seq.devices import resolve_device  # noqa: E402
 from seq2seq.fileio import atomic_open  # noqa: E402
 from seq2seq.metrics import corpus_bleu  # noqa: E402
 from seq2seq.model import Seq2Seq  # noqa: E402
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                           work / "last.pt", work / "history.tsv", None, metadata, threads=args.threads)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kept = load_checkpoint(work / "last.pt")["training_state"]["kept_states"]
-    model = Seq2Seq(model_config).eval()
+    model = Seq2Seq(model_config).to(resolve_device(training.device)).eval()  # decode where training ran
     rows, minutes = [], 0.0
     for i, epoch_row in enumerate(summary["history"]):
         minutes += epoch_row["seconds"] / 60

@@ -43,7 +43,7 @@ from seq2seq.corpus import read_split
 from seq2seq.devices import resolve_device
 from seq2seq.fileio import atomic_open
 from seq2seq.model import Seq2Seq
-from seq2seq.settings import ModelConfig, TrainConfig, schema_default
+from seq2seq.settings import ModelConfig, TrainConfig, schema_choices, schema_default
 from seq2seq.training import build_optimizer, resolve_amp, train_batch, tune_cpu_runtime
 from seq2seq.vocab import Vocabulary, WordVocabulary, load_vocabulary
 from tutorial_baselines import (
@@ -53,7 +53,8 @@ from tutorial_baselines import (
 
 log = logging.getLogger(__name__)
 
-OUR_VARIANTS: tuple[str, ...] = ("none", "tutorial", "bahdanau", "luong")
+# every attention the pipeline can train, from the config schema (a variant added there is timed too)
+OUR_VARIANTS: tuple[str, ...] = tuple(schema_choices("models.*.attention"))
 BASELINES: tuple[str, ...] = ("baseline", "baseline-tuned")  # the 2017 tutorial step, batch 1
 ALL_VARIANTS: tuple[str, ...] = (*BASELINES, *OUR_VARIANTS, "tutorial2023", "bahdanau-h128")
 TUTORIAL2023_HIDDEN = 128
@@ -211,11 +212,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_matmul_flops(device: torch.device, size: int = 1024, seconds: float = 1.0, rounds: int = 3) -> float:
-    """Best fp32 ``torch.mm`` rate (FLOP/s) of [size,size] x [size,size] over ``rounds`` timed rounds."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    out = torch.empty(size, size, device=device)
+def measure_matmul_flops(device: torch.device, size: int = 1024, seconds: float = 1.0, rounds: int = 3,
+                         dtype: torch.dtype = torch.float32) -> float:
+    """Best ``torch.mm`` rate (FLOP/s) of [size,size] x [size,size] in ``dtype`` (default fp32) over ``rounds``
+    timed rounds."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
     flop = 2.0 * size ** 3
     for _ in range(3):
         torch.mm(a, b, out=out)

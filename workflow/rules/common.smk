@@ -1,5 +1,8 @@
 # Config validation, helpers that turn the config into rule parameters, and target lists.
 
+import hashlib
+import json
+import os
 import re
 import sys
 from dataclasses import asdict
@@ -8,7 +11,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from seq2seq import settings
+from seq2seq import invocation, settings
 from seq2seq.dependencies import package_modules
 from seq2seq.download import local_path
 from seq2seq.runlock import release_stale_locks
@@ -24,6 +27,12 @@ if workflow.exec_mode.item_to_choice() == "default":
             file=sys.stderr,
         )
 
+# Command-line mistakes that Snakemake reports late or with a traceback: one line, before any work.
+if workflow.exec_mode.item_to_choice() == "default":
+    _problem = invocation.misplaced_target(workflow.overwrite_configfiles) or invocation.report_problem(sys.argv)
+    if _problem:
+        raise WorkflowError(_problem)
+
 try:
     check_config(config)  # validates, fills in the schema's defaults
 except ConfigError as error:
@@ -35,8 +44,10 @@ RUNS = {run.name: run for run in settings.training_runs(config)}  # trained: mod
 ENSEMBLES = list(config["ensembles"])
 SYSTEMS = [*RUNS, *ENSEMBLES]  # evaluated: every run and every ensemble
 FIGURE_FORMAT = config["figures"]["format"]
-# Absolute, so that the rules find the package under `--directory` too.
-PACKAGE = Path(workflow.basedir) / "workflow" / "seq2seq"
+# The package, as a path relative to the working directory (Snakemake changes into it before reading this):
+# the rules find it under `--directory` too, and the paths recorded as the rules' inputs stay the same when
+# the clone (with its results) is moved or copied to another folder, so that nothing reruns.
+PACKAGE = Path(os.path.relpath(Path(workflow.basedir) / "workflow" / "seq2seq"))
 
 
 def _any_of(names):
@@ -52,18 +63,21 @@ wildcard_constraints:
 def package_sources(script):
     """Package files that workflow/scripts/<script>.py imports, directly or not: editing one of them
     reruns the rule."""
-    return package_modules(Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py", PACKAGE)
+    return package_modules(PACKAGE.parent / "scripts" / f"{script}.py", PACKAGE)
 
 
 def download_settings(pair):
-    """The corpus of ``pair``. A relative local path is read from the working directory, else from the
-    workflow's own folder (the shipped ``data/fra-eng.zip`` under ``--directory``)."""
+    """The corpus of ``pair`` and the line limits it is checked against. A relative local path is read from the
+    working directory, else from the workflow's own folder (the shipped ``data/fra-eng.zip`` under
+    ``--directory``). Retries and timeouts are left out: they cannot change the file (the script reads them)."""
     download = asdict(settings.download_settings(config, pair))
+    for key in settings.RUN_ONLY_SETTINGS["download"]:
+        del download[key]
     path = local_path(download["url"])
     if path is not None and not path.is_absolute() and not path.exists():
         shipped = Path(workflow.basedir) / path
         if shipped.exists():
-            download["url"] = str(shipped)
+            download["url"] = os.path.relpath(shipped)  # relative: a moved clone does not download again
     return download
 
 
@@ -100,6 +114,20 @@ def system_checkpoints(wildcards):
     return [f"results/{wildcards.pair}/{run.name}/model.pt" for run in runs]
 
 
+def text_digest(values):
+    """sha256 of free text from the config (sentences): stands for it in a rule's params. Snakemake 9 writes a
+    job's params unescaped into the report's inline <script>, so text from a config, a file people share, would
+    run as script in the report, a file people open; the digest still reruns the rule when the text changes,
+    and the script reads the text itself from the config."""
+    digest = hashlib.sha256(json.dumps(values, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return f"sha256:{digest}"
+
+
+def figure_settings():
+    """The figures section, its sentences replaced by their digest (see text_digest)."""
+    return {**config["figures"], "sentences": text_digest(config["figures"]["sentences"])}
+
+
 def figure_names():
     count = config["figures"]["count"] + len(config["figures"]["sentences"])
     return [f"attention_{i:02d}" for i in range(1, count + 1)]
@@ -129,6 +157,10 @@ def all_targets():
         "results/explorer.html",
     ]
     for pair in PAIRS:
+        # Every output of the vocab rule, the sentencepiece models included: Snakemake checks a rule's params
+        # and code only when all its outputs have metadata, so an output that nothing requests and that does
+        # not exist yet (word -> sentencepiece) would leave the vocab rule unplanned, with training planned.
+        targets += vocab_files(pair).values()
         for system in SYSTEMS:
             base = f"results/{pair}/{system}"
             targets += [f"{base}/metrics.json", f"{base}/translations.tsv"]

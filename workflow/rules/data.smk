@@ -53,6 +53,6 @@ rule vocab:
     conda:
         "../../envs/data.yaml"
     params:
-        settings=config["vocab"],
+        settings=settings.vocab_settings(config),
     script:
         "../scripts/vocab.py"

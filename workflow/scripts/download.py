@@ -11,4 +11,6 @@ from seq2seq.settings import DownloadSettings  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with logging_to(smk.log[0], "download"):
-    download_corpus(**rule_files(smk), settings=DownloadSettings(**smk.params.settings))
+    # retries and timeouts come from the config: they are not params, so that changing them reruns nothing
+    settings = DownloadSettings(**smk.params.settings, **smk.config["download"])
+    download_corpus(**rule_files(smk), settings=settings)

@@ -11,4 +11,6 @@ from seq2seq.settings import FigureSettings  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with logging_to(smk.log[0], "figures") as log:
-    draw_figures(**rule_files(smk), settings=FigureSettings(**smk.params.settings), log=log)
+    # the sentences come from the config: the params hold only their digest (see text_digest in common.smk)
+    settings = FigureSettings(**{**smk.params.settings, "sentences": smk.config["figures"]["sentences"]})
+    draw_figures(**rule_files(smk), settings=settings, log=log)

@@ -91,6 +91,8 @@ class TrainingState:
     partial_loss_sum: torch.Tensor | None = None
     partial_tokens: int = 0
     partial_seconds: float = 0.0
+    steps: int = 0  # optimizer steps of the finished epochs (what a scheduled learning rate follows)
+    epoch_learning_rate: float = 0.0  # the rate the current epoch started with (history.tsv's learning_rate)
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -11,8 +12,16 @@ PACKAGE_NAME = "seq2seq"
 
 def _imported_modules(path: Path, package_dir: Path) -> set[str]:
     """Names of this package's modules imported by the Python file ``path`` (absolute or relative imports)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     inside_package = path.resolve().parent == package_dir.resolve()
+    names = _imported_names(path.read_text(encoding="utf-8"), str(path), inside_package)
+    return {name for name in names if (package_dir / f"{name}.py").is_file()}
+
+
+@functools.lru_cache(maxsize=256)
+def _imported_names(source: str, filename: str, inside_package: bool) -> frozenset[str]:
+    """Candidate module names of this package that ``source`` imports. Cached on the source text: Snakemake
+    parses the workflow, and so this, once per rule and per run (parsing every module each time took ~1 s)."""
+    tree = ast.parse(source, filename=filename)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -26,7 +35,7 @@ def _imported_modules(path: Path, package_dir: Path) -> set[str]:
                 names.update([parts[1]] if len(parts) > 1 else [alias.name for alias in node.names])
             elif node.level == 1 and inside_package:
                 names.update([node.module.split(".")[0]] if node.module else [alias.name for alias in node.names])
-    return {name for name in names if (package_dir / f"{name}.py").is_file()}
+    return frozenset(names)
 
 
 def package_modules(script: str | Path, package_dir: str | Path) -> list[str]:

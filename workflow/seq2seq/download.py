@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Callable
 
 import pooch
 import requests
@@ -37,6 +38,8 @@ def fetch_corpus(
     retries: int = 3,
     timeout: float = 60,
     backoff: float = 2.0,
+    max_line_chars: int | None = None,
+    max_malformed_fraction: float = 0.05,
 ) -> Path:
     """Write the raw text corpus behind ``url`` to ``dest`` and return ``dest``.
 
@@ -45,10 +48,14 @@ def fetch_corpus(
     archive yields ``member``, or its only ``.txt`` member when ``member`` is None; other files
     are copied. ``retries`` extra attempts, ``timeout`` seconds each and an exponential
     ``backoff`` (seconds) apply to remote URLs. ``dest`` only appears once everything succeeded.
+    With ``max_line_chars``, a text that the prepare stage would refuse for its long lines (more
+    than ``max_malformed_fraction`` of them over ``max_line_chars`` characters) is refused while
+    it is read, in bounded memory, and nothing is written (see :class:`LongLines`).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     local = local_path(url)
+    lines = LongLines(max_line_chars) if max_line_chars is not None else None
     with tempfile.TemporaryDirectory(prefix=".download-", dir=dest.parent) as tmp_dir:
         if local is None:
             source = _download(url, Path(tmp_dir), dest, retries=retries, timeout=timeout, backoff=backoff)
@@ -57,7 +64,8 @@ def fetch_corpus(
                 raise DownloadError(f"{url}: no such file")
             source = local
             logger.info("using local file %s (%d bytes)", source, source.stat().st_size)
-        digest = file_sha256(source)
+        archive = _is_zip(source)
+        digest = file_sha256(source, observe=None if archive or lines is None else lines.feed)
         logger.info("sha256 of %s: %s", url, digest)
         if sha256 is not None and digest.lower() != sha256.strip().lower():
             kept = "" if local is not None else "; the download was not kept"
@@ -65,12 +73,17 @@ def fetch_corpus(
                 f"{url}: sha256 mismatch: expected {sha256.strip().lower()}, got {digest}{kept}; if this is the "
                 f"file you meant, set corpora.{dest.name.removesuffix('.txt')}.sha256 to its hash (or null)"
             )
+        if not archive and member is not None:
+            raise DownloadError(f"{url}: member {member!r} was requested but the file is not a zip archive")
+        if not archive and lines is not None:
+            lines.check(url, max_malformed_fraction, dest)  # before a byte is copied
         with atomic_path(dest) as tmp:
-            if _is_zip(source):
-                name = _extract_member(source, member, tmp, label=url)
+            if archive:
+                name = _extract_member(source, member, tmp, label=url,
+                                       observe=lines.feed if lines is not None else None)
+                if lines is not None:
+                    lines.check(f"{url} ({name})", max_malformed_fraction, dest)  # the copy is removed
                 logger.info("extracted %s from %s to %s", name, url, dest)
-            elif member is not None:
-                raise DownloadError(f"{url}: member {member!r} was requested but the file is not a zip archive")
             else:
                 shutil.copyfile(source, tmp)
                 logger.info("copied %s to %s", url, dest)
@@ -81,7 +94,87 @@ def fetch_corpus(
 def download_corpus(raw: str | os.PathLike[str], settings: DownloadSettings) -> Path:
     """The download stage: :func:`fetch_corpus` of one corpus to ``raw``."""
     return fetch_corpus(settings.url, raw, member=settings.member, sha256=settings.sha256, retries=settings.retries,
-                        timeout=settings.timeout)
+                        timeout=settings.timeout, max_line_chars=settings.max_line_chars,
+                        max_malformed_fraction=settings.max_malformed_fraction)
+
+
+_BOM = b"\xef\xbb\xbf"
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that continue a character
+# Bytes that make a line non-blank for str.strip() whatever follows: printable ASCII, and lead bytes of characters
+# that are never whitespace (U+00C0 and up, except the ranges that hold U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000).
+_NOT_BLANK = bytes([*range(0x21, 0x80), *range(0xC3, 0xE1), *range(0xE4, 0xF5)])
+_OTHER = bytes(sorted(set(range(256)) - set(_NOT_BLANK)))
+
+
+class LongLines:
+    """The prepare stage's long-line rule (``prepare.max_line_chars``), applied to a text fed in chunks, in memory
+    bounded by the chunk size whatever the length of a line: it counts the lines (blank ones too: at least as
+    many as prepare reads) and the lines that surely have more than ``max_line_chars`` characters and are not
+    blank (malformed for prepare), so that a file it refuses is one that prepare would refuse."""
+
+    def __init__(self, max_line_chars: int) -> None:
+        self.max_line_chars = max_line_chars
+        self.lines = 0
+        self.long = 0
+        self.first_long: tuple[int, int] | None = None  # (line number, characters)
+        self._bytes = self._chars = self._trailing_cr = 0  # of the line being read
+        self._visible = False
+        self._start: bytes | None = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self._start is not None:  # the file's first bytes, until we know whether they are a byte-order mark
+            self._start += chunk
+            if len(self._start) < len(_BOM) and b"\n" not in self._start:
+                return
+            chunk, self._start = self._start.removeprefix(_BOM), None  # prepare drops it
+        parts = chunk.split(b"\n")
+        self._extend(parts[0])  # continues the line being read
+        if len(parts) == 1:
+            return
+        self._end_line()
+        for part in parts[1:-1]:  # whole lines
+            if len(part) > self.max_line_chars:  # bytes >= characters: only these can be long
+                self._extend(part)
+                self._end_line()
+            else:
+                self.lines += 1
+        self._extend(parts[-1])  # the start of the next line
+
+    def _extend(self, part: bytes) -> None:
+        """Add ``part`` (bytes without a line break) to the line being read."""
+        if not part:
+            return
+        self._bytes += len(part)
+        self._chars += len(part.translate(None, _CONTINUATION))
+        self._visible = self._visible or bool(part.translate(None, _OTHER))
+        stripped = part.rstrip(b"\r")  # prepare strips the line's trailing carriage returns
+        self._trailing_cr = self._trailing_cr + len(part) if not stripped else len(part) - len(stripped)
+
+    def _end_line(self) -> None:
+        characters = self._chars - self._trailing_cr
+        if self._visible and characters > self.max_line_chars:
+            self.long += 1
+            if self.first_long is None:
+                self.first_long = (self.lines + 1, characters)
+        self.lines += 1
+        self._bytes = self._chars = self._trailing_cr = 0
+        self._visible = False
+
+    def check(self, label: str, max_fraction: float, dest: Path) -> None:
+        """DownloadError, naming the first long line, when more than ``max_fraction`` of the lines are long."""
+        if self._start:  # a file shorter than a byte-order mark
+            start, self._start = self._start, None
+            self.feed(start)
+        if self._bytes:
+            self._end_line()
+        if self.first_long is None or self.long <= max_fraction * self.lines:
+            return
+        number, characters = self.first_long
+        raise DownloadError(
+            f"{label}:{number}: {self.long:,} of {self.lines:,} lines have more than prepare.max_line_chars="
+            f"{self.max_line_chars:,} characters (line {number}: {characters:,}), more than prepare."
+            f"max_malformed_fraction={max_fraction:.1%} of them: not a file of sentence pairs? Nothing was "
+            f"written to {dest}")
 
 
 def local_path(url: str) -> Path | None:
@@ -99,12 +192,15 @@ def local_path(url: str) -> Path | None:
     raise DownloadError(f"{url}: unsupported URL scheme {parsed.scheme!r} (use https://, http://, file:// or a path)")
 
 
-def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 digest of a file."""
+def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20,
+                observe: Callable[[bytes], None] | None = None) -> str:
+    """Hex sha256 digest of a file, read in chunks; ``observe`` sees each chunk too."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
+            if observe is not None:
+                observe(chunk)
     return digest.hexdigest()
 
 
@@ -154,8 +250,10 @@ def _unsafe_member(name: str) -> bool:
     return ".." in parts
 
 
-def _extract_member(archive: Path, member: str | None, target: Path, label: str) -> str:
-    """Copy one member of the zip ``archive`` into the file ``target``; return the member's name."""
+def _extract_member(archive: Path, member: str | None, target: Path, label: str,
+                    observe: Callable[[bytes], None] | None = None) -> str:
+    """Copy one member of the zip ``archive`` into the file ``target`` (``observe`` sees each chunk); return the
+    member's name."""
     try:
         with zipfile.ZipFile(archive) as zf:
             names = [info.filename for info in zf.infolist() if not info.is_dir()]
@@ -174,7 +272,10 @@ def _extract_member(archive: Path, member: str | None, target: Path, label: str)
             if member not in names:
                 raise DownloadError(f"{label}: no member {member!r} in the archive; members: {names}")
             with zf.open(member) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    out.write(chunk)
+                    if observe is not None:
+                        observe(chunk)
     except zipfile.BadZipFile as error:
         raise DownloadError(f"{label}: not a valid zip archive ({error})") from error
     return member

@@ -6,10 +6,12 @@ inputs rewrites byte-identical PNG files (and SVG/PDF without dates or random id
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -24,7 +26,17 @@ from matplotlib.image import AxesImage  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
 
+LOG = logging.getLogger("seq2seq.plots")
+
 EOS = "<eos>"
+# Bounds that keep a figure's size, memory and drawing time small whatever the sentence (a 20,000-word line once
+# made a 1,350,337-pixel-wide PNG and took 18.5 GB): a heatmap draws at most MAX_FIGURE_TOKENS source tokens and as
+# many produced tokens (the first ones, the rest of the source's attention summed in one column), a title line at
+# most MAX_TITLE_CHARS characters, a grid at most MAX_GRID_PANELS sentences (the first ones). README, "Figures".
+MAX_FIGURE_TOKENS = 100
+MAX_TITLE_CHARS = 200
+MAX_GRID_PANELS = 24
+MAX_FIGURE_INCHES = (24.0, 18.0)  # width, height of one heatmap: cells get smaller beyond (150 dpi: 9.7 Mpixels)
 WORD_START = "\u2581"  # sentencepiece's word-start mark, drawn as a thin underscore-like bar below
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _METADATA = {
@@ -55,7 +67,7 @@ def _labels(tokens: Sequence[str]) -> list[str]:
 
 
 def attention_heatmap(ax: Axes, source_tokens: Sequence[str], output_tokens: Sequence[str],
-                      weights) -> AxesImage:
+                      weights, fontsize: float | None = None) -> AxesImage:
     """Draw attention weights [T,S] on ``ax``: columns = source tokens then ``<eos>`` (S = len + 1), rows =
     produced tokens (T = len(output_tokens), ``<eos>`` included when produced). Every tick has its own label.
     Colours span 0..1 so that several heatmaps compare directly. Returns the image (for a colour bar).
@@ -68,25 +80,74 @@ def attention_heatmap(ax: Axes, source_tokens: Sequence[str], output_tokens: Seq
                          f"{len(source_tokens)} source tokens + <eos>")
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(columns)))
-    ax.set_xticklabels(_labels(columns), rotation=90)
+    ax.set_xticklabels(_labels(columns), rotation=90, fontsize=fontsize)
     ax.set_yticks(range(len(output_tokens)))
-    ax.set_yticklabels(_labels(output_tokens))
+    ax.set_yticklabels(_labels(output_tokens), fontsize=fontsize)
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     return image
 
 
 def _wrap(title: str, width: int) -> str:
-    return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
+    """Each line of ``title`` cut to MAX_TITLE_CHARS characters, then wrapped at ``width``."""
+    lines = [line if len(line) <= MAX_TITLE_CHARS else f"{line[:MAX_TITLE_CHARS - 1]}\u2026"
+             for line in title.split("\n")]
+    return "\n".join(textwrap.fill(line, width) for line in lines)
+
+
+@dataclass
+class _Shown:
+    """The part of a translation a heatmap draws (see :func:`clip_for_figure`)."""
+
+    source_tokens: list[str]
+    output_tokens: list[str]
+    attention: np.ndarray  # [T, S+1]
+
+
+def clip_for_figure(translation: Attended, limit: int = MAX_FIGURE_TOKENS) -> tuple[Attended, str | None]:
+    """What a heatmap of ``translation`` draws: its first ``limit`` produced tokens (rows) and first ``limit``
+    source tokens, the attention on the others summed in one more column labelled with how many there are (so
+    that rows still sum to 1), and ``<eos>``; with a note saying what was left out, None when nothing was."""
+    sources, outputs = list(translation.source_tokens), list(translation.output_tokens)
+    if len(sources) <= limit and len(outputs) <= limit:
+        return translation, None
+    weights = np.asarray(translation.attention, dtype=float)[:limit]  # [T', S+1]
+    shown_sources = sources
+    if len(sources) > limit:
+        rest = weights[:, limit:len(sources)].sum(axis=1, keepdims=True)  # [T', 1]
+        weights = np.concatenate([weights[:, :limit], rest, weights[:, -1:]], axis=1)  # [T', limit+2]
+        shown_sources = [*sources[:limit], f"\u2026 +{len(sources) - limit:,}"]
+    cuts = [f"the first {limit} of {len(tokens):,} {side} tokens"
+            for tokens, side in ((sources, "source"), (outputs, "produced")) if len(tokens) > limit]
+    note = f"showing {' and '.join(cuts)} (figures draw at most {limit} a side)"
+    return _Shown(shown_sources, outputs[:limit], weights), note
+
+
+def _clipped(translation: Attended, title: str) -> tuple[Attended, str]:
+    """:func:`clip_for_figure`, the note logged as a warning and added to the title."""
+    shown, note = clip_for_figure(translation)
+    if note is None:
+        return translation, title
+    first = title.split("\n", 1)[0]
+    LOG.warning("attention figure of '%s': %s", first if len(first) <= 60 else f"{first[:59]}\u2026", note)
+    return shown, f"{title}\n({note})" if title else f"({note})"
 
 
 def attention_figure(translation: Attended, title: str = "") -> Figure:
-    """One sentence's heatmap with a colour bar, sized to its token counts."""
+    """One sentence's heatmap with a colour bar, sized to its token counts (at most MAX_FIGURE_TOKENS a side:
+    a longer sentence shows its first part, with a warning in the log and in the title)."""
+    translation, title = _clipped(translation, title)
     rows, columns = len(translation.output_tokens), len(translation.source_tokens) + 1
-    figure = Figure(figsize=(max(4.0, 1.8 + 0.45 * columns), max(3.0, 1.8 + 0.35 * rows)))
+    width, height = max(4.0, 1.8 + 0.45 * columns), max(3.0, 1.8 + 0.35 * rows)
+    fontsize = None
+    if width > MAX_FIGURE_INCHES[0] or height > MAX_FIGURE_INCHES[1]:  # smaller cells, smaller tick labels
+        width, height = min(width, MAX_FIGURE_INCHES[0]), min(height, MAX_FIGURE_INCHES[1])
+        cell = min((width - 1.8) / columns, (height - 1.8) / rows)  # inches
+        fontsize = max(4.0, min(10.0, 72 * 0.75 * cell))
+    figure = Figure(figsize=(width, height))
     ax = figure.add_subplot()
     image = attention_heatmap(ax, translation.source_tokens, translation.output_tokens,
-                              np.asarray(translation.attention))
+                              np.asarray(translation.attention), fontsize)
     figure.colorbar(image, ax=ax, label="attention weight")
     if title:
         ax.set_title(_wrap(title, 50), fontsize=9)
@@ -95,7 +156,13 @@ def attention_figure(translation: Attended, title: str = "") -> Figure:
 
 
 def attention_grid(translations: Sequence[Attended], titles: Sequence[str], columns: int = 4) -> Figure:
-    """Several heatmaps side by side, ``columns`` per row, one shared colour bar (all use the 0..1 scale)."""
+    """Several heatmaps side by side, ``columns`` per row, one shared colour bar (all use the 0..1 scale): the
+    first MAX_GRID_PANELS sentences (with a warning when there are more), each cut as :func:`attention_figure`
+    cuts it."""
+    if len(translations) > MAX_GRID_PANELS:
+        LOG.warning("the attention grid shows the first %d of %d sentences (each has its own figure)",
+                    MAX_GRID_PANELS, len(translations))
+        translations, titles = translations[:MAX_GRID_PANELS], titles[:MAX_GRID_PANELS]
     count = len(translations)
     columns = max(1, min(columns, count))
     rows = max(1, math.ceil(count / columns))
@@ -103,6 +170,7 @@ def attention_grid(translations: Sequence[Attended], titles: Sequence[str], colu
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
     image = None
     for ax, translation, title in zip(axes, translations, titles):
+        translation, title = _clipped(translation, title)
         image = attention_heatmap(ax, translation.source_tokens, translation.output_tokens,
                                   np.asarray(translation.attention))
         ax.set_title(_wrap(title, 40), fontsize=8)

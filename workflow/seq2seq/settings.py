@@ -90,6 +90,11 @@ def schema_default(path: str) -> Any:
     return fill_defaults(copy.deepcopy(schema["default"]), schema)
 
 
+def schema_choices(path: str) -> list:
+    """The values the schema allows at the dotted config path ``path`` (its ``enum``), in the schema's order."""
+    return list(_subschema(path)["enum"])
+
+
 def schema_error(instance: Any, path: str = "", label: str | None = None) -> str | None:
     """``config: <dotted.key>: <what is wrong>`` for the most relevant violation of the schema of ``path``
     (the whole config when empty), or None. ``label`` names ``instance`` in the message (default: ``path``)."""
@@ -98,7 +103,12 @@ def schema_error(instance: Any, path: str = "", label: str | None = None) -> str
         return None
     prefix = path if label is None else label
     where = ".".join([*filter(None, prefix.split(".")), *map(str, error.absolute_path)]) or "(top level)"
-    return f"config: {where}: {error.message}"
+    message, shown = error.message, repr(error.instance)
+    if len(shown) > 80 and message.startswith(shown):  # jsonschema repeats the value: keep the line short
+        size = (f" ({len(error.instance):,} items)" if isinstance(error.instance, (list, dict))
+                else f" ({len(error.instance):,} characters)" if isinstance(error.instance, str) else "")
+        message = f"{shown[:60]}...{size}{message[len(shown):]}"
+    return f"config: {where}: {message}"
 
 
 def _check(instance: Any, path: str, label: str | None = None) -> None:
@@ -232,8 +242,11 @@ class TrainConfig(Section):
     clip_grad: float = schema_default("training.clip_grad")
     teacher_forcing: float = schema_default("training.teacher_forcing")
     label_smoothing: float = schema_default("training.label_smoothing")
+    lr_schedule: str = schema_default("training.lr_schedule")  # plateau | cosine | linear
     lr_factor: float = schema_default("training.lr_factor")
     lr_patience: int = schema_default("training.lr_patience")
+    lr_warmup_steps: int = schema_default("training.lr_warmup_steps")
+    lr_min: float = schema_default("training.lr_min")
     early_stopping: dict = field(default_factory=lambda: schema_default("training.early_stopping"))
     max_minutes: float | None = schema_default("training.max_minutes")
     amp: bool | str = schema_default("training.amp")  # True | False | "auto"
@@ -261,10 +274,16 @@ class DownloadSettings(Section):
     sha256: str | None = schema_default("corpora.*.sha256")
     retries: int = schema_default("download.retries")
     timeout: float = schema_default("download.timeout")
+    # the prepare stage's limits, applied while the file is copied: a file that prepare would refuse for its
+    # long lines is refused before a copy of it is written (and before prepare reads such a line whole)
+    max_line_chars: int = schema_default("prepare.max_line_chars")
+    max_malformed_fraction: float = schema_default("prepare.max_malformed_fraction")
 
     def __post_init__(self) -> None:
         _check({"url": self.url, "member": self.member, "sha256": self.sha256}, "corpora.*", "corpora")
         _check({"retries": self.retries, "timeout": self.timeout}, "download")
+        _check({"max_line_chars": self.max_line_chars, "max_malformed_fraction": self.max_malformed_fraction},
+               "prepare")
 
 
 @dataclass
@@ -311,9 +330,24 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
 
 
 def download_settings(config: Mapping[str, Any], pair: str) -> DownloadSettings:
-    corpus = config["corpora"][pair]
+    corpus, prepare = config["corpora"][pair], config["prepare"]
     return DownloadSettings(url=corpus["url"], member=corpus["member"], sha256=corpus["sha256"],
-                            retries=config["download"]["retries"], timeout=config["download"]["timeout"])
+                            retries=config["download"]["retries"], timeout=config["download"]["timeout"],
+                            max_line_chars=prepare["max_line_chars"],
+                            max_malformed_fraction=prepare["max_malformed_fraction"])
+
+
+# Settings that decide how a stage runs but not what it writes: not in a rule's params, so that changing one
+# reruns nothing (the stage reads them from the config). Resources (threads, memory, GPUs) are not params either.
+RUN_ONLY_SETTINGS = {"download": ("retries", "timeout")}
+
+
+def vocab_settings(config: Mapping[str, Any]) -> dict:
+    """The keys of the ``vocab`` section that its ``type`` reads (word: ``min_freq``; sentencepiece: ``size``
+    and ``model_type``): the vocab rule's params, so that a change to a key the type ignores reruns nothing."""
+    vocab = config["vocab"]
+    keys = ("type", "size", "model_type") if vocab["type"] == "sentencepiece" else ("type", "min_freq")
+    return {key: vocab[key] for key in keys}
 
 
 def prepare_settings(config: Mapping[str, Any], pair: str) -> PrepareSettings:

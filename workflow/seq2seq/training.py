@@ -109,6 +109,50 @@ def resolve_amp(amp: bool | str, device: torch.device) -> tuple[torch.dtype | No
     return torch.float16, True
 
 
+def scheduled_learning_rate(step: int, total_steps: int, peak: float, final: float, warmup_steps: int,
+                            shape: str) -> float:
+    """The learning rate of batch ``step`` (0-based) of ``total_steps``: a linear rise over ``warmup_steps`` to
+    ``peak``, then a ``shape`` ("cosine" or "linear") fall to ``final`` at the last step (and ``final`` after)."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    factor = 0.5 * (1.0 + math.cos(math.pi * progress)) if shape == "cosine" else 1.0 - progress
+    return final + (peak - final) * factor
+
+
+class LearningRate:
+    """What sets the optimizer's learning rate. ``plateau``: PyTorch's ReduceLROnPlateau on the validation loss
+    after each epoch. ``cosine``/``linear``: :func:`scheduled_learning_rate` of the batch's step, over
+    ``config.epochs`` epochs of ``steps_per_epoch`` batches (with token batches the count varies a little between
+    epochs: the last steps then stay at ``lr_min``). Saved with the training state like a PyTorch scheduler."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.optimizer, self.config = optimizer, config
+        self.total_steps = config.epochs * steps_per_epoch
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
+        ) if config.lr_schedule == "plateau" else None
+
+    def before_step(self, step: int) -> None:
+        """Set the rate for batch ``step`` (0-based, counted over the whole run)."""
+        if self.plateau is None:
+            rate = scheduled_learning_rate(step, self.total_steps, self.config.learning_rate, self.config.lr_min,
+                                           self.config.lr_warmup_steps, self.config.lr_schedule)
+            for group in self.optimizer.param_groups:
+                group["lr"] = rate
+
+    def after_epoch(self, valid_loss: float) -> None:
+        if self.plateau is not None:
+            self.plateau.step(valid_loss)
+
+    def state_dict(self) -> dict:
+        return self.plateau.state_dict() if self.plateau is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state)
+
+
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam (default) or SGD; the fused implementation where the device has one (about 4x faster
     steps than the default on the CPU, where the update is a large share of a small model's step)."""
@@ -194,6 +238,12 @@ class EpochProgress:
     loss_sum: Tensor
     tokens: int = 0
     seconds: float = 0.0
+    steps_before: int = 0  # optimizer steps of the earlier epochs
+
+    @property
+    def step(self) -> int:
+        """The next batch's step, counted over the whole run (0-based)."""
+        return self.steps_before + self.batches_done
 
     @property
     def finished(self) -> bool:
@@ -230,7 +280,8 @@ def check_divergence(progress: EpochProgress, limit: float, config: TrainConfig)
 
 def run_epoch(model: Seq2Seq, batches: Sequence[Batch], optimizer: torch.optim.Optimizer, config: TrainConfig,
               device: torch.device, scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None,
-              progress: EpochProgress, loss_limit: float, should_stop: Callable[[], bool] = lambda: False,
+              progress: EpochProgress, loss_limit: float, learning_rate: LearningRate | None = None,
+              should_stop: Callable[[], bool] = lambda: False,
               batch_callback: Callable[[EpochProgress], None] | None = None) -> EpochProgress:
     """Continue the epoch ``progress`` describes over ``batches`` (from ``progress.batches_done`` on), one
     optimizer step a batch, until its end or until ``should_stop()`` after a batch. Returns the updated progress.
@@ -242,6 +293,8 @@ def run_epoch(model: Seq2Seq, batches: Sequence[Batch], optimizer: torch.optim.O
         if device.type == "cuda":
             batch = batch.pin_memory()
         batch = batch.to(device, non_blocking=True)
+        if learning_rate is not None:
+            learning_rate.before_step(progress.step)
         loss = train_batch(model, batch, optimizer, config.clip_grad, config.teacher_forcing, scaler, amp_dtype,
                            config.label_smoothing)
         progress.loss_sum += loss * batch.target_tokens
@@ -337,8 +390,6 @@ def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tu
 
     model = Seq2Seq(model_config).to(device)
     optimizer = build_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.lr_factor,
-                                                           patience=config.lr_patience)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     metadata = replace(metadata or Metadata(), training=config.to_dict(),
                        longest_source_words=max((len(s.split()) for s, _ in train_pairs), default=0),
@@ -360,6 +411,8 @@ def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tu
                 "vocabularies": [source_vocab.fingerprint(), target_vocab.fingerprint()],
                 "package code": dependencies.source_fingerprint(__file__)}
     metric, patience = config.early_stopping["metric"], config.early_stopping["patience"]
+    first_epoch = make_batches(train_examples, shuffle=True, seed=config.seed, epoch=1, **batching)
+    scheduler = LearningRate(optimizer, config, len(first_epoch))
 
     state = resume_training(resume_path, model, optimizer, scheduler, scaler, identity, log) if (
         resume_path is not None and Path(resume_path).exists()) else None
@@ -391,14 +444,18 @@ def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tu
                 stop_reason = "max_minutes"
                 break
             epoch = state.epoch + 1
-            learning_rate = optimizer.param_groups[0]["lr"]
-            batches = make_batches(train_examples, shuffle=True, seed=config.seed, epoch=epoch, **batching)
+            batches = first_epoch if epoch == 1 else make_batches(train_examples, shuffle=True, seed=config.seed,
+                                                                  epoch=epoch, **batching)
             progress = EpochProgress(epoch, len(batches), state.batches_done,
                                      state.partial_loss_sum.to(device) if state.batches_done
                                      else torch.zeros((), device=device),
-                                     state.partial_tokens, state.partial_seconds)
-            run_epoch(model, batches, optimizer, config, device, scaler, amp_dtype, progress, loss_limit, stop,
-                      batch_callback)
+                                     state.partial_tokens, state.partial_seconds, state.steps)
+            if not state.batches_done:
+                scheduler.before_step(progress.step)  # the epoch's rate, for its history row
+                state.epoch_learning_rate = optimizer.param_groups[0]["lr"]
+            learning_rate = state.epoch_learning_rate
+            run_epoch(model, batches, optimizer, config, device, scaler, amp_dtype, progress, loss_limit, scheduler,
+                      stop, batch_callback)
             if not progress.finished:  # stopped by a signal: keep the finished batches
                 check_divergence(progress, loss_limit, config)  # never save a state that has gone bad
                 state.batches_done, state.partial_loss_sum = progress.batches_done, progress.loss_sum.cpu()
@@ -413,14 +470,14 @@ def train_model(train_pairs: Sequence[tuple[str, str]], valid_pairs: Sequence[tu
                 raise TrainingDiverged(f"training diverged in epoch {epoch}: the validation loss is {valid.loss}; "
                                        f"lower training.learning_rate (now {config.learning_rate:g}); nothing was "
                                        f"published")
-            scheduler.step(valid.loss)
+            scheduler.after_epoch(valid.loss)
             score = valid.bleu if metric == "valid_bleu" else -valid.loss
             train_loss = progress.mean_loss
             state.history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid.loss,
                                   "valid_bleu": valid.bleu, "learning_rate": learning_rate,
                                   "seconds": progress.seconds + time.perf_counter() - epoch_start,
                                   "pairs_per_s": len(train_examples) / max(progress.seconds, 1e-9), "score": score})
-            state.epoch = epoch
+            state.epoch, state.steps = epoch, state.steps + progress.batches
             state.batches_done, state.partial_loss_sum, state.partial_tokens, state.partial_seconds = 0, None, 0, 0.0
             weights = cpu_state(model)
             if state.best_score is None or score > state.best_score:

@@ -242,6 +242,9 @@ def write_vocabularies(train: str | os.PathLike[str], source: str | os.PathLike[
     beside its JSON, for sentencepiece's own tools)."""
     for vocabulary, path in zip(build_vocabularies(train, settings), (source, target)):
         vocabulary.save(path)
+        model = Path(path).with_suffix(".model")
         if isinstance(vocabulary, SentencePieceVocabulary):
-            with atomic_path(Path(path).with_suffix(".model")) as tmp:
+            with atomic_path(model) as tmp:
                 tmp.write_bytes(vocabulary.model)
+        else:
+            model.unlink(missing_ok=True)  # an earlier sentencepiece run's: not this vocabulary's

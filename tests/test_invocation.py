@@ -1,0 +1,80 @@
+"""Command-line mistakes caught while the workflow is read: one line, exit status 1, nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import snakemake
+from seq2seq.invocation import misplaced_target, report_problem
+
+
+def test_a_report_into_a_missing_folder_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert report_problem(["snakemake", "--report", "results/report.html"]) == (
+        "--report results/report.html: there is no folder results (write it into a folder you can write, e.g. "
+        "--report results/report.html, or create the folder first)")
+    (tmp_path / "results").mkdir()
+    assert report_problem(["snakemake", "--report=results/report.html"]) is None
+    assert report_problem(["snakemake", "-n"]) is None
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody may write into: a read-only tmpfs when root can mount one (root ignores permissions),
+    else a folder without write permission."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "seq2seq-test", str(folder)],
+                                 capture_output=True)
+        if mounted.returncode != 0:
+            pytest.skip("root, and no read-only file system to mount")
+        try:
+            yield folder
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+
+
+def test_a_report_into_a_read_only_folder_is_one_line(read_only_folder, monkeypatch):
+    monkeypatch.chdir(read_only_folder.parent)
+    problem = report_problem(["snakemake", "--cores", "1", "--report", "read-only/report.html"])
+    assert problem in (
+        "--report read-only/report.html: cannot write into read-only (Read-only file system); write it into a "
+        "folder you can write, e.g. --report results/report.html",
+        "--report read-only/report.html: cannot write into read-only (Permission denied); write it into a "
+        "folder you can write, e.g. --report results/report.html")
+    assert list(read_only_folder.iterdir()) == []
+
+
+def test_a_product_given_to_configfile_is_called_a_target(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert misplaced_target([tmp_path / "my.yaml", "workflow/configs/compare.yaml"]) is None
+    message = ("--configfile results/fra-eng/bahdanau/metrics.json: a target, not a config file? --configfile "
+               "takes every word after it as a config file: put targets before it (snakemake --cores 4 "
+               "results/fra-eng/bahdanau/metrics.json --configfile my.yaml)")
+    assert misplaced_target(["my.yaml", tmp_path / "results/fra-eng/bahdanau/metrics.json"]) == message
+    assert misplaced_target(["results/summary.tsv"]).startswith("--configfile results/summary.tsv: a target")
+
+
+@pytest.mark.workflow
+def test_snakemake_stops_with_the_line_before_any_work(finished_run):
+    """Through Snakemake, `--report` into a missing folder: exit status 1 and the line, before the report is built;
+    nothing written. (A target after `--configfile`: tests/test_workflow_reruns.py.)"""
+    workdir, config, snakefile = finished_run
+    before = sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*"))
+    report = snakemake(workdir, "--report", "missing/report.html", "--configfile", str(config), check=False,
+                       snakefile=snakefile)
+    assert report.returncode == 1
+    lines = (report.stdout + report.stderr).splitlines()
+    assert ("--report missing/report.html: there is no folder missing (write it into a folder you can write, "
+            "e.g. --report results/report.html, or create the folder first)") in lines
+    assert len(lines) < 8, lines
+    assert sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*")) == before
+    assert not (workdir / "missing").exists()
