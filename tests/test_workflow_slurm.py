@@ -195,8 +195,11 @@ def freeze_after_first_epoch(workdir: Path) -> tuple[int, dict[str, str]]:
     try:
         environment = process_environment(pid)
         os.kill(pid, signal.SIGSTOP)
-    except (OSError, ProcessLookupError):
+    except OSError:
         raise AssertionError("the training job ended within half an epoch after its first") from None
+    while process_state(pid) not in ("T", None):  # the signal takes effect a moment later
+        time.sleep(0.01)
+    assert process_state(pid) == "T", "the training job ended within half an epoch after its first"
     return pid, environment
 
 
