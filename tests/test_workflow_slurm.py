@@ -4,11 +4,13 @@ The cluster is `workflow/profiles/slurm/local-cluster/cluster.sh` (`.ci/run` sta
 it after them); where none answers, the whole module is skipped with one line saying why. Every scenario is
 started at once by the `runs` fixture (they mostly wait on the scheduler) and each test waits for its own:
 
-- pipeline: every stage as a Slurm job with accounting (sacct status polling), beside a local run of the same
-  config at the same thread counts, whose products must be the same;
-- squeue: the executor plugin's `status_command: squeue` where `sacct` cannot answer (no accounting);
+- pipeline: every stage through the profile as shipped, as Slurm jobs, where Snakemake sees no accounting (the
+  profile's `slurm-status-command: squeue`), beside a local run of the same config at the same thread counts,
+  whose products must be the same;
+- sacct: one stage with `--slurm-status-command sacct`, accounting on;
 - walltime: a training job with `runtime: 1` stopped by its time limit, resumed by the profile's retry;
-- scancel: a training job cancelled by hand, reported in one line, resumed by running the command again.
+- scancel: a training job cancelled by hand, reported in one line, resumed by running the command again; both
+  compared with the same training run locally without a break.
 
 The interrupted training jobs are frozen with SIGSTOP after their first epoch, so that they are still mid-run
 when Slurm's SIGTERM comes (Slurm sends SIGCONT with it) without burning a CPU for the minute before.
@@ -260,26 +262,46 @@ def cancel_jobs_under(root: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ scenarios
 
+def without_accounting(root: Path) -> dict[str, str]:
+    """Environment for Slurm's commands to run as on a cluster without accounting: they read a copy of
+    slurm.conf without AccountingStorageType (the daemons are the same), and sacct fails."""
+    lines = Path("/etc/slurm/slurm.conf").read_text().splitlines()
+    conf = root / "slurm-no-accounting.conf"
+    conf.write_text("".join(f"{line}\n" for line in lines if not line.startswith("AccountingStorage")))
+    return {"SLURM_CONF": str(conf)}
+
+
+def sacct_problem(env: dict[str, str]) -> str:
+    """What sacct says when it cannot answer in this environment, else ''."""
+    check = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, env={**os.environ, **env},
+                           timeout=30)
+    return "" if check.returncode == 0 else check.stderr.strip() or "failed"
+
+
 @dataclass
 class PipelineRun:
     slurm: Path
     local: Path
     output: str
+    sacct_error: str  # what sacct told the Snakemake of this run
     jobs: list[tuple[str, str]]
-    accounting: dict[str, dict]
+    accounting: dict[str, dict]  # as the cluster's accounting recorded them
     scontrol: str  # `scontrol show job -d` of the training job
 
 
 def run_pipeline(root: Path) -> PipelineRun:
-    """The whole pipeline through the profile, and the same config run locally at the same thread counts."""
+    """The whole pipeline through the profile as shipped (status from squeue) where Snakemake sees no
+    accounting, and the same config run locally at the same thread counts."""
     raw = write_raw_corpus(root / "corpus" / f"{PAIR}.txt")
     config = write_config(root / "tiny.yaml", tiny_config(raw))
     profile = profile_copy(root / "profile")
+    env = without_accounting(root)
     slurm, local = root / "slurm", root / "local"
     slurm.mkdir()
     local.mkdir()
     with ThreadPoolExecutor(2) as pool:
-        on_cluster = pool.submit(snakemake, slurm, *slurm_args(profile, config), timeout=TIMEOUT)
+        on_cluster = pool.submit(snakemake, slurm, "--verbose", *slurm_args(profile, config), env=env,
+                                 timeout=TIMEOUT)
         pool.submit(snakemake, local, *local_args(config), timeout=TIMEOUT).result()
         result = on_cluster.result()
     output = result.stdout + result.stderr
@@ -287,37 +309,26 @@ def run_pipeline(root: Path) -> PipelineRun:
     train = [job for rule, job in jobs if rule == "train"]
     scontrol = subprocess.run(["scontrol", "show", "job", "-d", *train[:1]], capture_output=True, text=True,
                               timeout=30).stdout
-    return PipelineRun(slurm, local, output, jobs, sacct([job for _, job in jobs]), scontrol)
+    return PipelineRun(slurm, local, output, sacct_problem(env), jobs, sacct([job for _, job in jobs]), scontrol)
 
 
 @dataclass
 class StatusRun:
     workdir: Path
     output: str
-    sacct_error: str  # what sacct said where it could not answer, else ""
+    sacct_error: str
 
 
-def run_data_stage(root: Path, status_command: str, accounting: bool) -> StatusRun:
-    """The prepare stage through the profile with the plugin's given status command; without ``accounting``,
-    sacct fails as it does on a cluster without slurmdbd (the client reads a slurm.conf without
-    AccountingStorageType; the daemons are the same)."""
+def run_with_sacct(root: Path) -> StatusRun:
+    """The prepare stage through the profile with `--slurm-status-command sacct`, accounting on."""
     raw = write_raw_corpus(root / "corpus" / f"{PAIR}.txt")
     config = write_config(root / "tiny.yaml", tiny_config(raw))
     profile = profile_copy(root / "profile")
-    env = {}
-    if not accounting:
-        lines = Path("/etc/slurm/slurm.conf").read_text().splitlines()
-        conf = root / "slurm-no-accounting.conf"
-        conf.write_text("".join(f"{line}\n" for line in lines if not line.startswith("AccountingStorage")))
-        env["SLURM_CONF"] = str(conf)
-    sacct_check = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, env={**os.environ, **env},
-                                 timeout=30)
     workdir = root / "run"
     workdir.mkdir()
-    result = snakemake(workdir, f"results/{PAIR}/data/stats.json", "--slurm-status-command", status_command,
-                       "--verbose", *slurm_args(profile, config), env=env, timeout=TIMEOUT)
-    return StatusRun(workdir, result.stdout + result.stderr,
-                     "" if sacct_check.returncode == 0 else sacct_check.stderr.strip() or "failed")
+    result = snakemake(workdir, f"results/{PAIR}/data/stats.json", "--slurm-status-command", "sacct", "--verbose",
+                       *slurm_args(profile, config), timeout=TIMEOUT)
+    return StatusRun(workdir, result.stdout + result.stderr, sacct_problem({}))
 
 
 def prepared_training(root: Path) -> tuple[Path, Path]:
@@ -399,8 +410,7 @@ def runs(tmp_path_factory) -> dict[str, Future]:
     root = tmp_path_factory.mktemp("slurm")
     pool = ThreadPoolExecutor(8)
     futures = {"pipeline": pool.submit(run_pipeline, root / "pipeline"),
-               "sacct": pool.submit(run_data_stage, root / "sacct", "sacct", accounting=True),
-               "squeue": pool.submit(run_data_stage, root / "squeue", "squeue", accounting=False)}
+               "sacct": pool.submit(run_with_sacct, root / "sacct")}
     prepared = pool.submit(prepared_training, root / "resume")
     futures["walltime"] = pool.submit(run_into_time_limit, root / "walltime", prepared)
     futures["scancel"] = pool.submit(run_and_cancel, root / "scancel", prepared)
@@ -461,15 +471,20 @@ def test_a_training_job_sees_the_gpu_slurm_gave_it(runs):
     assert run.environment.get("CUDA_VISIBLE_DEVICES") == "0", run.environment
 
 
-@pytest.mark.parametrize("status_command, accounting", [("sacct", True), ("squeue", False)])
-def test_job_status_polling(runs, status_command, accounting):
-    """sacct with accounting; squeue (the profile's choice) where sacct cannot answer."""
-    run = runs[status_command].result()
-    assert bool(run.sacct_error) != accounting, run.sacct_error
-    assert f"command={status_command}" in run.output  # the plugin's debug line of each status check
-    assert "Falling back" not in run.output
+def test_status_from_sacct_with_accounting(runs):
+    run = runs["sacct"].result()
+    assert not run.sacct_error
+    assert "command=sacct" in run.output  # the plugin's debug line of each status check
     assert [rule for rule, _ in submitted_jobs(run.output)] == ["prepare"]
     assert (run.workdir / "results" / PAIR / "data" / "stats.json").exists()
+
+
+def test_status_from_squeue_without_accounting(runs):
+    """The profile's choice; the pipeline's Snakemake runs where sacct cannot answer."""
+    run = runs["pipeline"].result()
+    assert run.sacct_error, "sacct answered: the run did not go without accounting"
+    assert "command=squeue" in run.output and "command=sacct" not in run.output
+    assert "Falling back" not in run.output
 
 
 def assert_stopped_mid_epoch_and_resumed(run: InterruptedRun, signal_name: str) -> None:
