@@ -63,9 +63,15 @@ SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/
 def _cluster_problem() -> str | None:
     """Why the Slurm tests cannot run here, or None."""
     start = f"(start one as root: {CLUSTER_SCRIPT} start)"
-    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
-        return f"no Slurm client commands on PATH {start}"
+    missing = [name for name in ("sbatch", "scontrol", "sinfo", "squeue", "sacct", "scancel") if not shutil.which(name)]
+    if missing:
+        return f"no {', '.join(missing)} on PATH: no Slurm here {start}"
     try:
+        # scontrol ping answers at once; sinfo retries a controller that is down for 10 s
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+        if "UP" not in ping.stdout:
+            said = (ping.stdout.strip() or ping.stderr.strip() or "no answer").splitlines()[0]
+            return f"no Slurm controller answers (scontrol ping: {said}) {start}"
         nodes = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%G %t"], capture_output=True, text=True,
                                timeout=15)
         accounting = subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True, text=True, timeout=15)
