@@ -40,6 +40,7 @@ TRAINING_KEYS: dict[str, tuple[Any, str | None]] = {
     "epochs": (3, "train"), "batch_size": (8, "train"), "batch_tokens": (200, "train"), "device": ("auto", "train"),
     "optimizer": ("sgd", "train"), "learning_rate": (0.01, "train"), "weight_decay": (0.01, "train"),
     "clip_grad": (5.0, "train"), "teacher_forcing": (0.5, "train"), "label_smoothing": (0.2, "train"),
+    "lr_schedule": ("cosine", "train"), "lr_warmup_steps": (10, "train"), "lr_min": (1e-5, "train"),
     "lr_factor": (0.3, "train"), "lr_patience": (4, "train"), "early_stopping.metric": ("valid_loss", "train"),
     "early_stopping.patience": (2, "train"), "max_minutes": (5.0, "train"), "amp": (False, "train"),
     "average.epochs": (2, "train"), "average.select": ("last", "train"), "tensorboard": (True, "train"),
@@ -65,6 +66,7 @@ KEYS: dict[str, tuple[Any, str | None]] = {
     "evaluation.beam_size": (3, "evaluate"), "evaluation.length_penalty": (1.0, "evaluate"),
     "evaluation.max_length": (20, "evaluate"), "evaluation.batch_size": (8, "evaluate"),
     "evaluation.bootstrap_resamples": (30, "evaluate"), "evaluation.seed": (3, "evaluate"),
+    "evaluation.min_interval_sentences": (5, "evaluate"),  # the summary reads it too, and comes after
     "figures.count": (1, "figures"), "figures.sentences": (["il est grand ."], "figures"),
     "figures.format": ("svg", "figures"), "figures.grid_columns": (2, "figures"), "figures.seed": (4, "figures"),
     "figures.max_length": (20, "figures"), "figures.word_level": (True, "figures"),
