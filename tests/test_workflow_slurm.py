@@ -46,8 +46,9 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 ACCOUNT = PARTITION = "local"  # what cluster.sh creates
 # Seconds to the plugin's first status check (its default, 40, suits real clusters). After a check that finds no
 # job finished it waits 10 s longer each time, so this is set near a stage's length here, and for the time-limit
-# run so that a check falls just after the 61-91 s its job lasts (checks at 8, 26, 54 and 92 s).
-FIRST_CHECK = {"stage": 10, "time limit": 8}
+# run so that a check falls just after the 61-92 s its job lasts (Slurm enforces limits every 30 s): checks at
+# 9, 28, 57 and 96 s.
+FIRST_CHECK = {"stage": 10, "time limit": 9}
 # One thread a job, here and in the local runs they are compared with: on 2 cores, five scenarios at once with
 # the profile's 4 threads (2 once capped to the CPUs) made every job several times slower.
 THREADS = ["--set-threads", "train=1", "evaluate=1", "figures=1"]
