@@ -19,6 +19,7 @@ set -euo pipefail
 STATE=${LOCAL_SLURM_STATE:-/var/tmp/seq2seq-local-slurm}
 ETC=/etc/slurm
 MARK="# written by seq2seq local-cluster/cluster.sh"
+STATE_MARK=.seq2seq-local-cluster   # in $STATE: the folder is ours to wipe
 ACCOUNT=local
 PARTITION=local
 CLUSTER=local
@@ -29,11 +30,11 @@ DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
 say() { echo "local-cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-pid_of() {  # the recorded PID of daemon $1 if that process still runs, else nothing
+pid_of() {  # the recorded PID of daemon $1 if that process still runs (and is that daemon), else nothing
     local file="$STATE/$1.pid" pid
     [ -s "$file" ] || return 0
     pid=$(tr -dc 0-9 <"$file")
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && echo "$pid"
     return 0
 }
 
@@ -185,9 +186,13 @@ start() {
     for daemon in "${DAEMONS[@]}"; do [ -z "$(pid_of "$daemon")" ] || running+=("$daemon"); done
     [ ${#running[@]} = 0 ] || die "already running (${running[*]}): $0 stop first"
     pgrep -x slurmctld >/dev/null && die "a slurmctld this script did not start already runs: not starting another"
+    if [ -e "$STATE" ] && [ ! -e "$STATE/$STATE_MARK" ] && [ -n "$(ls -A "$STATE")" ]; then
+        die "$STATE is not empty and was not made by this script: not wiping it (set LOCAL_SLURM_STATE)"
+    fi
     write_config "$accounting"
     rm -rf "$STATE"
     install -d -m 0755 "$STATE" "$STATE/slurmctld" "$STATE/slurmd"
+    touch "$STATE/$STATE_MARK"
     echo "$accounting" >"$STATE/accounting"
     trap 'say "start failed: stopping what it started"; stop_daemons' EXIT
     start_munge
