@@ -43,7 +43,7 @@ def count_flops(run: Callable[[], T]) -> tuple[float, T]:
     attention kernels, forward and backward exactly as executed --, what ``run()`` returned).
 
     Count on the CPU: the number does not depend on the device, and on CUDA the counter has no formula for
-    cuDNN's fused GRU (a recurrent model would count almost nothing there).
+    cuDNN's fused RNN kernel (``aten._cudnn_rnn``), so a GRU's matrix products would go uncounted there.
     """
     with FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS) as counter:
         result = run()

@@ -632,12 +632,14 @@ def build_rows(settings: RunSettings, record: TrainRecord, chosen: Sequence[Chec
 
 
 def write_tsv(rows: Sequence[dict], path: Path) -> None:
-    """Write ``rows`` with :data:`TSV_COLUMNS` as the header."""
+    """Write ``rows`` with :data:`TSV_COLUMNS` as the header, through a temporary file (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=TSV_COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+    temporary.replace(path)
 
 
 def write_hypotheses(work_dir: Path, decoded: Sequence[dict]) -> None:
