@@ -142,3 +142,20 @@ def test_too_few_test_sentences_say_so_where_the_intervals_and_p_values_would_be
     assert comparisons["ci_low"].tolist() == comparisons["p_value"].tolist() == [note] * 4
     assert note in (tmp_path / "summary.md").read_text()
     assert [r.getMessage() for r in caplog.records] == [f"fra-eng: no intervals or p-values in the summary: {note}"]
+
+
+def test_the_spread_over_seeds_is_the_sample_standard_deviation(tmp_path):
+    """Three seeds of different quality: bleu_std is the sample standard deviation (n - 1), as the README's
+    'mean ± sd' over seeds says, not the population one."""
+    runs, labels = [], []
+    for seed, every in ((1, 2), (2, 3), (3, 7)):
+        beam = damaged(REFERENCES, every, seed)
+        runs.append(fake_run(tmp_path / f"seed{seed}", "m", "luong", beam, beam))
+        labels.append(["fra-eng", f"m/seed{seed}", "m", seed])
+    groups = Runs(labels, [r / "metrics.json" for r in runs], [r / "translations.tsv" for r in runs],
+                  [r / "history.tsv" for r in runs]).groups
+    table, _ = summary_tables(groups, "m", COMPARE)
+    scores = [corpus_bleu(damaged(REFERENCES, every, seed), REFERENCES) for seed, every in ((1, 2), (2, 3), (3, 7))]
+    assert statistics.stdev(scores) > 1.0
+    assert table.loc[0, "bleu_std"] == pytest.approx(statistics.stdev(scores), abs=0.01)
+    assert table.loc[0, "greedy_bleu_std"] == pytest.approx(statistics.stdev(scores), abs=0.01)
