@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from helpers import save_tiny_checkpoint, tiny_trained_model
+from helpers import model_config, save_tiny_checkpoint, tiny_pairs, tiny_trained_model
 from seq2seq import figures
-from seq2seq.corpus import write_split
+from seq2seq.checkpoint import Metadata, cpu_state, save_model
+from seq2seq.corpus import normalize, write_split
 from seq2seq.figures import choose_test_sentences, draw_figures
 from seq2seq.metrics import sentence_bleu
+from seq2seq.model import Seq2Seq
 from seq2seq.settings import FigureSettings
 from seq2seq.translate import translate_sentences
+from seq2seq.vocab import SentencePieceVocabulary
 
 HISTORY = ("epoch\ttrain_loss\tvalid_loss\tvalid_bleu\tseconds\tpairs_per_s\n"
            "1\t3.0\t3.2\t4.0\t2.0\t500\n2\t2.0\t2.5\t11.0\t2.0\t510\n")
@@ -68,3 +72,29 @@ def test_each_heatmap_shows_the_greedy_translation_its_attention_and_its_score(t
             assert title.endswith("(no reference: sentence from the config)")
         else:
             assert f"sentence BLEU {sentence_bleu(want.text, reference):.1f} (reference: {reference})" in title
+
+
+def test_a_subword_models_heatmaps_can_be_drawn_over_words(tmp_path, monkeypatch) -> None:
+    """figures.word_level: a sentencepiece model's heatmap has one column per source word (plus <eos>) and one
+    row per produced word, each row still summing to 1 (an untrained model: only the shapes and labels count)."""
+    pairs = [(normalize(fr, "unicode"), normalize(en, "unicode")) for en, fr in tiny_pairs()]
+    source = SentencePieceVocabulary.train([s for s, _ in pairs], 60, "unigram")
+    target = SentencePieceVocabulary.train([t for _, t in pairs], 60, "unigram")
+    torch.manual_seed(0)
+    model = Seq2Seq(model_config(len(source), len(target), "bahdanau"))
+    save_model(tmp_path / "model.pt", model.config, cpu_state(model), source, target,
+               Metadata(normalization="unicode"))
+    write_split(tmp_path / "test.tsv", pairs[:6])
+    (tmp_path / "history.tsv").write_text(HISTORY)
+    drawn = []
+    monkeypatch.setattr(figures, "attention_figure", lambda translation, title: drawn.append(translation))
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path: None)
+    draw_figures(tmp_path / "model.pt", tmp_path / "test.tsv", tmp_path / "history.tsv",
+                 [tmp_path / f"{i}.png" for i in range(2)], tmp_path / "grid.png", tmp_path / "curve.png",
+                 FigureSettings(count=2, word_level=True, max_length=8))
+    chosen = [pairs[i][0] for i in choose_test_sentences(2, 6, seed=0)]
+    assert [t.source_tokens for t in drawn] == [s.split() for s in chosen]
+    for translation in drawn:
+        assert not any("\u2581" in token for token in translation.source_tokens + translation.output_tokens)
+        assert translation.attention.shape == (len(translation.output_tokens), len(translation.source_tokens) + 1)
+        assert torch.allclose(translation.attention.sum(dim=1), torch.ones(len(translation.output_tokens)), atol=1e-5)
