@@ -56,12 +56,13 @@ def write_raw_corpus(path: Path, attribution: bool = True) -> Path:
     return path
 
 
-# Models and training that learn the tiny corpus in a few seconds: after 4 epochs of 15 batches of 8 pairs at a
-# learning rate of 0.01, greedy search gets most of the 14 unseen test sentences right (BLEU 70-100), so checks on
-# the content of translations, scores and pages mean something. The defaults (hidden 256, lr 0.002) would learn
-# nothing in that time.
-TINY_MODEL = {"hidden_size": 32, "dropout": 0.0}
-TINY_TRAINING = {"epochs": 4, "batch_size": 8, "learning_rate": 0.01, "device": "cpu"}
+# Models and training that learn the tiny corpus in a few seconds: after 5 epochs of 10 batches of 12 pairs at a
+# learning rate of 0.02, greedy search gets most of the 14 unseen test sentences right (BLEU 90-100 over seeds 1-3,
+# both attentions), so checks on the content of translations, scores and pages mean something. The defaults
+# (hidden 256, lr 0.002) would learn nothing in that time. (test_workflow_reruns changes each of these keys to
+# another value: keep them apart from its values.)
+TINY_MODEL = {"hidden_size": 40, "dropout": 0.0}
+TINY_TRAINING = {"epochs": 5, "batch_size": 12, "learning_rate": 0.02, "device": "cpu"}
 TWO_MODELS = {
     "bahdanau": {"attention": "bahdanau", **TINY_MODEL},
     "luong": {"attention": "luong", **TINY_MODEL},

@@ -18,7 +18,6 @@ from seq2seq.explorer import read_page_data
 pytestmark = pytest.mark.workflow
 RUNS = [f"{model}/seed{seed}" for model in TWO_MODELS for seed in (1, 2)] + ["both"]
 PRODUCTS = ["results/summary.tsv", "results/comparisons.tsv", "results/explorer.html"]  # all but the figures
-TRAINING = {**TINY_TRAINING, "epochs": 6}  # subword sequences are longer: 6 epochs give BLEU 85-100, 4 gave 40-60
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,6 @@ def experiment(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("experiment")
     raw = write_raw_corpus(root / "corpus" / "fra-eng.txt")
     config = tiny_config(raw, models=TWO_MODELS, seeds=[1, 2], vocab={"type": "sentencepiece", "size": 60},
-                         training=TRAINING,
                          prepare={"normalization": "unicode"}, ensembles={"both": {"models": ["bahdanau"]}},
                          compare={"baseline": "bahdanau", "resamples": 100})
     workdir = root / "run"
@@ -41,7 +39,7 @@ def test_each_seed_has_its_folder_and_the_ensemble_its_own(experiment):
             run = experiment / "fra-eng" / model / f"seed{seed}"
             assert (run / "model.pt").exists() and (run / "metrics.json").exists()
             history = pd.read_csv(run / "history.tsv", sep="\t")
-            assert list(history["epoch"]) == list(range(1, TRAINING["epochs"] + 1))
+            assert list(history["epoch"]) == list(range(1, TINY_TRAINING["epochs"] + 1))
     ensemble = json.loads((experiment / "fra-eng" / "both" / "metrics.json").read_text())
     assert ensemble["attention"] == "ensemble" and len(ensemble["members"]) == 2
     assert not (experiment / "fra-eng" / "both" / "model.pt").exists()  # evaluated, never trained
