@@ -60,11 +60,17 @@ def expected(results: Path) -> dict:
     return runs
 
 
-@pytest.fixture(scope="session")  # session: set up (or failed) before the session's pipeline run
-def browser():
+@pytest.fixture(scope="session")
+def browser_available() -> None:
+    """With REQUIRE_BROWSER=1, fail when the browser tests cannot run (otherwise they are skipped). Session-scoped
+    and first among the page's fixtures, so that it fails before the session's pipeline run is set up."""
     reason = missing()
-    if reason:  # only with REQUIRE_BROWSER=1 (otherwise the tests are skipped)
+    if reason:
         pytest.fail(f"REQUIRE_BROWSER=1 but the browser tests cannot run: {reason}")
+
+
+@pytest.fixture(scope="module")  # closed with the module: another module may drive its own browser
+def browser():
     from playwright import sync_api
 
     with sync_api.sync_playwright() as playwright:
@@ -74,7 +80,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, run_results):
+def page(browser_available, browser, run_results):
     """The page loaded from file://, with every console error and uncaught exception collected."""
     page = browser.new_page(viewport={"width": 1500, "height": 950})
     errors: list[str] = []
