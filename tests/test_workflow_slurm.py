@@ -37,7 +37,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, snakemake, tiny_config, write_config, write_raw_corpus
+from helpers import REPO, snakemake, tiny_config, write_config, write_raw_corpus
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
