@@ -1,24 +1,88 @@
-"""Attention variants: the attend() contract, masking, no state between calls."""
+"""Attention variants: each score checked against its formula written out here with the module's own weights,
+the attend() contract (rows sum to 1, padding gets 0, no state between calls) and weights that follow the query."""
+
+import math
 
 import pytest
 import torch
 
 from seq2seq.attention import BahdanauAttention, LuongAttention, TutorialAttention
 
+LENGTHS = [5, 3, 1]
 
-def _inputs(batch=3, length=5, hidden=8, query=8):
-    torch.manual_seed(0)
+
+def _inputs(batch=3, length=5, hidden=8, query=8, seed=0):
+    torch.manual_seed(seed)
     values = torch.randn(batch, length, hidden)
-    mask = torch.arange(length).unsqueeze(0) < torch.tensor([5, 3, 1]).unsqueeze(1)
+    mask = torch.arange(length).unsqueeze(0) < torch.tensor(LENGTHS[:batch]).unsqueeze(1)
     return torch.randn(batch, query), values, mask
 
 
-@pytest.mark.parametrize("make", [
-    lambda: BahdanauAttention(8),
-    lambda: LuongAttention(8, "general"),
-    lambda: LuongAttention(8, "dot"),
-    lambda: TutorialAttention(8, max_length=7),
-])
+def softmax_over_real(scores: list[float], real: int) -> list[float]:
+    """exp(e_s) / sum of exp(e_j) over the ``real`` first positions; 0 on the positions after them."""
+    top = max(scores[:real])
+    exps = [math.exp(e - top) for e in scores[:real]]
+    return [x / sum(exps) for x in exps] + [0.0] * (len(scores) - real)
+
+
+def bahdanau_scores(attention: BahdanauAttention, q: torch.Tensor, values: torch.Tensor) -> list[float]:
+    """e_s = v^T tanh(W q + b_W + U h_s + b_U) + b_v for one sentence: q [H], values [S,H]."""
+    v, W, U = attention.Va, attention.Wa, attention.Ua
+    return [float(v.weight[0] @ torch.tanh(W.weight @ q + W.bias + U.weight @ h + U.bias) + v.bias[0])
+            for h in values]
+
+
+def luong_scores(attention: LuongAttention, q: torch.Tensor, values: torch.Tensor) -> list[float]:
+    """general: e_s = q^T W h_s; dot: e_s = q^T h_s."""
+    if attention.score == "general":
+        return [float(q @ (attention.W.weight @ h)) for h in values]
+    return [float(q @ h) for h in values]
+
+
+def tutorial_scores(attention: TutorialAttention, q: torch.Tensor, values: torch.Tensor) -> list[float]:
+    """e = A q + b over the fixed max_length positions, of which the first S are the source's."""
+    scores = attention.attn.weight @ q + attention.attn.bias
+    return [float(e) for e in scores[: values.shape[0]]]
+
+
+VARIANTS = {
+    "bahdanau": (lambda: BahdanauAttention(8), bahdanau_scores),
+    "luong-general": (lambda: LuongAttention(8, "general"), luong_scores),
+    "luong-dot": (lambda: LuongAttention(8, "dot"), luong_scores),
+    "tutorial": (lambda: TutorialAttention(8, max_length=7), tutorial_scores),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("seed", [0, 1])
+@torch.no_grad()
+def test_each_variant_computes_its_formula(variant, seed):
+    make, formula = VARIANTS[variant]
+    torch.manual_seed(10 + seed)
+    attention = make()
+    query, values, mask = _inputs(seed=seed)
+    context, weights = attention.attend(query, attention.project_keys(values), values, mask)
+    for b, real in enumerate(LENGTHS):
+        expected = softmax_over_real(formula(attention, query[b], values[b]), real)
+        assert weights[b].tolist() == pytest.approx(expected, abs=1e-5)
+        expected_context = sum(w * values[b, s] for s, w in enumerate(expected))
+        assert torch.allclose(context[b], expected_context, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_weights_follow_the_query(variant):
+    """Another decoder state (the query), other weights, on every sentence with more than one real position."""
+    attention = VARIANTS[variant][0]()
+    query, values, mask = _inputs()
+    keys = attention.project_keys(values)
+    _, first = attention.attend(query, keys, values, mask)
+    _, second = attention.attend(query + torch.randn_like(query), keys, values, mask)
+    for b, real in enumerate(LENGTHS):
+        if real > 1:
+            assert (first[b, :real] - second[b, :real]).abs().max() > 1e-3, (variant, b)
+
+
+@pytest.mark.parametrize("make", [make for make, _ in VARIANTS.values()], ids=list(VARIANTS))
 def test_weights_sum_to_one_over_real_positions_and_zero_on_padding(make):
     attention = make()
     query, values, mask = _inputs()
@@ -50,8 +114,9 @@ def test_tutorial_attention_rejects_sources_longer_than_max_length():
         attention.attend(query, values, values, mask)
 
 
-def test_luong_attend_all_matches_attend_per_step():
-    attention = LuongAttention(8, "general")
+@pytest.mark.parametrize("score", ["general", "dot"])
+def test_luong_attend_all_matches_attend_per_step(score):
+    attention = LuongAttention(8, score)
     _, values, mask = _inputs()
     queries = torch.randn(3, 4, 8)
     keys = attention.project_keys(values)

@@ -1,16 +1,26 @@
-"""Fast checks of the benchmark's pure pieces: FLOP formulas, the results table, the synthetic corpus."""
+"""Fast checks of the benchmarks' pieces: FLOP counts and formulas, the results table, the synthetic corpus, the
+machine description, the JoeyNMT peer's config and child processes."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
+import os
+import subprocess
 import sys
+from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
+import yaml
+from torch.nn import functional as F
 
 import bleu_vs_minutes  # workflow/benchmarks/, on the path through conftest.py
 import flops
+import joeynmt_peer as peer
+import machine
 import peer_comparison
 import training_throughput as b
 import tutorial_baselines as baselines
@@ -30,7 +40,7 @@ def test_tutorial2017_flops_match_hand_count() -> None:
     encoder = 4 * 2 * 3 * h * (h + h)
     step = 2 * 2 * h * m + 2 * m * h + 2 * 2 * h * h + 2 * 3 * h * (h + h) + 2 * h * v
     assert flops.tutorial2017_flops(sizes, shape) == pytest.approx(3 * (encoder + 3 * step))
-    assert flops.flops_per_pair("baseline", sizes, shape) == flops.tutorial2017_flops(sizes, shape)
+    assert flops.TUTORIAL_FLOPS["baseline"] is flops.TUTORIAL_FLOPS["baseline-tuned"] is flops.tutorial2017_flops
 
 
 def test_tutorial_model_at_hidden_256_is_in_the_issue_range() -> None:
@@ -48,21 +58,61 @@ def test_tutorial2023_recomputes_key_projection_every_step() -> None:
     assert flops.tutorial2023_flops(sizes, long) - flops.tutorial2023_flops(sizes, short) == pytest.approx(extra)
 
 
-@pytest.mark.parametrize("variant", b.OUR_VARIANTS)
-def test_seq2seq_flops_grow_with_lengths_and_exceed_the_output_layer(variant: str) -> None:
-    sizes = flops.ModelSizes(source_vocab=1000, target_vocab=900, hidden=16, max_length=11)
-    small = flops.seq2seq_flops(variant, sizes, flops.DataShape(5, 5))
-    assert flops.seq2seq_flops(variant, sizes, flops.DataShape(6, 6)) > small > 3 * 5 * flops.linear_flops(16, 900)
+# Our model's training FLOPs per pair by hand, per attention: (once per source token, per decoder step) of the
+# forward pass, from H hidden, E embedding, V target vocabulary, S source tokens, M max_length.
+HAND_COUNT: dict[str, Callable[[int, int, int, float, int], tuple[float, float]]] = {
+    "none": lambda h, e, v, s, m: (0.0, flops.gru_step_flops(e, h) + flops.linear_flops(h, v)),
+    # the 2017 layer: scores over M positions (the first S kept), context over S rows, attn_combine
+    "tutorial": lambda h, e, v, s, m: (0.0, flops.linear_flops(e + h, m) + 2 * s * h + flops.linear_flops(e + h, h)
+                                       + flops.gru_step_flops(h, h) + flops.linear_flops(h, v)),
+    # keys projected once; query projection, additive scores, context; the GRU reads [embedding; context]
+    "bahdanau": lambda h, e, v, s, m: (flops.linear_flops(h, h), flops.linear_flops(h, h) + 4 * s * h
+                                       + flops.gru_step_flops(e + h, h) + flops.linear_flops(h, v)),
+    # keys projected once; after the GRU: scores, context, the attentional layer Linear(2H -> H)
+    "luong": lambda h, e, v, s, m: (flops.linear_flops(h, h), flops.gru_step_flops(e, h) + 4 * s * h
+                                    + flops.linear_flops(2 * h, h) + flops.linear_flops(h, v)),
+}
 
 
-def test_attention_variants_cost_more_than_none_and_h128_uses_bahdanau() -> None:
-    sizes = flops.ModelSizes(source_vocab=1000, target_vocab=900, hidden=16)
-    shape = flops.DataShape(7, 7)
-    none = flops.seq2seq_flops("none", sizes, shape)
-    assert all(flops.seq2seq_flops(v, sizes, shape) > none for v in ("tutorial", "bahdanau", "luong"))
-    assert flops.flops_per_pair("bahdanau-h128", sizes, shape) == flops.seq2seq_flops("bahdanau", sizes, shape)
-    with pytest.raises(ValueError, match="unknown attention"):
-        flops.seq2seq_flops("cosine", sizes, shape)
+def hand_count(attention: str, sizes: flops.ModelSizes, shape: flops.DataShape, bidirectional: bool) -> float:
+    """Training FLOPs per pair of our model at unpadded lengths: 2*m*n*k per forward matrix product, the backward
+    twice the forward, except that the encoder's initial state is a constant (zeros), so no gradient is computed
+    for the input of its first hidden projection (2*3H*H per direction)."""
+    h, e, v, s = sizes.hidden, sizes.emb, sizes.target_vocab, shape.source_length
+    directions = 2 if bidirectional else 1
+    once, step = HAND_COUNT[attention](h, e, v, s, sizes.max_length)
+    forward = directions * s * flops.gru_step_flops(e, h) + s * once + shape.target_length * step
+    return flops.training_flops(forward) - directions * flops.linear_flops(h, 3 * h)
+
+
+@pytest.mark.parametrize(("variant", "bidirectional"), [*((v, True) for v in b.OUR_VARIANTS), ("none", False)])
+def test_counted_training_flops_match_the_hand_count_on_unpadded_batches(variant: str, bidirectional: bool) -> None:
+    data = b.prepare_data(b.synthetic_pairs(n_pairs=16, source_vocab=40, target_vocab=30, min_words=5, max_words=5,
+                                            seed=1), "all sentences 5 words")
+    config = b.BenchmarkConfig(hidden=16, batch_size=8, flop_samples=1,
+                               model=b.ModelOptions(bidirectional=bidirectional))
+    counted = b.count_flops_per_pair(variant, data, config)
+    sizes = flops.ModelSizes(len(data.source_vocab), len(data.target_vocab), 16,
+                             max_length=max(len(s) for s, _ in data.examples))
+    if variant in HAND_COUNT:
+        assert counted == pytest.approx(hand_count(variant, sizes, data.shape, bidirectional), rel=1e-9)
+    else:  # an attention added later is counted without a formula: at least its output layer's work
+        assert counted > flops.training_flops(data.shape.target_length * flops.linear_flops(16, sizes.target_vocab))
+
+
+def test_the_count_includes_the_fused_attention_kernel_on_the_cpu() -> None:
+    q, k, v = (torch.randn(2, 3, 5, 4, requires_grad=True) for _ in range(3))
+    fused, out = flops.count_flops(lambda: F.scaled_dot_product_attention(q, k, v))
+    explicit, _ = flops.count_flops(lambda: torch.softmax(q @ k.transpose(-1, -2) / 2, dim=-1) @ v)
+    assert fused == explicit == 2 * (2 * 6 * 5 * 4 * 5) and out.shape == (2, 3, 5, 4)  # two [5,4]x[4,5] per head
+    backward, _ = flops.count_flops(lambda: out.sum().backward())
+    assert backward > fused
+
+
+def test_quantile_sample_takes_the_middle_of_equal_strata() -> None:
+    assert flops.quantile_sample(list(range(100)), 4, key=lambda x: -x) == [87, 62, 37, 12]
+    assert flops.quantile_sample([3, 1, 2], 10, key=float) == [1, 2, 3]
+    assert flops.quantile_sample([3, 1, 2], 0, key=float) == [2]
 
 
 def _measurement(variant: str, pairs: int, seconds: float, batch: int = 64) -> b.Measurement:
@@ -180,40 +230,43 @@ def test_run_benchmark_times_the_untuned_baseline_before_tuning_the_runtime(monk
     assert [row["variant"] for row in result.rows] == ["baseline", "luong", "baseline-tuned"]
 
 
-def test_bidirectional_encoder_doubles_only_the_encoder_flops_of_our_rows() -> None:
-    sizes = flops.ModelSizes(source_vocab=100, target_vocab=50, hidden=8)
-    shape = flops.DataShape(4, 3)
-    encoder = 3 * flops.encoder_flops(sizes, shape)
-    for variant in (*b.OUR_VARIANTS, "bahdanau-h128"):
-        assert (flops.flops_per_pair(variant, sizes, shape, bidirectional=True)
-                == pytest.approx(flops.flops_per_pair(variant, sizes, shape) + encoder))
-    assert flops.flops_per_pair("baseline", sizes, shape, True) == flops.flops_per_pair("baseline", sizes, shape)
-
-
 def test_model_options_reach_the_timed_model_and_the_table(monkeypatch) -> None:
-    built, real_model = [], b.Seq2Seq
-    monkeypatch.setattr(b, "Seq2Seq", lambda config: built.append(config) or real_model(config))
+    built, real_build = [], b.build_model
+    monkeypatch.setattr(b, "build_model", lambda entry, *sizes: built.append(entry) or real_build(entry, *sizes))
     data = b.prepare_data(b.synthetic_pairs(n_pairs=40, source_vocab=30, target_vocab=20, seed=1), "tiny")
     cpu = torch.device("cpu")
     options = b.ModelOptions()  # the pipeline's model: the schema's defaults
     assert options == b.ModelOptions(bidirectional=True, tie_embeddings=True, dropout=0.3, label_smoothing=0.1)
     small = b.ModelOptions(bidirectional=False, tie_embeddings=False, dropout=0.1, label_smoothing=0.0)
-    quick = dict(hidden=8, batch_size=4, seconds=0.01, warmup_steps=1)
+    quick = dict(hidden=8, batch_size=4, seconds=0.01, warmup_steps=1, flop_samples=1)
     plain = b.measure_variant("bahdanau", data, cpu, b.BenchmarkConfig(**quick, model=small))
     bidirectional = b.measure_variant("bahdanau", data, cpu, b.BenchmarkConfig(**quick, model=options))
     tutorial = b.measure_variant("baseline", data, cpu, b.BenchmarkConfig(**quick, model=options))
-    # Torch's own FLOP count of one step sees the second encoder direction the formula adds.
-    sizes = flops.ModelSizes(len(data.source_vocab), len(data.target_vocab), 8)
-    extra = 3 * flops.encoder_flops(sizes, data.shape)
-    assert bidirectional.flops_per_pair == pytest.approx(plain.flops_per_pair + extra)
-    assert bidirectional.counted_flops_per_pair > plain.counted_flops_per_pair
+    # our rows' FLOPs are counted (on the same batch: the second encoder direction shows), the tutorial's analytic
+    assert bidirectional.flops_per_pair == bidirectional.counted_flops_per_pair > plain.flops_per_pair
+    assert plain.flops_per_pair == plain.counted_flops_per_pair
+    sizes = flops.ModelSizes(len(data.source_vocab), len(data.target_vocab), 8,
+                             max_length=max(len(s) for s, _ in data.examples))
+    assert tutorial.flops_per_pair == flops.tutorial2017_flops(sizes, data.shape)
+    assert tutorial.counted_flops_per_pair > 0
     rows = b.build_table([tutorial, plain, bidirectional], matmul_flops_per_s=1e9)
     settings = ("bidirectional", "tie_embeddings", "dropout", "label_smoothing")
     assert [tuple(row[c] for c in settings) for row in rows] == [
         ("", "", "", ""), (False, False, 0.1, 0.0), (True, True, 0.3, 0.1)]
-    assert [(c.bidirectional, c.tie_embeddings, c.dropout) for c in built] == [(False, False, 0.1), (True, True, 0.3)]
+    # each of our rows builds the timed model and the counted one
+    assert [(e["bidirectional"], e["tie_embeddings"], e["dropout"]) for e in built] == [(False, False, 0.1)] * 2 + [
+        (True, True, 0.3)] * 2
     assert options.describe() == ("bidirectional True, tie_embeddings True, dropout 0.3, label_smoothing 0.1, "
                                   "batch_tokens None")
+
+
+def test_without_a_flop_count_our_rows_have_no_flops_fraction() -> None:
+    data = b.prepare_data(b.synthetic_pairs(n_pairs=40, source_vocab=30, target_vocab=20, seed=1), "tiny")
+    config = b.BenchmarkConfig(hidden=8, batch_size=4, seconds=0.01, warmup_steps=1, count_flops=False)
+    ours = b.measure_variant("luong", data, torch.device("cpu"), config)
+    assert math.isnan(ours.flops_per_pair) and ours.counted_flops_per_pair is None
+    (row,) = b.build_table([ours], matmul_flops_per_s=1e9)
+    assert math.isnan(row["flops_fraction"]) and row["pairs_per_s"] > 0
 
 
 def test_the_peer_comparison_skips_with_one_line_without_joeynmt(tmp_path, capsys) -> None:
@@ -237,3 +290,89 @@ def test_bleu_vs_minutes_trains_what_the_pipeline_would_with_the_override() -> N
     assert config["training"]["batch_tokens"] == 1500 and config["vocab"]["type"] == "sentencepiece"
     assert config["evaluation"]["max_length"] == 60 and list(config["models"]) == ["bahdanau"]
     assert bleu_vs_minutes.pipeline_config(None)["training"]["batch_size"] == 64  # config.yaml alone: the defaults
+
+
+# --------------------------------------------------------------------------------------------------
+# The machine description
+# --------------------------------------------------------------------------------------------------
+
+def test_the_machine_is_described_the_same_way_everywhere() -> None:
+    info = machine.machine_info(torch.device("cpu"), 3, 123.44e9)
+    assert info == {"cpu": machine.cpu_model(), "cores": info["cores"], "torch": torch.__version__, "device": "cpu",
+                    "threads": 3, "matmul_gflops": 123.4}
+    assert info["cpu"] and info["cpu"] != "unknown" and info["cores"] >= 1
+    assert "matmul_gflops" not in machine.machine_info(torch.device("cpu"), 1)
+    assert machine.package_version("torch") == torch.__version__
+    assert machine.package_version("no-such-distribution") == "unknown"
+    env = machine.thread_env(3)
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3" and env["PATH"] == os.environ["PATH"]
+    assert machine.measure_matmul_flops(torch.device("cpu"), size=32, seconds=0.001, rounds=1) > 0
+
+
+def test_the_joeynmt_peer_imports_nothing_of_the_package_nor_torch() -> None:
+    # it runs in JoeyNMT's environment, where neither seq2seq nor this project's pins are installed
+    code = ("import sys; import joeynmt_peer; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'seq2seq', 'yaml')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(peer.__file__).parent, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------------
+# The JoeyNMT peer (JoeyNMT itself is not installed here)
+# --------------------------------------------------------------------------------------------------
+
+def _peer_settings(tmp_path: Path, *options: str) -> tuple[Path, peer.RunSettings]:
+    """A data folder of four pairs per split (a name with a space and an accent) and the run settings for it."""
+    data_dir = tmp_path / "données fra-eng"
+    data_dir.mkdir()
+    for split in ("train", "valid", "test"):
+        (data_dir / f"{split}.tsv").write_text("source\ttarget\n" + "je suis là .\ti am here .\n" * 4,
+                                               encoding="utf-8")
+    args = peer.parse_args(["--data-dir", str(data_dir), "--work-dir", str(tmp_path / "work"), "--minutes", "1",
+                            "--out", str(tmp_path / "out.tsv"), *options])
+    return data_dir, peer.make_settings(args)
+
+
+def test_the_joeynmt_config_is_written_as_yaml_that_reads_back_the_same(tmp_path: Path) -> None:
+    data_dir, settings = _peer_settings(tmp_path)
+    work_dir = tmp_path / "work"
+    sides, references = peer.prepare_data(data_dir, work_dir, settings, valid_limit=0, test_limit=2)
+    config = peer.build_config(work_dir, sides, settings)
+    peer.write_config(config, work_dir / "config.yaml")
+    assert yaml.safe_load((work_dir / "config.yaml").read_text(encoding="utf-8")) == config
+    assert config["training"]["learning_rate_min"] == 1e-8 and config["data"]["src"]["level"] == "word"
+    assert references == ["i am here ."] * 2 and (work_dir / "data" / "train.fr").read_text() == "je suis là .\n" * 4
+
+
+def test_one_child_entry_runs_the_task_the_parent_names(tmp_path: Path, monkeypatch) -> None:
+    _, settings = _peer_settings(tmp_path, "--threads", "3", "--flush-denormal")
+    calls = []
+    monkeypatch.setattr(peer, "child_setup", lambda args: ({"model_dir": str(tmp_path)}, "logger"))
+    monkeypatch.setattr(peer, "CHILD_TASKS", {task: lambda args, cfg, logger, task=task: calls.append((task, args))
+                                              or len(calls) for task in ("train", "decode")})
+    config = tmp_path / "config.yaml"
+    train = peer.child_command("train", config, settings, "--events", "events.jsonl", "--minutes", "1.5",
+                               "--clock", "wall", "--logging-freq", "5")
+    decode = peer.child_command("decode", config, settings, "--jobs", "jobs.json", "--results", "results.json")
+    assert train[:3] == decode[:3] == [sys.executable, peer.__file__, peer.CHILD]
+    assert peer.main(train[2:]) == 1 and peer.main(decode[2:]) == 2
+    (task1, train_args), (task2, decode_args) = calls
+    assert (task1, task2) == ("train", "decode")
+    for args in (train_args, decode_args):
+        assert (args.config, args.threads, args.flush_denormal) == (config, 3, True)
+    assert (train_args.minutes, train_args.clock, train_args.logging_freq) == (1.5, "wall", 5)
+    assert (decode_args.jobs, decode_args.results) == (Path("jobs.json"), Path("results.json"))
+    with pytest.raises(SystemExit):  # a task's own options are required
+        peer.main([peer.CHILD, "decode", "--config", str(config), "--threads", "1"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("joeynmt") is not None, reason="JoeyNMT is installed here")
+def test_the_joeynmt_peer_skips_with_one_line_without_joeynmt(tmp_path: Path, capsys) -> None:
+    _, settings = _peer_settings(tmp_path)
+    out = tmp_path / "out.tsv"
+    assert peer.main(["--data-dir", str(tmp_path / "données fra-eng"), "--work-dir", str(tmp_path / "work"),
+                      "--minutes", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and printed[0].startswith("SKIP: joeynmt is not importable")
+    assert not out.exists() and not (tmp_path / "work").exists()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, write_raw_corpus
+from helpers import REPO, write_raw_corpus
 from seq2seq.cli import STAGES, _parser, main
 from seq2seq.corpus import prepare_corpus, read_split
 from seq2seq.settings import PrepareSettings, TrainConfig, schema_default

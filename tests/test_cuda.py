@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_pairs
+from helpers import tiny_pairs
 from seq2seq.batching import Batch, encode_pairs, make_batches, pad_sources
 from seq2seq.checkpoint import Metadata, load_model
 from seq2seq.model import Seq2Seq

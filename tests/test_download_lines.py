@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import snakemake, tiny_config, write_config, write_raw_corpus
+from helpers import snakemake, tiny_config, write_config, write_raw_corpus
 from seq2seq.corpus import CorpusError, read_raw_pairs
 from seq2seq.download import DownloadError, LongLines, fetch_corpus
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import model_config, tiny_trained_model
 from seq2seq.checkpoint import CheckpointError, Metadata, cpu_state, save_model
 from seq2seq.ensemble import Ensemble, load_system
 from seq2seq.model import Seq2Seq
-from seq2seq.settings import ModelConfig
 from seq2seq.training import average_states
 from seq2seq.translate import translate_sentences
 from seq2seq.vocab import WordVocabulary
@@ -18,8 +18,6 @@ SENTENCES = ["je suis content .", "tu es grand .", "il est tres fatigue aujourd 
 
 @pytest.fixture(scope="module")
 def trained():
-    from test_search import tiny_trained_model
-
     return tiny_trained_model()
 
 
@@ -38,7 +36,7 @@ def test_an_ensemble_of_one_translates_exactly_as_its_member(trained, beam) -> N
 def test_an_ensemble_averages_its_members_log_probabilities(trained) -> None:
     model, source_vocab, target_vocab, _ = trained
     torch.manual_seed(5)
-    other = Seq2Seq(ModelConfig(len(source_vocab), len(target_vocab), "luong", hidden_size=16, dropout=0.0)).eval()
+    other = Seq2Seq(model_config(len(source_vocab), len(target_vocab), "luong", tie_embeddings=True)).eval()
     ensemble = Ensemble([model, other]).eval()
     src = torch.tensor([source_vocab.encode(SENTENCES[0])])
     lengths = torch.tensor([src.size(1)])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import gzip
-import json
 import re
 from pathlib import Path
 
@@ -221,49 +219,3 @@ def test_the_explorer_reads_the_format_the_evaluate_stage_writes() -> None:
 
     assert explorer.ATTENTION_FORMAT == evaluation.ATTENTION_FORMAT
     assert (explorer.EOS, explorer.PIECE_MARK) == (vocab.EOS, vocab.WORD_START)
-
-
-# --------------------------------------------------------------------------- the evaluate stage's attention file
-
-def test_evaluate_writes_the_attention_of_every_test_sentence(tmp_path: Path) -> None:
-    from test_search import save_tiny_checkpoint
-
-    from seq2seq.evaluation import evaluate_model
-    from seq2seq.settings import EvaluationSettings
-
-    checkpoint, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
-    settings = EvaluationSettings(beam_size=2, bootstrap_resamples=10, max_length=12)
-    test = tmp_path / "test.tsv"
-    chosen = pairs[:5]
-    test.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in chosen), encoding="utf-8")
-    outputs = {name: tmp_path / name for name in ("translations.tsv", "metrics.json", "attention.json.gz")}
-    evaluate_model([checkpoint], test, outputs["translations.tsv"], outputs["metrics.json"],
-                   outputs["attention.json.gz"], settings)
-    first = outputs["attention.json.gz"].read_bytes()
-    assert first[:2] == b"\x1f\x8b"
-    record = json.loads(gzip.decompress(first))
-    assert list(record) == ["format", "source_tokens", "greedy", "beam"] and record["format"] == 1
-    assert record["source_tokens"] == [s.split() for s, _ in chosen]  # without <eos>
-    with open(outputs["translations.tsv"], encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    for search in ("greedy", "beam"):
-        block = record[search]
-        assert list(block) == ["output_tokens", "weights"]
-        assert len(block["output_tokens"]) == len(block["weights"]) == len(chosen)
-        for source, output, matrix, row in zip(record["source_tokens"], block["output_tokens"], block["weights"],
-                                               rows):
-            assert output[-1] == EOS and EOS not in output[:-1]  # this model ends every sentence in time
-            assert " ".join(output[:-1]) == row[search]
-            assert len(matrix) == len(output) and all(len(r) == len(source) + 1 for r in matrix)
-            for weights_row in matrix:
-                assert sum(weights_row) == pytest.approx(1.0, abs=5e-3)
-                assert all(0.0 <= w <= 1.0 and round(w, 4) == w for w in weights_row)
-    # rerun: byte-identical (no time stamp or file name in the gzip header)
-    evaluate_model([checkpoint], test, outputs["translations.tsv"], outputs["metrics.json"],
-                   outputs["attention.json.gz"], settings)
-    assert outputs["attention.json.gz"].read_bytes() == first
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pt", "test.tsv", *outputs])
-    # and the explorer reads it
-    data = write_explorer([outputs["translations.tsv"]], [outputs["attention.json.gz"]], [["fra-eng", "tiny"]],
-                          tmp_path / "page" / "explorer.html")
-    assert decode(data, 0, 0, "greedy", 0)[1] == record["greedy"]["output_tokens"][0]

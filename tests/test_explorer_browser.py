@@ -1,31 +1,44 @@
 """The explorer page in a real browser (headless Chromium through Playwright), built by a tiny pipeline run.
 
 Needs the ``playwright`` Python package and a Chromium at /usr/bin/chromium (Debian: ``apt-get install chromium``;
-no browser download is needed or done). Skipped when either is missing.
+no browser download is needed or done; ``SEQ2SEQ_CHROMIUM`` names another path). Skipped, saying why, when either
+is missing; with ``REQUIRE_BROWSER=1`` (as CI sets it) they fail instead, so that a CI run cannot pass without them.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from conftest import TWO_MODELS
+from helpers import TWO_MODELS
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("SEQ2SEQ_CHROMIUM", "/usr/bin/chromium"))  # Debian's; elsewhere say where
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCALE = 255
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
-                               "(pip install playwright; the browser comes from apt-get install chromium)")
+
+def missing() -> str | None:
+    """Why the browser tests cannot run here (None when they can)."""
+    if importlib.util.find_spec("playwright") is None:
+        return ("the playwright package is not installed (pip install playwright; the browser comes from "
+                "apt-get install chromium)")
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+REQUIRED = os.environ.get("REQUIRE_BROWSER") == "1"
 pytestmark = [
     pytest.mark.workflow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+    pytest.mark.skipif(missing() is not None and not REQUIRED, reason=str(missing())),
 ]
 
 
@@ -47,8 +60,19 @@ def expected(results: Path) -> dict:
     return runs
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def browser_available() -> None:
+    """With REQUIRE_BROWSER=1, fail when the browser tests cannot run (otherwise they are skipped). Session-scoped
+    and first among the page's fixtures, so that it fails before the session's pipeline run is set up."""
+    reason = missing()
+    if reason:
+        pytest.fail(f"REQUIRE_BROWSER=1 but the browser tests cannot run: {reason}")
+
+
+@pytest.fixture(scope="module")  # closed with the module: another module may drive its own browser
 def browser():
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
@@ -56,7 +80,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, run_results):
+def page(browser_available, browser, run_results):
     """The page loaded from file://, with every console error and uncaught exception collected."""
     page = browser.new_page(viewport={"width": 1500, "height": 950})
     errors: list[str] = []

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import gpu_check  # workflow/benchmarks/, on the path through conftest.py
-from conftest import REPO
+from helpers import REPO
 from training_throughput import OUR_VARIANTS
 
 

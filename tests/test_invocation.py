@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import snakemake
+from helpers import snakemake
 from seq2seq.invocation import misplaced_target, report_problem
 
 

@@ -1,11 +1,19 @@
-"""sacrebleu-based metrics: limits, bootstrap interval, exact match, sentence scores."""
+"""Metrics: BLEU and chrF as sacrebleu computes them, the bootstrap interval against a plain percentile
+bootstrap written here, the paired test against sacrebleu's own; limits, exact match, sentence scores."""
 
 from __future__ import annotations
 
+import math
+import os
+import random
+from collections import Counter
+
+import numpy as np
 import pytest
+import sacrebleu
 
 from seq2seq.metrics import (bleu_bootstrap_ci, corpus_bleu, corpus_chrf, corpus_scores, exact_match,
-                             sentence_bleu, sentence_scores)
+                             paired_comparison, sentence_bleu, sentence_scores)
 
 REFERENCES = ["i am happy .", "he is very tall .", "we are sad .", "you are rich .", "she is not ready ."]
 HYPOTHESES = ["i am happy .", "he is tall .", "we are not sad .", "you are rich .", "she is ready ."]
@@ -52,82 +60,14 @@ def test_sentence_scores_one_per_hypothesis() -> None:
     assert chrf[3] == pytest.approx(100.0)
 
 
-# --------------------------------------------------------------------------- the evaluate stage
-
-def test_evaluate_stage_writes_metrics_and_translations(tmp_path) -> None:
-    import json
-
-    import pandas as pd
-    from test_search import save_tiny_checkpoint
-
-    from seq2seq.corpus import write_split
-    from seq2seq.evaluation import evaluate_model
-    from seq2seq.settings import EvaluationSettings
-
-    model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
-    test = pairs[::9] + [("je suis xylophone .", "i am a xylophone .")]
-    write_split(tmp_path / "test.tsv", test)
-    settings = EvaluationSettings(beam_size=3, length_penalty=0.6, max_length=12, batch_size=4,
-                                  bootstrap_resamples=50, seed=3, min_interval_sentences=10)
-    metrics = evaluate_model([model], tmp_path / "test.tsv", tmp_path / "translations.tsv", tmp_path / "metrics.json",
-                             tmp_path / "attention.json.gz", settings, threads=1, device="cpu")
-    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
-    settings = (metrics["pair"], metrics["model"], metrics["beam_size"], metrics["alpha"])
-    assert settings == ("fra-eng", "bahdanau", 3, 0.6)
-    for name in ("greedy", "beam"):
-        block = metrics[name]
-        assert {"bleu", "bleu_ci95", "chrf", "exact_match", "sentences", "sentences_per_s", "signature"} <= set(block)
-        assert block["sentences"] == len(test) and block["sentences_per_s"] > 0
-        assert block["bleu_ci95"][0] <= block["bleu"] <= block["bleu_ci95"][1]
-        assert block["exact_match"] == pytest.approx((len(test) - 1) / len(test))  # all but the made-up pair
-    table = pd.read_csv(tmp_path / "translations.tsv", sep="\t")
-    assert list(table.columns) == ["source", "reference", "greedy", "beam", "greedy_bleu", "greedy_chrf",
-                                   "beam_bleu", "beam_chrf"]
-    assert table["source"].tolist() == [s for s, _ in test]  # input order kept despite length sorting
-    assert (table["greedy"].iloc[:-1] == table["reference"].iloc[:-1]).all()
-    assert table["beam_bleu"].iloc[0] == pytest.approx(100.0)
-
-
-def test_too_few_test_sentences_get_no_interval_and_a_warning(tmp_path, capsys) -> None:
-    """Five pairs published a "95% interval" [1.24, 1.24]: below evaluation.min_interval_sentences there is
-    none, metrics.json says why, and the warning reaches the stage's stderr (Snakemake's output)."""
-    import json
-
-    from test_search import save_tiny_checkpoint
-
-    from seq2seq.corpus import write_split
-    from seq2seq.evaluation import evaluate_model
-    from seq2seq.logs import logging_to
-    from seq2seq.settings import EvaluationSettings
-
-    model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
-    write_split(tmp_path / "test.tsv", pairs[:5])
-    settings = EvaluationSettings(beam_size=2, bootstrap_resamples=20)
-    assert settings.min_interval_sentences == 30  # the schema's default
-    with logging_to(tmp_path / "evaluate.log", "evaluation"):
-        evaluate_model([model], tmp_path / "test.tsv", tmp_path / "translations.tsv", tmp_path / "metrics.json",
-                       tmp_path / "attention.json.gz", settings, threads=1, device="cpu")
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    note = "too few test sentences (5 < evaluation.min_interval_sentences = 30)"
-    for name in ("greedy", "beam"):
-        assert metrics[name]["bleu_ci95"] is None
-        assert metrics[name]["signature"]["bleu_ci95"] == f"none: {note}"
-    assert capsys.readouterr().err == (f"WARNING seq2seq.evaluation: {tmp_path / 'test.tsv'}: no BLEU interval: "
-                                       f"{note}; the scores of so few sentences say little about others\n")
-
-
 # --------------------------------------------------------------------------- comparing two systems
 
 def _corpus(n=300):
-    import random
-
     return [" ".join(random.Random(i).choices("abcdefghij", k=9)) for i in range(n)]
 
 
 @pytest.mark.parametrize("test", ["bs", "ar"])
 def test_a_system_against_itself_is_no_difference(test) -> None:
-    from seq2seq.metrics import paired_comparison
-
     references = _corpus()
     system = [r if i % 4 else " ".join(r.split()[:-3]) for i, r in enumerate(references)]
     result = paired_comparison([system], [system], references, test, resamples=200)
@@ -139,8 +79,6 @@ def test_a_system_against_itself_is_no_difference(test) -> None:
 
 @pytest.mark.parametrize("test", ["bs", "ar"])
 def test_a_clearly_worse_copy_gets_a_small_p_value_and_a_negative_interval(test) -> None:
-    from seq2seq.metrics import paired_comparison
-
     references = _corpus()
     truncated = [" ".join(r.split()[:4]) for r in references]
     result = paired_comparison([truncated], [references], references, test, resamples=200, seed=3)
@@ -157,3 +95,137 @@ def test_several_seeds_are_compared_as_their_pooled_systems() -> None:
     result = paired_comparison(seeds, [references], references, resamples=100)
     pooled_bleu = bleu_from_statistics(bleu_statistics(pooled(seeds, 3), references * 3).sum(axis=0))
     assert result["runs"] == 3 and result["delta"] == pytest.approx(pooled_bleu - 100.0)
+
+
+# --------------------------------------------------------------------------- independent derivations
+
+WORDS = "the a cat dog sat ran on under mat table big small red blue".split()
+
+
+def noisy_corpus(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """(hypotheses, references): references of 6-12 words; each hypothesis its reference with about one word in
+    five replaced, dropped or doubled, so that sentence BLEU varies and every n-gram order has matches."""
+    rng = random.Random(seed)
+    hypotheses, references = [], []
+    for _ in range(n):
+        reference = [rng.choice(WORDS) for _ in range(rng.randint(6, 12))] + ["."]
+        hypothesis = []
+        for word in reference:
+            roll = rng.random()
+            if roll < 0.08:
+                hypothesis.append(rng.choice(WORDS))
+            elif roll < 0.14:
+                continue
+            elif roll < 0.2:
+                hypothesis += [word, word]
+            else:
+                hypothesis.append(word)
+        hypotheses.append(" ".join(hypothesis))
+        references.append(" ".join(reference))
+    return hypotheses, references
+
+
+def ngram_statistics(hypothesis: str, reference: str) -> list[int]:
+    """[hypothesis length, reference length, clipped matches of 1..4-grams, hypothesis 1..4-grams], Papineni et
+    al. 2002, on whitespace tokens (sacrebleu's 13a tokenizer leaves this text as it is)."""
+    hyp, ref = hypothesis.split(), reference.split()
+    matches, totals = [], []
+    for n in range(1, 5):
+        h = Counter(tuple(hyp[i:i + n]) for i in range(len(hyp) - n + 1))
+        r = Counter(tuple(ref[i:i + n]) for i in range(len(ref) - n + 1))
+        matches.append(sum(min(count, r[gram]) for gram, count in h.items()))
+        totals.append(max(len(hyp) - n + 1, 0))
+    return [len(hyp), len(ref), *matches, *totals]
+
+
+def plain_bleu(total: np.ndarray) -> float:
+    """BLEU = BP * exp(mean of log n-gram precisions), BP = min(1, exp(1 - r/c)); every precision non-zero."""
+    c, r, matches, totals = total[0], total[1], total[2:6], total[6:10]
+    brevity = 1.0 if c > r else math.exp(1 - r / c)
+    return 100 * brevity * math.exp(sum(math.log(m / t) for m, t in zip(matches, totals)) / 4)
+
+
+def plain_bootstrap(hypotheses, references, resamples: int, seed: int) -> np.ndarray:
+    """BLEU of ``resamples`` corpora drawn from the test sentences with replacement, each as large as the test
+    set: the distribution a percentile bootstrap interval is read from."""
+    stats = np.array([ngram_statistics(h, r) for h, r in zip(hypotheses, references)])
+    rng = np.random.default_rng(seed)
+    return np.array([plain_bleu(stats[rng.integers(0, len(stats), len(stats))].sum(axis=0))
+                     for _ in range(resamples)])
+
+
+def test_corpus_bleu_and_chrf_are_sacrebleus_defaults_and_the_papers_formula():
+    hypotheses, references = noisy_corpus(80, seed=1)
+    stats = np.array([ngram_statistics(h, r) for h, r in zip(hypotheses, references)]).sum(axis=0)
+    assert corpus_bleu(hypotheses, references) == pytest.approx(plain_bleu(stats), abs=1e-9)
+    assert corpus_bleu(hypotheses, references) == pytest.approx(
+        sacrebleu.corpus_bleu(hypotheses, [references], force=True).score, abs=1e-9)
+    assert corpus_chrf(hypotheses, references) == pytest.approx(
+        sacrebleu.corpus_chrf(hypotheses, [references]).score, abs=1e-9)
+
+
+def test_the_bootstrap_interval_is_a_95_percent_percentile_interval_of_full_size_resamples():
+    """Against a plain percentile bootstrap written here (its own n-gram counting, resampling and seed): the
+    module's interval holds 95% of the plain bootstrap's BLEU scores, with the same width. An interval of
+    another level, or drawn from resamples of another size than the test set's, fails one of the two."""
+    hypotheses, references = noisy_corpus(200, seed=2)
+    low, high = bleu_bootstrap_ci(hypotheses, references, resamples=2000, seed=1)
+    scores = plain_bootstrap(hypotheses, references, resamples=4000, seed=2)
+    inside = float(np.mean((scores >= low) & (scores <= high)))
+    assert inside == pytest.approx(0.95, abs=0.02)
+    plain_low, plain_high = np.percentile(scores, [2.5, 97.5])
+    assert (high - low) / (plain_high - plain_low) == pytest.approx(1.0, abs=0.08)
+    assert (low + high) / 2 == pytest.approx((plain_low + plain_high) / 2, abs=0.1 * (high - low))
+
+
+def test_the_bootstrap_interval_narrows_as_the_test_set_grows():
+    """The interval's width falls as 1 / sqrt(sentences): four times the sentences, half the width."""
+    hypotheses, references = noisy_corpus(400, seed=3)
+    small = bleu_bootstrap_ci(hypotheses[:100], references[:100], resamples=1000, seed=4)
+    large = bleu_bootstrap_ci(hypotheses, references, resamples=1000, seed=4)
+    ratio = (large[1] - large[0]) / (small[1] - small[0])
+    assert 0.35 < ratio < 0.7, ratio
+
+
+def sacrebleus_own_p_value(system, baseline, references, test, resamples, seed) -> float:
+    """The p-value sacrebleu's paired test gives (as `sacrebleu -t ... --paired-{bs,ar}` would)."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    saved = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        _, results = PairedTest([("baseline", baseline), ("system", system)], {"BLEU": BLEU(force=True)}, [references],
+                                test_type=test, n_samples=resamples)()
+    finally:
+        if saved is None:
+            os.environ.pop("SACREBLEU_SEED", None)
+        else:
+            os.environ["SACREBLEU_SEED"] = saved
+    return float(results["BLEU"][1].p_value)
+
+
+DROP = 0.16
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_the_paired_test_is_sacrebleus_own(test):
+    """Two systems of about the same quality (p-values well inside (0, 1), where the two tests differ): the
+    comparison's p-value is the one sacrebleu's own paired test gives, for the test asked for; its interval of
+    the difference is a plain paired percentile bootstrap's."""
+    system, references = noisy_corpus(150, seed=5)
+    rng = random.Random(6)  # the baseline drops words where the system replaces, drops or doubles them
+    baseline = [" ".join(w for w in r.split() if rng.random() > DROP) for r in references]
+    result = paired_comparison([system], [baseline], references, test, resamples=300, seed=7)
+    own = sacrebleus_own_p_value(system, baseline, references, test, 300, 7)
+    assert 0.005 < own < 0.995 and result["p_value"] == pytest.approx(own, abs=1e-12)
+    other = sacrebleus_own_p_value(system, baseline, references, "ar" if test == "bs" else "bs", 300, 7)
+    assert other != own  # the two tests tell apart here, so the right one was run
+
+    ours = np.array([ngram_statistics(h, r) for h, r in zip(system, references)])
+    theirs = np.array([ngram_statistics(h, r) for h, r in zip(baseline, references)])
+    picks = np.random.default_rng(8).integers(0, len(references), (2000, len(references)))
+    deltas = [plain_bleu(ours[p].sum(axis=0)) - plain_bleu(theirs[p].sum(axis=0)) for p in picks]
+    plain_low, plain_high = np.percentile(deltas, [2.5, 97.5])
+    assert result["delta"] == pytest.approx(plain_bleu(ours.sum(axis=0)) - plain_bleu(theirs.sum(axis=0)))
+    assert (result["ci_high"] - result["ci_low"]) / (plain_high - plain_low) == pytest.approx(1.0, abs=0.12)

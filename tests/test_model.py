@@ -1,39 +1,163 @@
-"""Seq2Seq: shapes of every variant, padding invariance, teacher-forced forward == step-by-step decoding."""
+"""Seq2Seq: the encoder and each decoder's step against their formulas written out here with the module's own
+weights, shapes of every variant, padding invariance, teacher-forced forward == step-by-step decoding."""
 
 import pytest
 import torch
 from torch.nn import functional as F
 
+from helpers import model_config, seeded_model
 from seq2seq.batching import collate
 from seq2seq.model import Seq2Seq
 from seq2seq.settings import ModelConfig
 from seq2seq.vocab import PAD_INDEX
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()  # tiny models: one thread is fastest, also on a busy machine
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 VARIANTS = ["none", "tutorial", "bahdanau", "luong"]
 SV, TV = 13, 11
 
 
 def _model(attention, **kwargs):
-    torch.manual_seed(0)
-    kwargs.setdefault("tie_embeddings", False)  # embeddings of 12 next to a hidden size of 16
-    config = ModelConfig(SV, TV, attention, hidden_size=16, embedding_size=kwargs.pop("embedding_size", 12),
-                         max_length=8, **kwargs)
-    return Seq2Seq(config).eval()
+    kwargs.setdefault("embedding_size", 12)
+    return seeded_model(attention, max_length=8, **kwargs)
 
 
 def _batch():
     examples = [([4, 5, 6, 7, 2], [4, 5, 6, 2]), ([8, 2], [7, 8, 9, 10, 2]), ([9, 10, 11, 2], [5, 2])]
     return collate(examples)
 
+
+# --------------------------------------------------------------------------- formulas, written out
+
+def gru_cell(gru: torch.nn.GRU, layer: int, x: torch.Tensor, h: torch.Tensor, suffix: str = "") -> torch.Tensor:
+    """One step of layer ``layer`` of ``gru`` (``suffix`` "_reverse": its backward direction), x [I], h [H]:
+    r = s(W_ir x + b_ir + W_hr h + b_hr), z = s(W_iz x + b_iz + W_hz h + b_hz),
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h."""
+    w_ih, w_hh = getattr(gru, f"weight_ih_l{layer}{suffix}"), getattr(gru, f"weight_hh_l{layer}{suffix}")
+    b_ih, b_hh = getattr(gru, f"bias_ih_l{layer}{suffix}"), getattr(gru, f"bias_hh_l{layer}{suffix}")
+    (w_ir, w_iz, w_in), (w_hr, w_hz, w_hn) = w_ih.chunk(3), w_hh.chunk(3)
+    (b_ir, b_iz, b_in), (b_hr, b_hz, b_hn) = b_ih.chunk(3), b_hh.chunk(3)
+    r = torch.sigmoid(w_ir @ x + b_ir + w_hr @ h + b_hr)
+    z = torch.sigmoid(w_iz @ x + b_iz + w_hz @ h + b_hz)
+    n = torch.tanh(w_in @ x + b_in + r * (w_hn @ h + b_hn))
+    return (1 - z) * n + z * h
+
+
+def gru_step(gru: torch.nn.GRU, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """A (multi-layer, unidirectional) GRU step for one sentence: x [I], state [L,H] -> new state [L,H]."""
+    new = []
+    for layer in range(gru.num_layers):
+        x = gru_cell(gru, layer, x, state[layer])
+        new.append(x)
+    return torch.stack(new)
+
+
+def attend(scores: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax of one sentence's scores [S] over its real positions, and the weighted sum of values [S,H]."""
+    weights = torch.softmax(scores, dim=0)
+    return weights @ values, weights
+
+
+def reference_step(model: Seq2Seq, token: int, state: torch.Tensor, outputs: torch.Tensor):
+    """One decoder step of one sentence as each paper (and the 2017 tutorial) writes it: token id, state [L,H],
+    the encoder outputs of the real source positions [S,H] -> (features [H], new state [L,H], weights [S])."""
+    decoder, attention = model.decoder, model.config.attention
+    y = decoder.embedding.weight[token]
+    if attention == "none":
+        state = gru_step(decoder.rnn, y, state)
+        return state[-1], state, torch.zeros(len(outputs))
+    if attention == "bahdanau":  # from the previous state s_{t-1}: e = v^T tanh(W s + U h); input [y; c]
+        a = decoder.attention
+        scores = torch.stack([a.Va.weight[0] @ torch.tanh(a.Wa.weight @ state[-1] + a.Wa.bias + a.Ua.weight @ h
+                                                          + a.Ua.bias) + a.Va.bias[0] for h in outputs])
+        context, weights = attend(scores, outputs)
+        state = gru_step(decoder.rnn, torch.cat([y, context]), state)
+        return state[-1], state, weights
+    if attention == "luong":  # from the current GRU output h_t: e = h_t^T W h_s; output tanh(Wc [c; h_t])
+        state = gru_step(decoder.rnn, y, state)
+        top = state[-1]
+        keys = outputs @ decoder.attention.W.weight.T if decoder.attention.score == "general" else outputs
+        context, weights = attend(keys @ top, outputs)
+        return torch.tanh(decoder.Wc.weight @ torch.cat([context, top])), state, weights
+    # tutorial: from [embedded; previous hidden] over fixed positions; relu(combine [y; c]) feeds the GRU
+    query = torch.cat([y, state[-1]])
+    scores = (decoder.attention.attn.weight @ query + decoder.attention.attn.bias)[: len(outputs)]
+    context, weights = attend(scores, outputs)
+    x = torch.relu(decoder.combine.weight @ torch.cat([y, context]) + decoder.combine.bias)
+    state = gru_step(decoder.rnn, x, state)
+    return state[-1], state, weights
+
+
+@pytest.mark.parametrize(("attention", "extra"), [
+    *((a, {}) for a in VARIANTS), ("luong", {"luong_score": "dot", "embedding_size": 16}),
+    ("bahdanau", {"layers": 2}), ("tutorial", {"layers": 2}), ("luong", {"layers": 2}),
+])
+@torch.no_grad()
+def test_each_decoder_step_computes_its_formula(attention, extra):
+    """Bahdanau attends from the previous decoder state, Luong from the current GRU output, the tutorial from
+    [embedded; previous hidden]; each with the module's own weights, on random states and encodings."""
+    model = _model(attention, **extra)
+    batch = _batch()
+    enc = model.encode(batch.src, batch.src_lengths)
+    torch.manual_seed(4)
+    state = torch.randn_like(model.init_state(enc))
+    tokens = torch.tensor([4, 7, 1])
+    log_probs, new_state, weights = model.decode_step(tokens, state, enc)
+    for b, length in enumerate(batch.src_lengths.tolist()):
+        features, expected_state, expected_weights = reference_step(model, int(tokens[b]), state[:, b],
+                                                                    enc.outputs[b, :length])
+        assert torch.allclose(new_state[:, b], expected_state, atol=1e-5)
+        assert torch.allclose(weights[b, :length], expected_weights, atol=1e-5)
+        assert torch.all(weights[b, length:] == 0)
+        logits = model.decoder.out.weight @ features + model.decoder.out.bias
+        assert torch.allclose(log_probs[b], torch.log_softmax(logits, dim=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["tutorial", "bahdanau", "luong"])
+@torch.no_grad()
+def test_the_attention_weights_change_with_the_decoder_state(attention):
+    model = _model(attention)
+    batch = _batch()
+    enc = model.encode(batch.src, batch.src_lengths)
+    tokens = torch.tensor([4, 7, 1])
+    torch.manual_seed(5)
+    _, _, first = model.decode_step(tokens, torch.randn_like(enc.hidden), enc)
+    _, _, second = model.decode_step(tokens, torch.randn_like(enc.hidden), enc)
+    for b, length in enumerate(batch.src_lengths.tolist()):
+        assert (first[b, :length] - second[b, :length]).abs().max() > 1e-5, b
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@torch.no_grad()
+def test_the_encoder_computes_its_formula_and_starts_the_decoder(bidirectional, layers):
+    """Each direction a GRU over the real tokens only; a bidirectional encoder sums the forward and backward
+    outputs (and final states); padding positions are 0; the decoder starts from the summed final state."""
+    model = _model("bahdanau", bidirectional=bidirectional, layers=layers)
+    batch = _batch()
+    enc = model.encode(batch.src, batch.src_lengths)
+    rnn, hidden = model.encoder.rnn, model.config.hidden_size
+    for b, length in enumerate(batch.src_lengths.tolist()):
+        inputs = model.encoder.embedding.weight[batch.src[b, :length]]  # [S,E]
+        finals = []
+        for layer in range(layers):
+            directions = [("", range(length))] + ([("_reverse", range(length - 1, -1, -1))] if bidirectional else [])
+            outputs = []
+            for suffix, order in directions:
+                h, out = torch.zeros(hidden), torch.zeros(length, hidden)
+                for t in order:
+                    h = gru_cell(rnn, layer, inputs[t], h, suffix)
+                    out[t] = h
+                outputs.append(out)
+                finals.append(h)
+            inputs = torch.cat(outputs, dim=1)  # the next layer reads both directions
+        expected = sum(outputs)  # the top layer's directions, summed
+        assert torch.allclose(enc.outputs[b, :length], expected, atol=1e-5)
+        assert torch.all(enc.outputs[b, length:] == 0)
+        per_layer = torch.stack(finals).view(layers, 2 if bidirectional else 1, hidden).sum(dim=1)
+        assert torch.allclose(enc.hidden[:, b], per_layer, atol=1e-5)
+        assert torch.allclose(model.init_state(enc)[:, b], per_layer, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- contracts
 
 @pytest.mark.parametrize("attention", VARIANTS)
 @pytest.mark.parametrize("extra", [{}, {"layers": 2, "bidirectional": True}])
@@ -133,7 +257,7 @@ def test_tutorial_max_source_length():
 
 
 def test_config_round_trip_and_validation():
-    config = ModelConfig(10, 12, "luong", hidden_size=32, bidirectional=True)
+    config = model_config(10, 12, "luong", hidden_size=32, bidirectional=True, tie_embeddings=True, dropout=0.3)
     assert ModelConfig.from_dict(config.to_dict()) == config
     assert ModelConfig.from_dict({**config.to_dict(), "max_length": None}).max_length == 11
     with pytest.raises(ValueError, match=r"config: model: unknown keys \['hiden_size'\]"):

@@ -110,33 +110,3 @@ def test_learning_curve_and_comparison_chart(tmp_path) -> None:
     assert legend_box.y0 >= axes_box.y1 - 1  # the legend sits above the bars, not on them
     save_figure(chart, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 0
-
-
-# --------------------------------------------------------------------------- the figures stage
-
-def test_figures_stage_draws_sampled_and_extra_sentences_reproducibly(tmp_path) -> None:
-    from test_search import save_tiny_checkpoint
-
-    from seq2seq.corpus import write_split
-    from seq2seq.figures import choose_test_sentences, draw_figures
-    from seq2seq.settings import FigureSettings
-
-    model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
-    write_split(tmp_path / "test.tsv", pairs[:20])
-    (tmp_path / "history.tsv").write_text("epoch\ttrain_loss\tvalid_loss\tvalid_bleu\tseconds\tpairs_per_s\n"
-                                          "1\t3.0\t3.2\t4.0\t2.0\t500\n2\t2.0\t2.5\t11.0\t2.0\t510\n")
-    outputs = []
-    for run in ("a", "b"):
-        out = tmp_path / run
-        attention = [out / f"attention_{i:02d}.png" for i in range(1, 4)]
-        draw_figures(model, tmp_path / "test.tsv", tmp_path / "history.tsv", attention, out / "grid.png",
-                     out / "curve.png", FigureSettings(count=2, sentences=["Tu es très grand !"], grid_columns=2,
-                                                       seed=5))
-        outputs.append([p.read_bytes() for p in [*attention, out / "grid.png", out / "curve.png"]])
-    assert outputs[0] == outputs[1]
-    assert choose_test_sentences(2, 20, seed=5) == choose_test_sentences(2, 20, seed=5)
-    assert len(set(choose_test_sentences(8, 20, seed=0))) == 8
-    assert choose_test_sentences(3, 2, seed=0) == [0, 1, 0]
-    with pytest.raises(ValueError, match="2 attention figure paths given for 3 sentences"):
-        draw_figures(model, tmp_path / "test.tsv", tmp_path / "history.tsv", attention[:2], tmp_path / "g.png",
-                     tmp_path / "c.png", FigureSettings(count=2, sentences=["tu es grand ."]))

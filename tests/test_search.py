@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from helpers import model_config, tiny_trained_model
 from seq2seq.search import beam_search, greedy, length_penalty
 from seq2seq.vocab import EOS_INDEX, SOS_INDEX
 
@@ -121,6 +121,50 @@ def test_length_penalty_prefers_longer_sentences() -> None:
     assert length_penalty(1, 0.0) == 1.0 and length_penalty(7, 1.0) == 2.0
 
 
+def exhaustive_best(model: BigramModel, alpha: float, max_len: int, words: range) -> tuple[list[int], float]:
+    """The output beam search should find when its beam holds every prefix: the best of all outputs (ending with
+    <eos>, or cut at max_len) by log p / lp(length), lp = ((5 + length) / 6) ** alpha, written out here."""
+    import itertools
+
+    best, best_norm = [], float("-inf")
+    for length in range(1, max_len + 1):
+        for prefix in itertools.product(words, repeat=length - 1):
+            endings = [EOS_INDEX, *words] if length == max_len else [EOS_INDEX]  # cut at max_len: any last word
+            for tokens in ([*prefix, last] for last in endings):
+                norm = sequence_log_prob(model, tokens) / ((5 + length) / 6) ** alpha
+                if norm > best_norm:
+                    best, best_norm = list(tokens), norm
+    return best, best_norm
+
+
+@pytest.mark.parametrize("alpha", [0.6, 2.0])
+@pytest.mark.parametrize("seed", range(6))
+def test_a_beam_wide_enough_finds_the_best_length_normalized_output(alpha: float, seed: int) -> None:
+    """With a beam that holds every prefix, beam search is exhaustive: it returns the output of the best
+    length-normalized score, each finished output normalized by the GNMT penalty of its own length."""
+    model = random_model(vocab_size=6, seed=seed)  # <eos> and three words; <pad> and <sos> never come
+    src, lengths = source([3])
+    found = beam_search(model, src, lengths, beam_size=64, alpha=alpha, max_len=4)
+    tokens, _ = exhaustive_best(model, alpha, 4, range(3, 6))
+    assert found.tokens[0] == tokens
+    assert found.scores[0] == pytest.approx(sequence_log_prob(model, tokens), abs=1e-4)
+
+
+def test_each_finished_output_is_normalized_by_the_penalty_of_its_own_length() -> None:
+    """[<eos>] (p = .558, 1 token) against [a <eos>] (p = .442, 2 tokens, <eos> counted), alpha 2: by
+    log p / lp(length) the short one wins, -0.583 / 1 > -0.816 / (7/6)^2 = -0.600; normalizing by the penalty of
+    one token fewer would pick the long one (-0.583 / (5/6)^2 = -0.84 < -0.816 / 1)."""
+    pad, sos, eos, a = range(4)
+    probs = torch.full((4, 4), 1e-9)
+    probs[sos, [eos, a]] = torch.tensor([0.558, 0.442])
+    probs[a, eos] = probs[eos, eos] = 1.0
+    model = BigramModel(probs.log())
+    src, lengths = source([2])
+    short, long = math.log(0.558) / length_penalty(1, 2.0), math.log(0.442) / length_penalty(2, 2.0)
+    assert short > long and length_penalty(2, 2.0) == pytest.approx((7 / 6) ** 2)
+    assert beam_search(model, src, lengths, 2, alpha=2.0, max_len=6).tokens == [[eos]]
+
+
 def test_output_cut_at_max_len_has_no_eos() -> None:
     pad, sos, eos, a = range(4)
     probs = torch.full((4, 4), 1e-9)
@@ -146,62 +190,18 @@ def test_search_restores_training_mode_and_rejects_bad_sizes() -> None:
 
 # --------------------------------------------------------------------------- a tiny trained Seq2Seq
 
-@functools.lru_cache(maxsize=None)
-def tiny_trained_model(attention: str = "bahdanau", steps: int = 120, seed: int = 0):
-    """(model, source_vocab, target_vocab, pairs): a Seq2Seq fitted for a few seconds on the tiny corpus.
-
-    Cached: the test modules that import it share one training run per session (do not modify the model).
-    """
-    from conftest import tiny_pairs
-
-    from seq2seq.batching import collate, encode_pairs
-    from seq2seq.corpus import normalize
-    from seq2seq.model import Seq2Seq
-    from seq2seq.settings import ModelConfig
-    from seq2seq.vocab import PAD_INDEX, WordVocabulary
-
-    torch.manual_seed(seed)
-    pairs = [(normalize(fr), normalize(en)) for en, fr in tiny_pairs()]
-    source_vocab = WordVocabulary.build(s for s, _ in pairs)
-    target_vocab = WordVocabulary.build(t for _, t in pairs)
-    model = Seq2Seq(ModelConfig(len(source_vocab), len(target_vocab), attention, hidden_size=32, dropout=0.0))
-    batch = collate(encode_pairs(pairs, source_vocab, target_vocab))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(steps):
-        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
-                                                 ignore_index=PAD_INDEX)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval(), source_vocab, target_vocab, pairs
-
-
-def save_tiny_checkpoint(path, attention: str = "bahdanau", steps: int = 120, pair: str = "fra-eng",
-                         model_name: str = "bahdanau"):
-    """Train :func:`tiny_trained_model` and save it as the train stage would; returns (path, pairs)."""
-    from seq2seq.checkpoint import Metadata, cpu_state, save_model
-
-    model, source_vocab, target_vocab, pairs = tiny_trained_model(attention, steps)
-    metadata = Metadata(pair=pair, model_name=model_name, normalization="ascii", epoch=3,
-                        parameters=sum(p.numel() for p in model.parameters()))
-    save_model(path, model.config, cpu_state(model), source_vocab, target_vocab, metadata)
-    return path, pairs
-
-
 @pytest.fixture(scope="module")
 def trained():
-    return tiny_trained_model()
+    return tiny_trained_model()  # shared with other test modules: trained once per session
 
 
 @pytest.mark.parametrize("attention", ["none", "tutorial", "bahdanau", "luong"])
 def test_beam_one_is_greedy_on_every_attention_variant(attention: str) -> None:
     from seq2seq.batching import pad_sources
     from seq2seq.model import Seq2Seq
-    from seq2seq.settings import ModelConfig
 
     torch.manual_seed(1)
-    model = Seq2Seq(ModelConfig(20, 15, attention, hidden_size=16, dropout=0.0)).eval()
+    model = Seq2Seq(model_config(20, 15, attention, tie_embeddings=True)).eval()
     src, lengths = pad_sources([[5, 6, 7, EOS_INDEX], [8, EOS_INDEX], [9, 4, 4, 4, 10, EOS_INDEX]])
     expected = greedy(model, src, lengths, max_len=8)
     for alpha in (0.0, 0.6):

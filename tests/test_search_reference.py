@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import model_config
 from seq2seq.model import Seq2Seq
 from seq2seq.search import beam_search, greedy, length_penalty
-from seq2seq.settings import ModelConfig
 from seq2seq.vocab import EOS_INDEX, SOS_INDEX
 
 
@@ -103,7 +103,7 @@ def _batch(seed: int, sizes=(3, 9, 1, 6, 12, 2, 7, 7, 4, 11)):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_greedy_and_beam_decode_as_the_reference_implementations(attention, seed) -> None:
     torch.manual_seed(seed)
-    model = Seq2Seq(ModelConfig(20, 12, attention, hidden_size=16, dropout=0.0, max_length=12)).eval()
+    model = Seq2Seq(model_config(20, 12, attention, max_length=12, tie_embeddings=True)).eval()
     src, lengths = _batch(seed)
     for max_len in (1, 4, 15):
         found = greedy(model, src, lengths, max_len)

@@ -6,7 +6,7 @@ from dataclasses import fields
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from seq2seq.settings import (
     ConfigError,
     ModelConfig,

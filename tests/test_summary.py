@@ -9,7 +9,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from seq2seq.metrics import corpus_bleu
+from seq2seq.metrics import corpus_bleu, corpus_chrf, exact_match
 from seq2seq.summary import COLUMNS, COMPARISON_COLUMNS, Runs, summary_tables, to_markdown, write_summary
 
 REFERENCES = [" ".join(random.Random(i).choices(["a", "b", "c", "d", "e", "f", "g"], k=7)) for i in range(60)]
@@ -28,7 +28,8 @@ def fake_run(folder, system: str, attention: str, beam: list[str], greedy: list[
     blocks = {}
     for name, hypotheses in (("beam", beam), ("greedy", greedy)):
         bleu = corpus_bleu(hypotheses, REFERENCES)
-        blocks[name] = {"bleu": bleu, "bleu_ci95": [bleu - 2, bleu + 2], "chrf": 50.0, "exact_match": 0.25,
+        blocks[name] = {"bleu": bleu, "bleu_ci95": [bleu - 2, bleu + 2], "chrf": corpus_chrf(hypotheses, REFERENCES),
+                        "exact_match": exact_match(hypotheses, REFERENCES),
                         "sentences": len(REFERENCES), "sentences_per_s": 100.0, "signature": {}}
     (folder / "metrics.json").write_text(json.dumps({"attention": attention, "parameters": parameters,
                                                      "model": system, **blocks}))
@@ -68,6 +69,16 @@ def test_seeds_are_summarized_together_as_by_hand(grid, tmp_path):
     assert bahdanau["bleu"] == pytest.approx(statistics.mean(by_hand), abs=0.01)
     assert bahdanau["bleu_std"] == pytest.approx(statistics.stdev(by_hand), abs=0.01)
     assert (bahdanau["bleu_min"], bahdanau["bleu_max"]) == pytest.approx((min(by_hand), max(by_hand)), abs=0.01)
+    beams = [damaged(REFERENCES, 5, seed) for seed in (1, 2)]
+    greedies = [damaged(beam, 3, seed) for beam, seed in zip(beams, (1, 2))]
+    greedy_by_hand = [corpus_bleu(greedy, REFERENCES) for greedy in greedies]
+    assert bahdanau["greedy_bleu"] == pytest.approx(statistics.mean(greedy_by_hand), abs=0.01)
+    assert bahdanau["greedy_bleu_std"] == pytest.approx(statistics.stdev(greedy_by_hand), abs=0.01)
+    # chrF and exact match: beam search's, like the bleu column, averaged over the seeds
+    assert bahdanau["chrf"] == pytest.approx(statistics.mean(corpus_chrf(b, REFERENCES) for b in beams), abs=0.01)
+    assert bahdanau["chrf"] != pytest.approx(statistics.mean(corpus_chrf(g, REFERENCES) for g in greedies), abs=0.01)
+    assert bahdanau["exact_match"] == pytest.approx(statistics.mean(exact_match(b, REFERENCES) for b in beams),
+                                                    abs=1e-4)
     assert bahdanau["bleu_ci_low"] <= bahdanau["bleu"] <= bahdanau["bleu_ci_high"]
     assert bahdanau["epochs"] == 2 and bahdanau["training_minutes"] == pytest.approx((1.5 + 2.5) / 2)
     assert pd.isna(bahdanau["delta_bleu"]) and bahdanau["baseline"] == "bahdanau"  # the baseline itself
@@ -131,3 +142,20 @@ def test_too_few_test_sentences_say_so_where_the_intervals_and_p_values_would_be
     assert comparisons["ci_low"].tolist() == comparisons["p_value"].tolist() == [note] * 4
     assert note in (tmp_path / "summary.md").read_text()
     assert [r.getMessage() for r in caplog.records] == [f"fra-eng: no intervals or p-values in the summary: {note}"]
+
+
+def test_the_spread_over_seeds_is_the_sample_standard_deviation(tmp_path):
+    """Three seeds of different quality: bleu_std is the sample standard deviation (n - 1), as the README's
+    'mean ± sd' over seeds says, not the population one."""
+    runs, labels = [], []
+    for seed, every in ((1, 2), (2, 3), (3, 7)):
+        beam = damaged(REFERENCES, every, seed)
+        runs.append(fake_run(tmp_path / f"seed{seed}", "m", "luong", beam, beam))
+        labels.append(["fra-eng", f"m/seed{seed}", "m", seed])
+    groups = Runs(labels, [r / "metrics.json" for r in runs], [r / "translations.tsv" for r in runs],
+                  [r / "history.tsv" for r in runs]).groups
+    table, _ = summary_tables(groups, "m", COMPARE)
+    scores = [corpus_bleu(damaged(REFERENCES, every, seed), REFERENCES) for seed, every in ((1, 2), (2, 3), (3, 7))]
+    assert statistics.stdev(scores) > 1.0
+    assert table.loc[0, "bleu_std"] == pytest.approx(statistics.stdev(scores), abs=0.01)
+    assert table.loc[0, "greedy_bleu_std"] == pytest.approx(statistics.stdev(scores), abs=0.01)

@@ -3,18 +3,19 @@
 import csv
 import logging
 import random
+import types
 from pathlib import Path
 
 import pytest
 import torch
 
-from seq2seq.batching import encode_pairs, make_batches
-from seq2seq.checkpoint import load_checkpoint, load_model, save_checkpoint
+from helpers import model_config, seeded_model
+from seq2seq import training
+from seq2seq.batching import collate, encode_pairs, make_batches
+from seq2seq.checkpoint import Metadata, load_checkpoint, load_model, save_checkpoint
 from seq2seq.model import Seq2Seq
-from seq2seq.settings import ModelConfig
 from seq2seq.settings import TrainConfig
-from seq2seq.checkpoint import Metadata
-from seq2seq.training import HISTORY_COLUMNS, resolve_amp, sequence_loss, train_batch, train_model
+from seq2seq.training import HISTORY_COLUMNS, Validation, resolve_amp, sequence_loss, train_batch, train_model
 from seq2seq.vocab import WordVocabulary
 
 WORDS = [f"w{i}" for i in range(8)]
@@ -30,14 +31,6 @@ def _pairs(n, seed, reverse=True):
     return pairs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from more threads, and one thread stays fast on a busy machine.
-    train_model(threads=1) also sets the process-wide value: restore it afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +45,8 @@ def _run(tmp_path: Path, corpus, epochs=3, callback=None, attention="bahdanau", 
     train, valid, source, target = corpus
     config = TrainConfig.from_dict({"epochs": epochs, "batch_size": 16, "learning_rate": 3e-3, "device": "cpu",
                                     **overrides})
-    model_config = ModelConfig(len(source), len(target), attention, hidden_size=24, dropout=0.1)
-    return train_model(train, valid, source, target, model_config, config, tmp_path / "model.pt",
+    settings = model_config(len(source), len(target), attention, hidden_size=24, dropout=0.1, tie_embeddings=True)
+    return train_model(train, valid, source, target, settings, config, tmp_path / "model.pt",
                        tmp_path / "last.pt", tmp_path / "history.tsv", tmp_path / "resume.pt",
                        Metadata(pair="fra-eng", model_name="m", normalization="ascii"), threads=1,
                        log=logging.getLogger("test"), epoch_callback=callback)
@@ -74,7 +67,7 @@ def test_learns_a_tiny_task(attention, reverse):
     source = WordVocabulary.build([" ".join(WORDS)])
     target = WordVocabulary.build([" ".join(WORDS).upper()])
     examples = encode_pairs(_pairs(256, 2, reverse), source, target)
-    model = Seq2Seq(ModelConfig(len(source), len(target), attention, hidden_size=48, dropout=0.0))
+    model = Seq2Seq(model_config(len(source), len(target), attention, hidden_size=48, tie_embeddings=True))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for epoch in range(25):
@@ -182,18 +175,55 @@ def test_early_stopping_has_its_own_patience(tmp_path, corpus):
     assert summary["stop_reason"] == "early_stopping" and summary["epochs"] < 10
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
-def test_corrupt_or_missing_checkpoint_names_the_file(tmp_path, corpus, content):
-    path = tmp_path / "broken.pt"
-    if content is None:
-        _run(tmp_path, corpus, epochs=1)
-        path.write_bytes((tmp_path / "model.pt").read_bytes()[:1000])  # truncated
-    else:
-        path.write_bytes(content)
-    with pytest.raises(ValueError, match="broken.pt"):
-        load_model(path)
-    with pytest.raises(ValueError, match="missing.pt"):
-        load_checkpoint(tmp_path / "missing.pt")
+class Scripted:
+    """A stand-in for training.validate that returns the scores of a script, one epoch after the other, and
+    moves a fake clock (training.time.perf_counter) on by ``seconds`` per epoch."""
+
+    def __init__(self, bleu=None, loss=None, seconds=0.0):
+        self.bleu, self.loss, self.seconds = bleu, loss, seconds
+        self.epochs = 0
+        self.clock = 1000.0
+
+    def validate(self, *args, **kwargs) -> Validation:
+        self.epochs += 1
+        self.clock += self.seconds
+        e = self.epochs - 1
+        return Validation(loss=self.loss[e] if self.loss else 1.0, bleu=self.bleu[e] if self.bleu else 0.0)
+
+    def install(self, monkeypatch) -> "Scripted":
+        monkeypatch.setattr(training, "validate", self.validate)
+        monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: self.clock))
+        return self
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_early_stopping_stops_after_exactly_patience_epochs_without_improvement(tmp_path, corpus, monkeypatch,
+                                                                                patience):
+    """Validation BLEU 10, 20 (the best), then 15 forever: with patience p the run trains epochs 3 .. 2 + p
+    without improving and stops there, and model.pt holds epoch 2."""
+    script = Scripted(bleu=[10.0, 20.0] + [15.0] * 10).install(monkeypatch)
+    summary = _run(tmp_path, corpus, epochs=12, early_stopping={"metric": "valid_bleu", "patience": patience})
+    assert (summary["stop_reason"], summary["epochs"], summary["best_epoch"]) == ("early_stopping", 2 + patience, 2)
+    assert script.epochs == 2 + patience
+    assert [row["valid_bleu"] for row in summary["history"]] == [10.0, 20.0] + [15.0] * patience
+    assert load_model(tmp_path / "model.pt")[3].epoch == 2
+
+
+def test_early_stopping_on_the_loss_keeps_the_lowest_loss(tmp_path, corpus, monkeypatch):
+    Scripted(loss=[3.0, 2.0, 2.5, 2.6, 1.0], bleu=[50.0, 1.0, 2.0, 3.0, 4.0]).install(monkeypatch)
+    summary = _run(tmp_path, corpus, epochs=5, early_stopping={"metric": "valid_loss", "patience": 2})
+    assert (summary["stop_reason"], summary["epochs"], summary["best_epoch"]) == ("early_stopping", 4, 2)
+    assert summary["best_valid_loss"] == 2.0
+
+
+@pytest.mark.parametrize(("minutes", "epochs"), [(2.0, 3), (2.5, 3), (0.5, 1)])
+def test_the_time_budget_stops_after_the_epoch_that_crosses_it(tmp_path, corpus, monkeypatch, minutes, epochs):
+    """Each epoch takes 50 s of a fake clock: a budget of 2 minutes ends after epoch 3 (150 s), the first epoch
+    whose end is past it; the budget is checked between epochs, so at least one epoch always runs."""
+    Scripted(bleu=[float(e) for e in range(1, 11)], seconds=50.0).install(monkeypatch)
+    summary = _run(tmp_path, corpus, epochs=10, max_minutes=minutes)
+    assert (summary["stop_reason"], summary["epochs"]) == ("max_minutes", epochs)
+    assert summary["seconds"] == pytest.approx(50.0 * epochs)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
@@ -225,17 +255,64 @@ def test_cpu_threads_are_capped_at_the_available_cpus():
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("amp", [True, "auto"])
 @pytest.mark.parametrize(("capability", "expected"), [
     ((7, 0), (torch.float16, True)), ((7, 5), (torch.float16, True)),
-    ((8, 0), (torch.bfloat16, False)), ((9, 0), (torch.bfloat16, False)),
+    ((8, 0), (torch.bfloat16, False)), ((8, 6), (torch.bfloat16, False)), ((9, 0), (torch.bfloat16, False)),
 ])
-def test_mixed_precision_is_bf16_only_where_the_gpu_computes_in_it(monkeypatch, capability, expected):
+def test_mixed_precision_is_bf16_only_where_the_gpu_computes_in_it(monkeypatch, capability, expected, amp):
     asked = []
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability)
-    assert resolve_amp(True, torch.device("cuda", 1)) == expected
+    assert resolve_amp(amp, torch.device("cuda", 1)) == expected
     assert asked == [torch.device("cuda", 1)]  # the training device, not the current one
     assert resolve_amp(False, torch.device("cuda", 1)) == (None, False)
-    assert resolve_amp(True, torch.device("cpu")) == (None, False)
+    assert resolve_amp(amp, torch.device("cpu")) == (None, False)
+    assert len(asked) == 1  # no GPU is asked about for the CPU or with amp off
+
+
+def _amp_step(amp_dtype, scaler=None):
+    """One train_batch of a tiny model on the CPU: (loss, dtypes the output layer computed in, model before,
+    model after)."""
+    model = seeded_model("bahdanau").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = collate([([4, 5, 6, 7, 2], [4, 5, 6, 2]), ([8, 2], [7, 8, 9, 10, 2]), ([9, 10, 11, 2], [5, 2])])
+    seen = []
+    model.decoder.out.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = train_batch(model, batch, optimizer, clip_grad=1.0, teacher_forcing=1.0, scaler=scaler,
+                       amp_dtype=amp_dtype)
+    return loss, seen, before, model
+
+
+def test_a_mixed_precision_step_computes_in_bf16_and_updates_fp32_weights():
+    """The bf16 path of train_batch on the CPU (as on an A100 or H100): the forward pass runs in bf16 under
+    autocast, the loss is the fp32 loss up to bf16 rounding, and the fp32 weights take the step."""
+    loss, seen, before, model = _amp_step(torch.bfloat16)
+    full, full_seen, _, full_model = _amp_step(None)
+    assert set(seen) == {torch.bfloat16} and set(full_seen) == {torch.float32}
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert float(loss) == pytest.approx(float(full), rel=0.02)
+    state = model.state_dict()
+    assert all(state[k].dtype == torch.float32 for k in state)
+    changed = [k for k in state if not torch.equal(state[k], before[k])]
+    assert "decoder.out.weight" in changed and "encoder.embedding.weight" in changed
+    # the bf16 step moves the weights about as the fp32 one does
+    step = state["decoder.out.weight"] - before["decoder.out.weight"]
+    full_step = full_model.state_dict()["decoder.out.weight"] - before["decoder.out.weight"]
+    assert torch.nn.functional.cosine_similarity(step.flatten(), full_step.flatten(), dim=0) > 0.95
+
+
+def test_a_scaled_fp16_step_unscales_before_clipping():
+    """The fp16 path (V100, T4) with a gradient scaler of scale 1024: the step clips the unscaled gradients,
+    so it moves the weights as far as the unscaled fp32 step does, not 1024 times less."""
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    loss, seen, before, model = _amp_step(torch.float16, scaler)
+    _, _, _, full_model = _amp_step(None)
+    assert set(seen) == {torch.float16} and torch.isfinite(loss)
+    key = "decoder.out.weight"
+    step = (model.state_dict()[key] - before[key]).norm()
+    full_step = (full_model.state_dict()[key] - before[key]).norm()
+    assert float(step) == pytest.approx(float(full_step), rel=0.1)
 
 
 @pytest.mark.parametrize("select", ["last", "best"])

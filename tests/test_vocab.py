@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import tiny_pairs
+from helpers import tiny_pairs
 from seq2seq.corpus import CorpusError, normalize, write_split
 from seq2seq.settings import VocabSettings
 from seq2seq.vocab import (

@@ -7,8 +7,9 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import REPO, snakemake
+from helpers import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -46,9 +47,48 @@ def sbatch_calls(log: Path) -> list[str]:
     return [line for line in log.read_text().splitlines() if line.startswith("sbatch ")]
 
 
-def test_slurm_profile_dry_run_plans_the_whole_pipeline(tmp_path):
-    result = snakemake(tmp_path, "--profile", PROFILE, "-n")
+def job_settings(dry_run: str, rule: str) -> list[dict]:
+    """threads and resources of each job of ``rule`` in the output of `snakemake -n`: [{"threads": "2",
+    "gpu": "1", ...}, ...]."""
+    jobs = []
+    for block in dry_run.split(f"rule {rule}:\n")[1:]:
+        lines = []
+        for line in block.splitlines():
+            if not line.startswith("    "):  # the job's indented lines end here
+                break
+            lines.append(line.strip())
+        settings = {"threads": "1"}
+        for line in lines:
+            if line.startswith("threads:"):
+                settings["threads"] = line.split(":", 1)[1].strip()
+            elif line.startswith("resources:"):
+                settings.update(item.split("=", 1) for item in line.split(":", 1)[1].strip().split(", "))
+        jobs.append(settings)
+    return jobs
+
+
+def test_slurm_profile_dry_run_plans_the_whole_pipeline_with_evaluate_on_a_gpu(tmp_path):
+    """The profile's set-threads and set-resources reach every job: evaluate (greedy and beam search over the
+    test split) asks for a GPU and as many CPUs per GPU as it runs threads, its memory and time."""
+    profile = yaml.safe_load((Path(PROFILE) / "config.yaml").read_text())
+    wanted, threads = profile["set-resources"]["evaluate"], profile["set-threads"]["evaluate"]
+    result = snakemake(tmp_path, "--profile", PROFILE, "-n", "--cores", "8")
     assert "train" in result.stdout and "summary" in result.stdout
+    [evaluate] = job_settings(result.stdout, "evaluate")
+    assert evaluate["threads"] == str(threads) == str(wanted["cpus_per_gpu"])
+    assert int(evaluate["gpu"]) == wanted["gpu"] >= 1
+    assert (evaluate["mem_mb"], evaluate["runtime"]) == (str(wanted["mem_mb"]), str(wanted["runtime"]))
+    assert evaluate["slurm_partition"] == profile["default-resources"]["slurm_partition"]
+    [train] = job_settings(result.stdout, "train")
+    assert train["threads"] == str(profile["set-threads"]["train"]) and train["gpu"] == "1"
+
+
+def test_locally_evaluate_holds_no_gpu_and_runs_the_configured_threads(tmp_path):
+    """Without a cluster profile evaluate uses resources.evaluate: 2 threads on the CPU, no GPU held (so it can
+    run beside a training job on a one-GPU workstation)."""
+    result = snakemake(tmp_path, "-n", "--cores", "8")
+    [evaluate] = job_settings(result.stdout, "evaluate")
+    assert (evaluate["threads"], evaluate["gpu"], evaluate["mem_mb"], evaluate["runtime"]) == ("2", "0", "4000", "60")
 
 
 def test_download_runs_locally_and_the_next_stage_is_submitted(tiny_workdir, slurm_stubs):
@@ -96,3 +136,14 @@ def test_the_compare_config_plans_24_training_jobs_each_asking_for_a_gpu(tmp_pat
         for model in ("none", "tutorial", "bahdanau", "luong"):
             for seed in (1, 2, 3):
                 assert f"results/{pair}/{model}/seed{seed}/model.pt" in result.stdout
+
+
+def test_every_request_of_the_profile_fits_a_one_gpu_node():
+    """What the profile's header promises: 1 GPU, 4 CPUs and 16 GB (a 16-GB node offers Slurm a little less) are
+    enough for any one of its jobs (the real scheduler test in test_workflow_slurm.py runs them)."""
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    for rule, resources in profile["set-resources"].items():
+        merged = {**profile["default-resources"], **resources}
+        gpus = merged.get("gpu", 0)
+        cpus = merged["cpus_per_gpu"] * gpus if gpus and "cpus_per_gpu" in merged else profile["set-threads"][rule]
+        assert gpus <= 1 and cpus <= 4 and merged["mem_mb"] <= 15000, (rule, merged)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, snakemake, write_config, write_raw_corpus
+from helpers import REPO, snakemake, write_config, write_raw_corpus
 
 pytestmark = pytest.mark.workflow
 
@@ -155,10 +155,18 @@ def test_the_default_config_runs_the_data_stages_offline_from_the_shipped_corpus
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     log = (tmp_path / "results" / "logs" / "download" / "fra-eng.log").read_text()
     assert "using local file" in log and "16c4f7d0df9e7c5e6c54cdb0447f3f4a18a55052ff5e2e0b27dd4a06c0e49d04" in log
-    stats = json.loads((tmp_path / "results" / "fra-eng" / "data" / "stats.json").read_text())
+    data = tmp_path / "results" / "fra-eng" / "data"
+    stats = json.loads((data / "stats.json").read_text())
     assert stats["read"] == 142_787 and stats["raw_sha256"]
-    assert 11_000 < stats["kept"] < 11_400  # the tutorial's "i am / he is" filter
-    assert stats["train"] + stats["valid"] + stats["test"] == stats["unique"]
+    # the tutorial's filter (fewer than 10 words, "i am / he is ..." prefixes) keeps exactly these, as
+    # data/README.md and the README's numbers say; 7 of them are duplicates
+    assert (stats["kept"], stats["unique"]) == (11_182, 11_175)
+    assert (stats["train"], stats["valid"], stats["test"]) == (8_938, 1_118, 1_119)
+    splits = {name: read_tsv(data / f"{name}.tsv") for name in ("train", "valid", "test")}
+    assert [len(splits[name]) for name in ("train", "valid", "test")] == [8_938, 1_118, 1_119]
+    sources = {name: {row["source"] for row in rows} for name, rows in splits.items()}
+    assert not sources["train"] & sources["test"] and not sources["train"] & sources["valid"]
+    assert not sources["valid"] & sources["test"]
     source = json.loads((tmp_path / "results" / "fra-eng" / "vocab" / "source.json").read_text())
     assert len(source["tokens"]) > 3000
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sacrebleu
 
-from conftest import REPO, TWO_MODELS, snakemake, tiny_config, write_config, write_raw_corpus
+from helpers import (BLEU_FLOOR, REPO, TINY_TRAINING, TWO_MODELS, grouped_rules, snakemake, tiny_config,
+                     write_config, write_raw_corpus)
+from seq2seq.corpus import read_split
+from seq2seq.explorer import read_page_data
 
 pytestmark = pytest.mark.workflow
-
 
 
 def test_every_product_exists(finished_run):
@@ -32,15 +35,8 @@ def test_every_product_exists(finished_run):
             "attention_01.png", "attention_02.png", "attention_03.png",
             "attention_grid.png", "learning_curve.png",
         ]
-        metrics = json.loads((base / "metrics.json").read_text())
-        for search in ("greedy", "beam"):
-            entry = metrics[search]
-            assert 0 <= entry["bleu"] <= 100
-            low, high = entry["bleu_ci95"]
-            assert low <= high
-            assert entry["sentences"] == len(pd.read_csv(base / "translations.tsv", sep="\t"))
         history = pd.read_csv(base / "history.tsv", sep="\t")
-        assert list(history["epoch"]) == [1, 2]
+        assert list(history["epoch"]) == list(range(1, TINY_TRAINING["epochs"] + 1))
         for rule in ("train", "evaluate", "figures"):
             assert (workdir / "results" / "logs" / rule / "fra-eng" / f"{model}.log").exists()
         assert (workdir / "results" / "benchmarks" / "train" / "fra-eng" / f"{model}.tsv").exists()
@@ -51,6 +47,46 @@ def test_every_product_exists(finished_run):
     assert comparisons[["model", "baseline"]].values.tolist() == [["luong", "bahdanau"]] * 2
     assert (workdir / "results" / "summary.md").read_text().count("\n") >= 4
     assert (workdir / "results" / "summary.png").stat().st_size > 0
+    assert (workdir / "results" / "explorer.html").stat().st_size > 0
+
+
+@pytest.mark.parametrize("model", TWO_MODELS)
+def test_the_models_learn_and_metrics_json_scores_the_translations_it_lists(finished_run, model):
+    """The tiny models learn the task (so the checks on content below mean something), and metrics.json's BLEU
+    and chrF are sacrebleu's on translations.tsv against the test split's references."""
+    workdir, _, _ = finished_run
+    base = workdir / "results" / "fra-eng" / model
+    test = read_split(workdir / "results" / "fra-eng" / "data" / "test.tsv")
+    table = pd.read_csv(base / "translations.tsv", sep="\t", keep_default_na=False)
+    assert table["source"].tolist() == [s for s, _ in test] and table["reference"].tolist() == [t for _, t in test]
+    metrics = json.loads((base / "metrics.json").read_text())
+    for search in ("greedy", "beam"):
+        hypotheses, references = table[search].tolist(), table["reference"].tolist()
+        entry = metrics[search]
+        expected = sacrebleu.corpus_bleu(hypotheses, [references], force=True).score
+        assert entry["bleu"] == pytest.approx(expected, abs=1e-9)
+        assert entry["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [references]).score, abs=1e-9)
+        assert entry["bleu"] >= BLEU_FLOOR, (search, entry["bleu"], hypotheses)
+        assert entry["exact_match"] == sum(h == r for h, r in zip(hypotheses, references)) / len(test)
+        low, high = entry["bleu_ci95"]
+        assert low <= entry["bleu"] <= high and entry["sentences"] == len(test)
+        assert all(hypotheses) and not any("\u2581" in h or "<" in h for h in hypotheses)
+    best = pd.read_csv(base / "history.tsv", sep="\t")["valid_bleu"].max()
+    assert best >= BLEU_FLOOR  # validation sees the same learning
+
+
+def test_the_explorer_page_holds_every_test_sentence_and_translation(finished_run):
+    workdir, _, _ = finished_run
+    test = read_split(workdir / "results" / "fra-eng" / "data" / "test.tsv")
+    data = read_page_data((workdir / "results" / "explorer.html").read_text(encoding="utf-8"))
+    [pair] = data["pairs"]
+    assert pair["name"] == "fra-eng" and not pair["subword"]
+    assert pair["source"] == [s for s, _ in test] and pair["reference"] == [t for _, t in test]
+    assert [run["name"] for run in pair["runs"]] == list(TWO_MODELS)
+    for run in pair["runs"]:
+        table = pd.read_csv(workdir / "results" / "fra-eng" / run["name"] / "translations.tsv", sep="\t",
+                            keep_default_na=False)
+        assert run["greedy"]["text"] == table["greedy"].tolist()
 
 
 def test_report_is_one_self_contained_page(finished_run):
@@ -70,11 +106,11 @@ def test_nothing_to_do_after_a_finished_run(finished_run):
 
 def test_changing_one_models_training_reruns_only_that_model(finished_run, tmp_path):
     workdir, config, snakefile = finished_run
-    change = write_config(tmp_path / "change.yaml", {"models": {"luong": {"training": {"epochs": 3}}}})
+    epochs = TINY_TRAINING["epochs"] + 1
+    change = write_config(tmp_path / "change.yaml", {"models": {"luong": {"training": {"epochs": epochs}}}})
     result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config), str(change),
                        snakefile=snakefile)
-    jobs = dict(line.split() for line in result.stdout.splitlines()
-                if len(line.split()) == 2 and line.split()[1].isdigit())
+    jobs = grouped_rules(result.stdout)
     assert jobs == {"train": "1", "evaluate": "1", "figures": "1", "summary": "1", "explorer": "1", "all": "1",
                     "total": "6"}, \
         result.stdout
@@ -85,9 +121,10 @@ def test_changing_one_models_training_reruns_only_that_model(finished_run, tmp_p
 
 def test_a_models_training_override_keeps_the_rest_of_the_training_section(finished_run, tmp_path):
     """Overriding one key for one model must not reset its other keys to the schema's defaults (batch size 64
-    and device auto instead of the run's 16 and cpu would retrain it)."""
+    and device auto instead of the run's 8 and cpu would retrain it)."""
     workdir, config, snakefile = finished_run
-    same = write_config(tmp_path / "same.yaml", {"models": {"luong": {"training": {"epochs": 2}}}})
+    same = write_config(tmp_path / "same.yaml",
+                        {"models": {"luong": {"training": {"epochs": TINY_TRAINING["epochs"]}}}})
     result = snakemake(workdir, "-n", "--configfile", str(config), str(same), snakefile=snakefile)
     assert "Nothing to be done" in result.stdout + result.stderr, result.stdout
 
@@ -101,8 +138,7 @@ def test_editing_the_model_code_reruns_training(finished_run):
         result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config), snakefile=snakefile)
     finally:
         model_code.write_text(original)
-    jobs = dict(line.split() for line in result.stdout.splitlines()
-                if len(line.split()) == 2 and line.split()[1].isdigit())
+    jobs = grouped_rules(result.stdout)
     assert jobs.get("train") == "2", result.stdout
     assert "prepare" not in jobs and "vocab" not in jobs
 
@@ -112,8 +148,8 @@ def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
     no chance to clean up): the README's one command, `snakemake --cores N --rerun-incomplete`, resumes it,
     with no `--unlock` first."""
     raw = write_raw_corpus(tmp_path / "corpus" / "fra-eng.txt")
-    models = {"bahdanau": {"attention": "bahdanau", "hidden_size": 48, "dropout": 0.0}}
-    training = {"epochs": 20, "batch_size": 8, "device": "cpu", "early_stopping": {"patience": 100}}
+    models = {"bahdanau": dict(TWO_MODELS["bahdanau"])}
+    training = {**TINY_TRAINING, "epochs": 12, "early_stopping": {"patience": 100}}
     config = write_config(tmp_path / "tiny.yaml", tiny_config(raw, models=models, training=training))
     workdir = tmp_path / "run"
     workdir.mkdir()
@@ -143,6 +179,6 @@ def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
     log = (workdir / "results" / "logs" / "train" / "fra-eng" / "bahdanau.log").read_text()
     assert "resum" in log.lower(), log
     history = pd.read_csv(run / "history.tsv", sep="\t")
-    assert list(history["epoch"]) == list(range(1, 21))
+    assert list(history["epoch"]) == list(range(1, 13))
     assert not resume.exists()
     assert "left by a Snakemake run that is no longer alive" in result.stderr

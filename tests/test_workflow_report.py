@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import snakemake, write_config
+from helpers import snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from seq2seq.settings import check_config, deep_merge, load_schema
 from snakemake_plans import plans, with_overrides
 

@@ -5,8 +5,9 @@
 
 Times :func:`seq2seq.translate.translate_sentences` as the evaluate stage calls it (same batch size, maximum
 length and length penalty), after one untimed warm-up pass, best of ``--repeats``; counts the FLOPs of one pass
-with torch's FlopCounterMode to say what fraction of the machine's fp32 matrix-multiply rate decoding reaches;
-and prints a sha256 of the translations, so that two versions of the code can be shown to decode the same.
+with torch's FlopCounterMode (on the CPU, see :func:`flops.count_flops`) to say what fraction of the machine's
+fp32 matrix-multiply rate decoding reaches; and prints a sha256 of the translations, so that two versions of the
+code can be shown to decode the same.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
 import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from training_throughput import cpu_model, measure_matmul_flops, synchronize  # noqa: E402
+from flops import count_flops  # noqa: E402
+from machine import cpu_model, measure_matmul_flops, synchronize  # noqa: E402
 
 from seq2seq.checkpoint import load_model  # noqa: E402
 from seq2seq.corpus import read_split  # noqa: E402
@@ -58,14 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_flush_denormal(True)
     settings = EvaluationSettings(beam_size=args.beam_size, batch_size=args.batch_size)
     model, source_vocab, target_vocab, _ = load_model(args.model, device)
+    counted_model = model if device.type == "cpu" else load_model(args.model, torch.device("cpu"))[0]
     sources = [source for source, _ in read_split(args.test)]
     matmul = measure_matmul_flops(device)
     rows = []
     for search, size in (("greedy", 1), ("beam", settings.beam_size)):
         texts = decode(model, sources, source_vocab, target_vocab, size, settings)  # warm-up
-        with FlopCounterMode(display=False) as counter:
-            decode(model, sources, source_vocab, target_vocab, size, settings)
-        flops = counter.get_total_flops()
+        flops, _ = count_flops(lambda: decode(counted_model, sources, source_vocab, target_vocab, size, settings))
         best = float("inf")
         for _ in range(args.repeats):
             synchronize(device)

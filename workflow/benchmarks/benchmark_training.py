@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--amp", action="store_true", help="mixed precision for our model (CUDA only)")
     parser.add_argument("--no-flop-count", action="store_true",
-                        help="skip the FlopCounterMode cross-check of the analytic FLOP formulas")
+                        help="skip counting FLOPs with FlopCounterMode: our rows' mflops_per_pair and "
+                        "flops_fraction are then nan (the tutorial rows keep their analytic counts)")
     parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=model.bidirectional,
                         help="our model: bidirectional encoder")
     parser.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction, default=model.tie_embeddings,

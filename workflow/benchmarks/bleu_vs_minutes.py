@@ -35,12 +35,12 @@ from seq2seq.corpus import read_split  # noqa: E402
 from seq2seq.devices import resolve_device  # noqa: E402
 from seq2seq.fileio import atomic_open  # noqa: E402
 from seq2seq.metrics import corpus_bleu  # noqa: E402
-from seq2seq.model import Seq2Seq  # noqa: E402
-from seq2seq.settings import ModelConfig, TrainConfig, check_config, deep_merge, model_settings, training_settings  # noqa: E402
+from seq2seq.settings import TrainConfig, check_config, deep_merge, model_settings, training_settings  # noqa: E402
 from seq2seq.training import train_model  # noqa: E402
 from seq2seq.translate import translate_sentences  # noqa: E402
 from seq2seq.vocab import load_vocabulary  # noqa: E402
-from training_throughput import cpu_model  # noqa: E402
+from machine import cpu_model  # noqa: E402
+from training_throughput import build_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COLUMNS = ("epoch", "minutes", "epoch_seconds", "pairs_per_s", "valid_bleu", "test_bleu_greedy", "greedy_decode_s",
@@ -55,7 +55,7 @@ def pipeline_config(configfile: Path | None) -> dict:
     return check_config(config)
 
 
-def score(model: Seq2Seq, test: list[tuple[str, str]], source_vocab, target_vocab, beam_size: int,
+def score(model: torch.nn.Module, test: list[tuple[str, str]], source_vocab, target_vocab, beam_size: int,
           evaluation: dict) -> tuple[float, float]:
     """(corpus BLEU on plain text, seconds) of decoding ``test``'s sources."""
     start = time.perf_counter()
@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     source_vocab = load_vocabulary(args.results / "vocab" / "source.json")
     target_vocab = load_vocabulary(args.results / "vocab" / "target.json")
     train, valid, test = (read_split(args.results / "data" / f"{split}.tsv") for split in ("train", "valid", "test"))
-    model_config = ModelConfig.from_dict({**model_settings(config, name), "source_vocab_size": len(source_vocab),
-                                          "target_vocab_size": len(target_vocab)})
+    # its config is what trains; the model itself decodes each epoch's weights afterwards
+    model = build_model(model_settings(config, name), len(source_vocab), len(target_vocab))
+    model_config = model.config
     # every epoch kept (averaging over "the last 10,000" keeps them all), so each can be decoded afterwards
     training = TrainConfig.from_dict({**training_settings(config, name), "max_minutes": args.minutes,
                                       "epochs": 10_000, "average": {"epochs": 10_000, "select": "last"}})
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                           work / "last.pt", work / "history.tsv", None, metadata, threads=args.threads)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kept = load_checkpoint(work / "last.pt")["training_state"]["kept_states"]
-    model = Seq2Seq(model_config).to(resolve_device(training.device)).eval()  # decode where training ran
+    model = model.to(resolve_device(training.device)).eval()  # decode where training ran
     rows, minutes = [], 0.0
     for i, epoch_row in enumerate(summary["history"]):
         minutes += epoch_row["seconds"] / 60

@@ -1,12 +1,67 @@
-"""Floating-point operations per training pair, from the layer sizes (used by the benchmark).
+"""Floating-point operations per training pair (used by the benchmark).
 
-Counted analytically: 2*m*n*k per matrix product, forward + backward taken as 3x the forward, at the data's
-mean real source/target lengths (padding excluded), for the work each implementation actually performs.
+- Any model we build, of any family or attention: counted by torch's ``FlopCounterMode`` on real training steps
+  (:func:`count_flops`), so a new variant needs no formula here.
+- The PyTorch tutorials' 2017 and 2023 loops (``tutorial_baselines.py``): analytic, from the layer sizes, at the
+  data's mean real lengths: the useful work of loops that pad to a fixed length (the 2023 one) or stop early at
+  random (the 2017 one), which a count of a few of their steps would not give. 2*m*n*k per matrix product,
+  forward + backward taken as 3x the forward.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------------
+# Counted: whatever a training step runs
+# --------------------------------------------------------------------------------------------------
+
+def _sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _sdpa_backward_flops(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+# torch 2.13 counts F.scaled_dot_product_attention on CUDA but not its CPU kernel: the same formulas for it
+CPU_SDPA_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward_flops,
+}
+
+
+def count_flops(run: Callable[[], T]) -> tuple[float, T]:
+    """(FLOPs that torch's FlopCounterMode counts while ``run()`` runs -- matrix products, convolutions and
+    attention kernels, forward and backward exactly as executed --, what ``run()`` returned).
+
+    Count on the CPU: the number does not depend on the device, and on CUDA the counter has no formula for
+    cuDNN's fused RNN kernel (``aten._cudnn_rnn``), so a GRU's matrix products would go uncounted there.
+    """
+    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS) as counter:
+        result = run()
+    return float(counter.get_total_flops()), result
+
+
+def quantile_sample(items: list[T], count: int, key: Callable[[T], float]) -> list[T]:
+    """``count`` of ``items`` at evenly spaced quantiles of ``key`` (the middle of each of ``count`` equal
+    strata): a small sample whose mean follows the whole list's closely when the measured quantity grows
+    with ``key`` (a batch's FLOPs with its padded lengths)."""
+    ordered = sorted(items, key=key)
+    count = max(1, min(count, len(ordered)))
+    return [ordered[int((i + 0.5) * len(ordered) / count)] for i in range(count)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Analytic: the tutorial baselines
+# --------------------------------------------------------------------------------------------------
 
 # FLOP formulas (forward pass, one pair). Sizes: H hidden, E embedding, V vocabulary, S source tokens,
 # T target tokens (both including <eos>; the decoder runs T steps).
@@ -50,10 +105,9 @@ class DataShape:
     target_length: float
 
 
-def encoder_flops(sizes: ModelSizes, shape: DataShape, bidirectional: bool = False) -> float:
+def encoder_flops(sizes: ModelSizes, shape: DataShape) -> float:
     """Forward FLOPs of a one-layer GRU encoder over a pair's source tokens (embedding lookups are free)."""
-    directions = 2 if bidirectional else 1
-    return directions * shape.source_length * gru_step_flops(sizes.emb, sizes.hidden)
+    return shape.source_length * gru_step_flops(sizes.emb, sizes.hidden)
 
 
 def tutorial2017_flops(sizes: ModelSizes, shape: DataShape) -> float:
@@ -82,45 +136,7 @@ def tutorial2023_flops(sizes: ModelSizes, shape: DataShape) -> float:
     return training_flops(encoder_flops(sizes, shape) + shape.target_length * step)
 
 
-def seq2seq_flops(attention: str, sizes: ModelSizes, shape: DataShape, bidirectional: bool = False) -> float:
-    """Training FLOPs per pair of our :class:`seq2seq.model.Seq2Seq` with the given attention (a one-layer
-    encoder, run in both directions when ``bidirectional``; tied embeddings change no FLOP count).
-
-    Decoder step, all variants: a GRU step and the output projection Linear(H -> V). On top of that:
-
-    - ``none``: nothing (GRU input is the embedding);
-    - ``tutorial``: the 2017 layer: Linear(E+H -> max_length) scores (only the first S kept), context
-      over the S real rows (2*S*H), ``attn_combine`` Linear(E+H -> H) feeding the GRU;
-    - ``bahdanau``: keys projected once per source token (2H^2 each), the query projection (2H^2),
-      additive scores (2*S*H), context (2*S*H); the GRU reads [embedding; context] (E+H);
-    - ``luong`` (general): after the GRU, scores against keys projected once per source token (2H^2 each,
-      then 2*S*H), context (2*S*H), the attentional layer Linear(2H -> H) before the output projection.
-    """
-    h, e, v, s = sizes.hidden, sizes.emb, sizes.target_vocab, shape.source_length
-    out = linear_flops(h, v)
-    once = 0.0
-    if attention == "none":
-        step = gru_step_flops(e, h) + out
-    elif attention == "tutorial":
-        m = sizes.max_length
-        step = (linear_flops(e + h, m) + 2.0 * s * h + linear_flops(e + h, h)
-                + gru_step_flops(h, h) + out)
-    elif attention == "bahdanau":
-        once = s * linear_flops(h, h)
-        step = linear_flops(h, h) + 2.0 * s * h + 2.0 * s * h + gru_step_flops(e + h, h) + out
-    elif attention == "luong":
-        once = s * linear_flops(h, h)
-        step = gru_step_flops(e, h) + 2.0 * s * h + 2.0 * s * h + linear_flops(2 * h, h) + out
-    else:
-        raise ValueError(f"unknown attention {attention!r}; expected none, tutorial, bahdanau or luong")
-    return training_flops(encoder_flops(sizes, shape, bidirectional) + once + shape.target_length * step)
-
-
-def flops_per_pair(variant: str, sizes: ModelSizes, shape: DataShape, bidirectional: bool = False) -> float:
-    """Training FLOPs per pair of a benchmark row (``bahdanau-h128`` is ``bahdanau`` at its own sizes,
-    ``baseline-tuned`` the ``baseline`` step); ``bidirectional`` applies to our model's rows only."""
-    if variant in ("baseline", "baseline-tuned"):
-        return tutorial2017_flops(sizes, shape)
-    if variant == "tutorial2023":
-        return tutorial2023_flops(sizes, shape)
-    return seq2seq_flops(variant.split("-")[0], sizes, shape, bidirectional)
+TUTORIAL_FLOPS: dict[str, Callable[[ModelSizes, DataShape], float]] = {
+    "baseline": tutorial2017_flops, "baseline-tuned": tutorial2017_flops, "tutorial2023": tutorial2023_flops,
+}
+"""Training FLOPs per pair of the benchmark's tutorial rows (``baseline-tuned`` is the ``baseline`` step)."""

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Peer benchmark: train JoeyNMT 2.3 with a model matched to ours, for a fixed time, on our data splits.
 
-Standalone: run it with the Python of a virtual environment that has joeynmt (2.3.0), torch, sentencepiece
-and sacrebleu; it imports none of this project's code. Without joeynmt it prints one ``SKIP: ...`` line and
-exits 0.
+Standalone: run it with the Python of a virtual environment that has joeynmt (2.3.0), torch, sentencepiece,
+sacrebleu and PyYAML (a JoeyNMT dependency); of this project it imports only ``machine.py`` beside it (standard
+library only), none of the package. Without joeynmt it prints one ``SKIP: ...`` line and exits 0.
 
 What it does, in ``--work-dir``:
 
@@ -12,13 +12,15 @@ What it does, in ``--work-dir``:
    it first trains one unigram sentencepiece model per side on the training split (fixed seed);
 2. writes ``config.yaml``: recurrent (bi)GRU encoder, recurrent GRU decoder with Bahdanau attention, tied
    decoder embedding / output layer, label smoothing, Adam, gradient-norm clipping, plateau schedule;
-3. trains JoeyNMT in a child process for ``--minutes`` minutes of training time (validation excluded; or of
-   wall time with ``--clock wall``), validating and keeping a checkpoint every ``--validation-freq`` steps.
-   JoeyNMT has no time limit: the child wraps ``TrainManager._train_step`` and, when the time is up, raises
-   ``KeyboardInterrupt`` there, which JoeyNMT handles like Ctrl-C (it saves the current weights and stops);
-4. decodes the test split greedily with the checkpoint at each time mark (every checkpoint by default, see
-   ``--mark-minutes``) and with beam search with the last one, and scores the detokenized output with
-   sacrebleu's corpus BLEU (13a, ``force=True``) against the references of our ``test.tsv``;
+3. trains JoeyNMT in a child process (this script again: ``--joeynmt-child train``) for ``--minutes`` minutes
+   of training time (validation excluded; or of wall time with ``--clock wall``), validating and keeping a
+   checkpoint every ``--validation-freq`` steps. JoeyNMT has no time limit: the child wraps
+   ``TrainManager._train_step`` and, when the time is up, raises ``KeyboardInterrupt`` there, which JoeyNMT
+   handles like Ctrl-C (it saves the current weights and stops);
+4. decodes the test split (``--joeynmt-child decode``) greedily with the checkpoint at each time mark (every
+   checkpoint by default, see ``--mark-minutes``) and with beam search with the last one, and scores the
+   detokenized output with sacrebleu's corpus BLEU (13a, ``force=True``) against the references of our
+   ``test.tsv``;
 5. writes ``--out``: one TSV row per decoded checkpoint, each with the run's summary columns.
 
 Times in the output: ``minutes`` is training time (wall clock since the first training step, minus the
@@ -50,11 +52,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+from machine import cpu_model, package_version, thread_env
 
 SRC_LANG, TRG_LANG = "fr", "en"
-REQUIRED_MODULES = ("joeynmt", "torch", "sentencepiece", "sacrebleu")
-TRAIN_CHILD, DECODE_CHILD = "--joeynmt-train-child", "--joeynmt-decode-child"
+REQUIRED_MODULES = ("joeynmt", "torch", "sentencepiece", "sacrebleu", "yaml")
+CHILD = "--joeynmt-child"  # first argument of the child processes: this script runs JoeyNMT's training or decoding
 # JoeyNMT's default special symbols (config.py: unk 0, pad 1, bos 2, eos 3); sentencepiece is trained with the
 # same ids, so its pieces and JoeyNMT's vocabulary line up one to one.
 SPECIAL_IDS = {"unk_id": 0, "pad_id": 1, "bos_id": 2, "eos_id": 3}
@@ -255,36 +259,11 @@ def build_config(work_dir: Path, sides: dict[str, dict], settings: RunSettings) 
     }
 
 
-def to_yaml(value: Any, indent: int = 0) -> str:
-    """A small YAML writer for nested dicts of scalars and flat lists (strings as JSON = YAML double-quoted)."""
-    pad = " " * indent
-    lines = []
-    for key, item in value.items():
-        if isinstance(item, dict):
-            lines.append(f"{pad}{key}:\n{to_yaml(item, indent + 4)}")
-        else:
-            lines.append(f"{pad}{key}: {_yaml_scalar(item)}")
-    return "\n".join(lines)
+def write_config(config: dict, path: Path) -> None:
+    """``config`` as JoeyNMT's YAML file (keys in the order given)."""
+    import yaml
 
-
-def _yaml_scalar(item: Any) -> str:
-    """One YAML flow value: bool, None, number, string or a list of those."""
-    if isinstance(item, list):
-        return "[" + ", ".join(_yaml_scalar(x) for x in item) + "]"
-    if item is None:
-        return "null"
-    if isinstance(item, bool):
-        return "true" if item else "false"
-    if isinstance(item, float):
-        if not math.isfinite(item):
-            return json.dumps(str(item))
-        mantissa, _, exponent = repr(item).partition("e")
-        if "." not in mantissa:  # YAML 1.1 (PyYAML) reads 1e-08 as a string, 1.0e-08 as a float
-            mantissa += ".0"
-        return mantissa + ("e" + exponent if exponent else "")
-    if isinstance(item, int):
-        return str(item)
-    return json.dumps(str(item), ensure_ascii=False)
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 def logging_freq_for(validation_freq: int, at_most: int = 25) -> int:
@@ -292,40 +271,120 @@ def logging_freq_for(validation_freq: int, at_most: int = 25) -> int:
     return max(d for d in range(1, min(at_most, validation_freq) + 1) if validation_freq % d == 0)
 
 
-# ------------------------------------------------------------------------------------------ training child
+# ------------------------------------------------------------------------------------------ child processes
 
 
-def train_child(argv: Sequence[str]) -> int:
-    """Child process: run JoeyNMT's training with a clock, reporting events as JSON lines."""
-    parser = argparse.ArgumentParser(prog="joeynmt_peer.py " + TRAIN_CHILD)
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--events", type=Path, required=True)
-    parser.add_argument("--minutes", type=float, required=True)
-    parser.add_argument("--clock", choices=("train", "wall"), required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--logging-freq", type=int, required=True)
-    parser.add_argument("--flush-denormal", action="store_true")
-    args = parser.parse_args(argv)
+def child_parser() -> argparse.ArgumentParser:
+    """Command line of a child process: ``CHILD train ...`` or ``CHILD decode ...``, as :func:`child_command`
+    writes it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, required=True)
+    common.add_argument("--threads", type=int, required=True)
+    common.add_argument("--flush-denormal", action="store_true")
+    parser = argparse.ArgumentParser(prog=f"joeynmt_peer.py {CHILD}")
+    tasks = parser.add_subparsers(dest="task", required=True)
+    train = tasks.add_parser("train", parents=[common], help="train with a clock, reporting events as JSON lines")
+    train.add_argument("--events", type=Path, required=True)
+    train.add_argument("--minutes", type=float, required=True)
+    train.add_argument("--clock", choices=("train", "wall"), required=True)
+    train.add_argument("--logging-freq", type=int, required=True)
+    decode = tasks.add_parser("decode", parents=[common], help="decode the test split with each checkpoint")
+    decode.add_argument("--jobs", type=Path, required=True, help="JSON list of {checkpoint, beam_size}")
+    decode.add_argument("--results", type=Path, required=True)
+    return parser
 
+
+def child_command(task: str, config_path: Path, settings: RunSettings, *options: str) -> list[str]:
+    """The command that runs this script as the ``task`` child with the run's threads and denormal setting."""
+    command = [sys.executable, str(Path(__file__).resolve()), CHILD, task, "--config", str(config_path),
+               "--threads", str(settings.threads), *options]
+    return command + (["--flush-denormal"] if settings.flush_denormal else [])
+
+
+def child(argv: Sequence[str]) -> int:
+    """Child process: set up torch and JoeyNMT (:func:`child_setup`), then run the task."""
+    args = child_parser().parse_args(argv)
+    cfg, logger = child_setup(args)
+    return CHILD_TASKS[args.task](args, cfg, logger)
+
+
+def child_setup(args: argparse.Namespace) -> tuple[dict, Any]:
+    """Threads and denormals as the parent asked, JoeyNMT's config and its logger to ``<model_dir>/<task>.log``
+    (training first empties the model folder and copies the config into it)."""
     import torch
     from joeynmt.config import load_config
-    from joeynmt.helpers import check_version, make_model_dir
+    from joeynmt.helpers import make_model_dir
     from joeynmt.helpers_for_ddp import get_logger
-    from joeynmt.training import train
 
     torch.set_num_threads(args.threads)
     if args.flush_denormal:
         torch.set_flush_denormal(True)
     cfg = load_config(args.config)
     model_dir = Path(cfg["model_dir"])
-    make_model_dir(model_dir, overwrite=True)
-    shutil.copy2(args.config, model_dir / "config.yaml")
-    logger = get_logger("", log_file=str(model_dir / "train.log"))
+    if args.task == "train":
+        make_model_dir(model_dir, overwrite=True)
+        shutil.copy2(args.config, model_dir / "config.yaml")
+    return cfg, get_logger("", log_file=str(model_dir / f"{args.task}.log"))
+
+
+def train_child(args: argparse.Namespace, cfg: dict, logger: Any) -> int:
+    """Run JoeyNMT's training with a clock (:func:`install_clock`), reporting events as JSON lines."""
+    from joeynmt.helpers import check_version
+    from joeynmt.training import train
+
     logger.info("Hello! This is Joey-NMT (version %s), under joeynmt_peer.py's clock.", check_version("2.3.0"))
     with args.events.open("w", encoding="utf-8") as events:
         install_clock(events, 60.0 * args.minutes, args.clock, args.logging_freq)
         train(rank=0, world_size=None, cfg=cfg, skip_test=True)
     return 0
+
+
+def decode_child(args: argparse.Namespace, cfg: dict, logger: Any) -> int:
+    """Decode the test split with each checkpoint of ``args.jobs``; writes a JSON list of results."""
+    from joeynmt.config import parse_global_args
+    from joeynmt.helpers import load_checkpoint
+    from joeynmt.prediction import predict, prepare
+
+    jobs = json.loads(args.jobs.read_text(encoding="utf-8"))
+    cfg["testing"]["load_model"] = jobs[0]["checkpoint"]
+    run = parse_global_args(cfg, rank=0, mode="test")
+    model, _, _, test_data = prepare(run, rank=0, mode="test")
+    results = []
+    for job in jobs:
+        model.load_state_dict(load_checkpoint(Path(job["checkpoint"]), map_location=run.device)["model_state"])
+        test_args = run.test._replace(beam_size=job["beam_size"], n_best=1, return_attention=False)
+        start = time.perf_counter()
+        hypotheses = predict(model=model, data=test_data, device=run.device, n_gpu=0, rank=0, compute_loss=False,
+                             normalization=run.train.normalization, args=test_args, autocast=run.autocast)[2]
+        results.append({**job, "seconds": time.perf_counter() - start, "hypotheses": hypotheses})
+    args.results.write_text(json.dumps(results, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+CHILD_TASKS: dict[str, Callable[[argparse.Namespace, dict, Any], int]] = {"train": train_child,
+                                                                          "decode": decode_child}
+
+
+def run_child(task: str, config_path: Path, settings: RunSettings, options: Sequence[str], log_path: Path,
+              timeout: float | None = None) -> None:
+    """Run the ``task`` child (:func:`child_command`) with its output in ``log_path`` and OpenMP/MKL at the
+    run's threads. After ``timeout`` seconds (or on Ctrl-C) it gets SIGINT, on which JoeyNMT saves the current
+    weights and stops; SIGKILL two minutes later. A failed child is a RuntimeError naming its log."""
+    command = child_command(task, config_path, settings, *options)
+    with log_path.open("w", encoding="utf-8") as log:
+        child_process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                         env=thread_env(settings.threads))
+        try:
+            code = child_process.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            child_process.send_signal(signal.SIGINT)
+            try:
+                code = child_process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                child_process.kill()
+                code = child_process.wait()
+    if code != 0:
+        raise RuntimeError(f"JoeyNMT's {task} child failed (exit {code}); see {log_path}")
 
 
 def machine_busy_seconds() -> float:
@@ -430,26 +489,11 @@ def install_clock(events, budget_s: float, clock: str, log_every: int) -> None:
 def run_training(config_path: Path, work_dir: Path, settings: RunSettings) -> TrainRecord:
     """Run the training child under ``settings.threads`` threads; returns what it reported."""
     events_path = work_dir / "events.jsonl"
-    command = [sys.executable, str(Path(__file__).resolve()), TRAIN_CHILD, "--config", str(config_path),
-               "--events", str(events_path), "--minutes", str(settings.minutes), "--clock", settings.clock,
-               "--threads", str(settings.threads), "--logging-freq", str(settings.logging_freq)]
-    if settings.flush_denormal:
-        command.append("--flush-denormal")
+    options = ["--events", str(events_path), "--minutes", str(settings.minutes), "--clock", settings.clock,
+               "--logging-freq", str(settings.logging_freq)]
     # The child stops itself; this cap only guards against a hang (validations are not on the train clock).
-    cap_s = 3 * 60.0 * settings.minutes + 900.0
-    with (work_dir / "train.stdout.log").open("w", encoding="utf-8") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=thread_env(settings.threads))
-        try:
-            code = child.wait(timeout=cap_s)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            child.send_signal(signal.SIGINT)  # JoeyNMT saves the current weights on Ctrl-C
-            try:
-                code = child.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                code = child.wait()
-    if code != 0:
-        raise RuntimeError(f"JoeyNMT training failed (exit {code}); see {work_dir / 'train.stdout.log'}")
+    run_child("train", config_path, settings, options, work_dir / "train.stdout.log",
+              timeout=3 * 60.0 * settings.minutes + 900.0)
     return read_events(events_path)
 
 
@@ -470,13 +514,6 @@ def read_events(path: Path) -> TrainRecord:
             seen.add(event["steps"])
             record.checkpoints.append(Checkpoint(**event))
     return record
-
-
-def thread_env(threads: int) -> dict[str, str]:
-    """This process's environment with OpenMP/MKL limited to ``threads`` threads."""
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    return env
 
 
 # ---------------------------------------------------------------------------------------------- throughput
@@ -537,58 +574,15 @@ def select_checkpoints(checkpoints: Sequence[Checkpoint], mark_minutes: float) -
     return chosen
 
 
-# ------------------------------------------------------------------------------------------- decode child
-
-
-def decode_child(argv: Sequence[str]) -> int:
-    """Child process: decode the test split with each checkpoint; writes a JSON list of results."""
-    parser = argparse.ArgumentParser(prog="joeynmt_peer.py " + DECODE_CHILD)
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--jobs", type=Path, required=True, help="JSON list of {checkpoint, beam_size}")
-    parser.add_argument("--results", type=Path, required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--flush-denormal", action="store_true")
-    args = parser.parse_args(argv)
-
-    import torch
-    from joeynmt.config import load_config, parse_global_args
-    from joeynmt.helpers import load_checkpoint
-    from joeynmt.helpers_for_ddp import get_logger
-    from joeynmt.prediction import predict, prepare
-
-    torch.set_num_threads(args.threads)
-    if args.flush_denormal:
-        torch.set_flush_denormal(True)
-    jobs = json.loads(args.jobs.read_text(encoding="utf-8"))
-    cfg = load_config(args.config)
-    get_logger("", log_file=str(Path(cfg["model_dir"]) / "decode.log"))
-    cfg["testing"]["load_model"] = jobs[0]["checkpoint"]
-    run = parse_global_args(cfg, rank=0, mode="test")
-    model, _, _, test_data = prepare(run, rank=0, mode="test")
-    results = []
-    for job in jobs:
-        model.load_state_dict(load_checkpoint(Path(job["checkpoint"]), map_location=run.device)["model_state"])
-        test_args = run.test._replace(beam_size=job["beam_size"], n_best=1, return_attention=False)
-        start = time.perf_counter()
-        hypotheses = predict(model=model, data=test_data, device=run.device, n_gpu=0, rank=0, compute_loss=False,
-                             normalization=run.train.normalization, args=test_args, autocast=run.autocast)[2]
-        results.append({**job, "seconds": time.perf_counter() - start, "hypotheses": hypotheses})
-    args.results.write_text(json.dumps(results, ensure_ascii=False), encoding="utf-8")
-    return 0
+# ------------------------------------------------------------------------------------------------ decoding
 
 
 def run_decoding(config_path: Path, work_dir: Path, jobs: list[dict], settings: RunSettings) -> list[dict]:
     """Run the decode child for ``jobs`` ([{checkpoint, beam_size}]); returns them with seconds, hypotheses."""
     jobs_path, results_path = work_dir / "decode_jobs.json", work_dir / "decode_results.json"
     jobs_path.write_text(json.dumps(jobs), encoding="utf-8")
-    command = [sys.executable, str(Path(__file__).resolve()), DECODE_CHILD, "--config", str(config_path),
-               "--jobs", str(jobs_path), "--results", str(results_path), "--threads", str(settings.threads)]
-    if settings.flush_denormal:
-        command.append("--flush-denormal")
-    with (work_dir / "decode.stdout.log").open("w", encoding="utf-8") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=thread_env(settings.threads))
-    if code != 0:
-        raise RuntimeError(f"JoeyNMT decoding failed (exit {code}); see {work_dir / 'decode.stdout.log'}")
+    run_child("decode", config_path, settings, ["--jobs", str(jobs_path), "--results", str(results_path)],
+              work_dir / "decode.stdout.log")
     return json.loads(results_path.read_text(encoding="utf-8"))
 
 
@@ -602,34 +596,6 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ report
-
-
-def cpu_model() -> str:
-    """The CPU's model name as ``lscpu`` prints it (else /proc/cpuinfo, else platform)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, env={**os.environ, "LC_ALL": "C"})
-        for line in out.stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def package_version(name: str) -> str:
-    """Installed version of a distribution, or ``unknown``."""
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def build_rows(settings: RunSettings, record: TrainRecord, chosen: Sequence[Checkpoint], decoded: Sequence[dict],
@@ -666,12 +632,14 @@ def build_rows(settings: RunSettings, record: TrainRecord, chosen: Sequence[Chec
 
 
 def write_tsv(rows: Sequence[dict], path: Path) -> None:
-    """Write ``rows`` with :data:`TSV_COLUMNS` as the header."""
+    """Write ``rows`` with :data:`TSV_COLUMNS` as the header, through a temporary file (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=TSV_COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+    temporary.replace(path)
 
 
 def write_hypotheses(work_dir: Path, decoded: Sequence[dict]) -> None:
@@ -755,10 +723,8 @@ def missing_module() -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Prepare, train, decode, score, write the TSV."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == [TRAIN_CHILD]:
-        return train_child(argv[1:])
-    if argv[:1] == [DECODE_CHILD]:
-        return decode_child(argv[1:])
+    if argv[:1] == [CHILD]:
+        return child(argv[1:])
     args = parse_args(argv)
     missing = missing_module()
     if missing is not None:
@@ -771,7 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sides, references = prepare_data(args.data_dir, work_dir, settings, args.valid_limit, args.test_limit)
     (work_dir / "settings.json").write_text(json.dumps(asdict(settings), indent=2) + "\n", encoding="utf-8")
     config_path = work_dir / "config.yaml"
-    config_path.write_text(to_yaml(build_config(work_dir, sides, settings)) + "\n", encoding="utf-8")
+    write_config(build_config(work_dir, sides, settings), config_path)
     print(f"data: {settings.train_pairs} train / {settings.valid_pairs} valid / {settings.test_pairs} test pairs; "
           f"config {config_path}", flush=True)
 

@@ -11,14 +11,16 @@ One run measures, on the same data and machine:
   without the runtime tuning;
 - ``tutorial2023``: the current tutorial: batches of 32 padded to ``max_length`` without a mask,
   Bahdanau attention recomputing ``Ua(keys)`` every step, Adam, teacher forcing 1.0, hidden 128;
-- one row per attention variant of :class:`seq2seq.model.Seq2Seq` trained with
+- one row per attention variant of our model (the config schema's list) trained with
   :func:`seq2seq.training.train_batch`, plus ``bahdanau-h128`` at the 2023 tutorial's own settings;
 
 and the machine's fp32 matrix-multiply rate, so each row can say what fraction of it training reaches.
 
-FLOP counts come from :mod:`flops`, the tutorial loops from :mod:`tutorial_baselines` (both beside this
-module in workflow/benchmarks/, outside the package: no rule uses them); this module times them and writes the
-table.
+FLOP counts come from :mod:`flops` (counted by torch's FlopCounterMode for our model, whatever its attention;
+analytic for the tutorial loops), the tutorial loops from :mod:`tutorial_baselines`, the machine's description
+from :mod:`machine` (all beside this module in workflow/benchmarks/, outside the package: no rule uses them);
+this module times them and writes the table. :func:`build_model` is the one place the benchmarks name the
+package's model classes.
 """
 
 from __future__ import annotations
@@ -27,18 +29,19 @@ import csv
 import logging
 import math
 import os
-import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from flops import DataShape, ModelSizes, flops_per_pair
-from seq2seq.batching import encode_pairs, make_batches
+from flops import TUTORIAL_FLOPS, DataShape, ModelSizes, count_flops, quantile_sample
+from machine import machine_info, measure_matmul_flops, synchronize
+from seq2seq.batching import Batch, encode_pairs, make_batches
 from seq2seq.corpus import read_split
 from seq2seq.devices import resolve_device
 from seq2seq.fileio import atomic_open
@@ -192,66 +195,6 @@ def format_report(rows: Sequence[dict], machine: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Machine
-# --------------------------------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    """The CPU's "model name" from /proc/cpuinfo (falls back to platform.processor())."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def measure_matmul_flops(device: torch.device, size: int = 1024, seconds: float = 1.0, rounds: int = 3,
-                         dtype: torch.dtype = torch.float32) -> float:
-    """Best ``torch.mm`` rate (FLOP/s) of [size,size] x [size,size] in ``dtype`` (default fp32) over ``rounds``
-    timed rounds."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    out = torch.empty(size, size, device=device, dtype=dtype)
-    flop = 2.0 * size ** 3
-    for _ in range(3):
-        torch.mm(a, b, out=out)
-    synchronize(device)
-    start = time.perf_counter()
-    torch.mm(a, b, out=out)
-    synchronize(device)
-    repeats = max(5, int(seconds / max(time.perf_counter() - start, 1e-6)))
-    best = 0.0
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            torch.mm(a, b, out=out)
-        synchronize(device)
-        best = max(best, flop * repeats / (time.perf_counter() - start))
-    return best
-
-
-def machine_info(device: torch.device, threads: int, matmul_flops_per_s: float) -> dict:
-    info = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "threads": threads,
-        "matmul_gflops": round(matmul_flops_per_s / 1e9, 1),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-# --------------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------------
 
@@ -374,15 +317,6 @@ def time_steps(step: Step, device: torch.device, seconds: float, warmup_steps: i
     return Timing(steps, pairs, tokens, time.perf_counter() - start, rates)
 
 
-def count_flops(step: Step) -> tuple[float, int]:
-    """(FLOPs counted by torch's FlopCounterMode for one step -- exact backward, padding included, pairs)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        pairs, _ = step()
-    return float(counter.get_total_flops()), pairs
-
-
 def cycle(items: Sequence, seed: int) -> Iterator:
     """Endless iterator over ``items``, reshuffled each pass (seeded)."""
     rng = random.Random(seed)
@@ -448,39 +382,55 @@ def tutorial2023_step(data: BenchmarkData, device: torch.device, hidden: int, ba
     return step
 
 
-def seq2seq_step(data: BenchmarkData, device: torch.device, attention: str, hidden: int, batch_size: int,
-                 seed: int, amp: bool = False, options: ModelOptions = ModelOptions()) -> Step:
-    """A :data:`Step` of our model as the pipeline trains it: its optimizer and training settings (the
-    schema's defaults), fp32 unless ``amp``, the model and loss ``options``."""
-    config = ModelConfig(source_vocab_size=len(data.source_vocab), target_vocab_size=len(data.target_vocab),
-                         attention=attention, hidden_size=hidden,
-                         max_length=max(len(s) for s, _ in data.examples), bidirectional=options.bidirectional,
-                         tie_embeddings=options.tie_embeddings, dropout=options.dropout)
-    training = TrainConfig(label_smoothing=options.label_smoothing)
-    model = Seq2Seq(config).to(device)
-    model.train()
-    optimizer = build_optimizer(model, training)
-    amp_dtype, needs_scaler = resolve_amp(amp, device)
-    scaler = torch.amp.GradScaler(device.type) if needs_scaler else None
-    batching = {"batch_size": None, "batch_tokens": options.batch_tokens} if options.batch_tokens else {
-        "batch_size": batch_size}
-    epoch = 0
-    batches: Iterator = iter(())
+def build_model(entry: Mapping[str, Any], source_vocab_size: int, target_vocab_size: int) -> nn.Module:
+    """Our model from one entry of a config's ``models`` section and the vocabulary sizes (its ``config``
+    attribute is the checkpointed model config): the one place the benchmarks name the package's model."""
+    return Seq2Seq(ModelConfig.from_dict({**entry, "source_vocab_size": source_vocab_size,
+                                          "target_vocab_size": target_vocab_size}))
 
-    def step() -> tuple[int, int]:
-        nonlocal batches, epoch
-        try:
-            batch = next(batches)
-        except StopIteration:
-            batches = iter(make_batches(data.examples, shuffle=True, seed=seed, epoch=epoch, **batching))
-            epoch += 1
-            batch = next(batches)
-        train_batch(model, batch.to(device), optimizer, clip_grad=training.clip_grad,
-                    teacher_forcing=training.teacher_forcing, scaler=scaler, amp_dtype=amp_dtype,
-                    label_smoothing=training.label_smoothing)
+
+class Seq2SeqStep:
+    """Our model as the pipeline trains it: its optimizer and training settings (the schema's defaults), fp32
+    unless ``amp``, the model and loss ``options``.
+
+    Calling it is a :data:`Step` (the next batch of seeded, shuffled epochs); :meth:`train` trains one given
+    batch and :meth:`epoch` lists an epoch's batches, for counting FLOPs on chosen ones.
+    """
+
+    def __init__(self, data: BenchmarkData, device: torch.device, attention: str, hidden: int, batch_size: int,
+                 seed: int, amp: bool = False, options: ModelOptions = ModelOptions()) -> None:
+        entry = {"attention": attention, "hidden_size": hidden, "max_length": max(len(s) for s, _ in data.examples),
+                 "bidirectional": options.bidirectional, "tie_embeddings": options.tie_embeddings,
+                 "dropout": options.dropout}
+        self.model = build_model(entry, len(data.source_vocab), len(data.target_vocab)).to(device)
+        self.training = TrainConfig(label_smoothing=options.label_smoothing)
+        self.optimizer = build_optimizer(self.model, self.training)
+        self.amp_dtype, needs_scaler = resolve_amp(amp, device)
+        self.scaler = torch.amp.GradScaler(device.type) if needs_scaler else None
+        self.batching = ({"batch_size": None, "batch_tokens": options.batch_tokens} if options.batch_tokens
+                         else {"batch_size": batch_size})
+        self.examples, self.device, self.seed = data.examples, device, seed
+        self.epochs = 0
+        self.batches: Iterator[Batch] = iter(())
+
+    def epoch(self, number: int) -> list[Batch]:
+        """The batches of epoch ``number``: length-bucketed, shuffled, seeded, as the pipeline makes them."""
+        return make_batches(self.examples, shuffle=True, seed=self.seed, epoch=number, **self.batching)
+
+    def train(self, batch: Batch) -> tuple[int, int]:
+        """One optimizer step on ``batch``; returns (pairs, target tokens incl. <eos>)."""
+        train_batch(self.model, batch.to(self.device), self.optimizer, clip_grad=self.training.clip_grad,
+                    teacher_forcing=self.training.teacher_forcing, scaler=self.scaler, amp_dtype=self.amp_dtype,
+                    label_smoothing=self.training.label_smoothing)
         return batch.size, int(batch.target_tokens)
 
-    return step
+    def __call__(self) -> tuple[int, int]:
+        batch = next(self.batches, None)
+        if batch is None:
+            self.batches = iter(self.epoch(self.epochs))
+            self.epochs += 1
+            batch = next(self.batches)
+        return self.train(batch)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -498,7 +448,8 @@ class BenchmarkConfig:
     device: str = "cpu"
     variants: Sequence[str] = ALL_VARIANTS
     seed: int = 0
-    count_flops: bool = True
+    count_flops: bool = True  # False: our rows get no FLOP count (their flops_fraction is NaN)
+    flop_samples: int = 8  # steps counted per variant (our model: batches at quantiles of their length)
     amp: bool = False  # mixed precision for our model on CUDA (the matmul rate stays fp32)
     model: ModelOptions = field(default_factory=ModelOptions)  # our model's rows, bahdanau-h128 included
 
@@ -523,34 +474,52 @@ def make_step(variant: str, data: BenchmarkData, device: torch.device,
         return (tutorial2023_step(data, device, TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed),
                 TUTORIAL2023_BATCH, TUTORIAL2023_HIDDEN)
     if variant == "bahdanau-h128":
-        return (seq2seq_step(data, device, "bahdanau", TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed,
-                             config.amp, config.model),
+        return (Seq2SeqStep(data, device, "bahdanau", TUTORIAL2023_HIDDEN, TUTORIAL2023_BATCH, config.seed,
+                            config.amp, config.model),
                 TUTORIAL2023_BATCH, TUTORIAL2023_HIDDEN)
     if variant in OUR_VARIANTS:
-        return (seq2seq_step(data, device, variant, config.hidden, config.batch_size, config.seed, config.amp,
-                             config.model),
+        return (Seq2SeqStep(data, device, variant, config.hidden, config.batch_size, config.seed, config.amp,
+                            config.model),
                 config.batch_size, config.hidden)
     raise ValueError(f"unknown variant {variant!r}; expected one of {ALL_VARIANTS}")
 
 
+def count_flops_per_pair(variant: str, data: BenchmarkData, config: BenchmarkConfig) -> float:
+    """Training FLOPs per pair of ``variant``, counted by torch's FlopCounterMode on ``config.flop_samples``
+    steps of a fresh copy on the CPU in fp32 (see :func:`flops.count_flops`): for our model, real steps on the
+    batches of an epoch at evenly spaced quantiles of their padded length (the data's shapes, padding
+    included); for a tutorial loop, consecutive steps."""
+    torch.manual_seed(config.seed)
+    step, _, _ = make_step(variant, data, torch.device("cpu"), replace(config, amp=False))
+    if isinstance(step, Seq2SeqStep):
+        batches = quantile_sample(step.epoch(0), config.flop_samples,
+                                  key=lambda batch: batch.src.size(1) + batch.tgt_out.size(1))
+        runs = [partial(step.train, batch) for batch in batches]
+    else:
+        runs = [step] * config.flop_samples
+    counts = [count_flops(run) for run in runs]
+    return sum(flops for flops, _ in counts) / sum(pairs for _, (pairs, _) in counts)
+
+
 def measure_variant(variant: str, data: BenchmarkData, device: torch.device,
                     config: BenchmarkConfig) -> Measurement:
-    """Time one variant (seeded, after warm-up) and count its FLOPs per pair."""
+    """Time one variant (seeded, after warm-up) and count its FLOPs per pair (the tutorial loops' FLOPs per
+    pair are their analytic useful work; the count is their cross-check)."""
     torch.manual_seed(config.seed)
     step, batch_size, hidden = make_step(variant, data, device, config)
-    sizes = ModelSizes(len(data.source_vocab), len(data.target_vocab), hidden,
-                       max_length=max(len(s) for s, _ in data.examples))
     baseline = variant in BASELINES
     seconds = config.baseline_seconds if baseline and config.baseline_seconds is not None else config.seconds
     timing = time_steps(step, device, seconds, config.warmup_steps * (10 if baseline else 1))
-    counted = None
-    if config.count_flops:
-        flops, pairs = count_flops(step)
-        counted = flops / pairs
+    counted = count_flops_per_pair(variant, data, config) if config.count_flops else None
+    if variant in TUTORIAL_FLOPS:
+        sizes = ModelSizes(len(data.source_vocab), len(data.target_vocab), hidden,
+                           max_length=max(len(s) for s, _ in data.examples))
+        flops_per_pair = TUTORIAL_FLOPS[variant](sizes, data.shape)
+    else:
+        flops_per_pair = math.nan if counted is None else counted
     return Measurement(variant, batch_size, hidden, timing.steps, timing.pairs, timing.target_tokens,
-                       timing.seconds, flops_per_pair(variant, sizes, data.shape, config.model.bidirectional),
-                       str(device), config.threads, counted, timing.round_rates,
-                       None if baseline or variant == "tutorial2023" else config.model)
+                       timing.seconds, flops_per_pair, str(device), config.threads, counted, timing.round_rates,
+                       None if variant in TUTORIAL_FLOPS else config.model)
 
 
 def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,

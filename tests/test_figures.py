@@ -1,0 +1,100 @@
+"""The figures stage: which sentences are drawn, what each heatmap shows, and reproducible files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import model_config, save_tiny_checkpoint, tiny_pairs, tiny_trained_model
+from seq2seq import figures
+from seq2seq.checkpoint import Metadata, cpu_state, save_model
+from seq2seq.corpus import normalize, write_split
+from seq2seq.figures import choose_test_sentences, draw_figures
+from seq2seq.metrics import sentence_bleu
+from seq2seq.model import Seq2Seq
+from seq2seq.settings import FigureSettings
+from seq2seq.translate import translate_sentences
+from seq2seq.vocab import SentencePieceVocabulary
+
+HISTORY = ("epoch\ttrain_loss\tvalid_loss\tvalid_bleu\tseconds\tpairs_per_s\n"
+           "1\t3.0\t3.2\t4.0\t2.0\t500\n2\t2.0\t2.5\t11.0\t2.0\t510\n")
+
+
+@pytest.fixture
+def stage(tmp_path):
+    """(checkpoint, test split of 20 pairs, history.tsv, those pairs) in tmp_path."""
+    model, pairs = save_tiny_checkpoint(tmp_path / "model.pt")
+    write_split(tmp_path / "test.tsv", pairs[:20])
+    (tmp_path / "history.tsv").write_text(HISTORY)
+    return model, tmp_path / "test.tsv", tmp_path / "history.tsv", pairs[:20]
+
+
+def test_figures_stage_draws_sampled_and_extra_sentences_reproducibly(tmp_path, stage) -> None:
+    model, test, history, _ = stage
+    outputs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        attention = [out / f"attention_{i:02d}.png" for i in range(1, 4)]
+        draw_figures(model, test, history, attention, out / "grid.png", out / "curve.png",
+                     FigureSettings(count=2, sentences=["Tu es très grand !"], grid_columns=2, seed=5))
+        outputs.append([p.read_bytes() for p in [*attention, out / "grid.png", out / "curve.png"]])
+    assert outputs[0] == outputs[1]
+    assert all(data.startswith(b"\x89PNG") for data in outputs[0])
+    assert choose_test_sentences(2, 20, seed=5) == choose_test_sentences(2, 20, seed=5)
+    assert len(set(choose_test_sentences(8, 20, seed=0))) == 8
+    assert choose_test_sentences(3, 2, seed=0) == [0, 1, 0]
+    with pytest.raises(ValueError, match="2 attention figure paths given for 3 sentences"):
+        draw_figures(model, test, history, attention[:2], tmp_path / "g.png", tmp_path / "c.png",
+                     FigureSettings(count=2, sentences=["tu es grand ."]))
+
+
+def test_each_heatmap_shows_the_greedy_translation_its_attention_and_its_score(tmp_path, stage, monkeypatch) -> None:
+    """The drawn sentences are the sampled test pairs then the config's (normalized as the training data); each
+    figure gets the greedy translation with its attention, titled with the sentence BLEU against the reference."""
+    model, test, history, pairs = stage
+    drawn = []
+    monkeypatch.setattr(figures, "attention_figure", lambda translation, title: drawn.append((translation, title)))
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path: None)
+    settings = FigureSettings(count=3, sentences=["Tu es très grand !"], seed=2)
+    draw_figures(model, test, history, [tmp_path / f"{i}.png" for i in range(4)], tmp_path / "grid.png",
+                 tmp_path / "curve.png", settings)
+    chosen = [pairs[i] for i in choose_test_sentences(3, len(pairs), seed=2)]
+    sources = [s for s, _ in chosen] + ["tu es tres grand !"]
+    trained, source_vocab, target_vocab, _ = tiny_trained_model()
+    expected = translate_sentences(trained, sources, source_vocab, target_vocab, None)
+    assert [t.source_tokens for t, _ in drawn] == [t.source_tokens for t in expected] and len(drawn) == 4
+    for (translation, title), want, source, reference in zip(drawn, expected, sources, [t for _, t in chosen] + [None]):
+        assert translation.output_tokens == want.output_tokens
+        assert translation.attention.shape == want.attention.shape
+        assert (translation.attention - want.attention).abs().max() < 1e-5
+        assert title.startswith(f"{source}\n-> {want.text}\n")
+        if reference is None:
+            assert title.endswith("(no reference: sentence from the config)")
+        else:
+            assert f"sentence BLEU {sentence_bleu(want.text, reference):.1f} (reference: {reference})" in title
+
+
+def test_a_subword_models_heatmaps_can_be_drawn_over_words(tmp_path, monkeypatch) -> None:
+    """figures.word_level: a sentencepiece model's heatmap has one column per source word (plus <eos>) and one
+    row per produced word, each row still summing to 1 (an untrained model: only the shapes and labels count)."""
+    pairs = [(normalize(fr, "unicode"), normalize(en, "unicode")) for en, fr in tiny_pairs()]
+    source = SentencePieceVocabulary.train([s for s, _ in pairs], 60, "unigram")
+    target = SentencePieceVocabulary.train([t for _, t in pairs], 60, "unigram")
+    torch.manual_seed(0)
+    model = Seq2Seq(model_config(len(source), len(target), "bahdanau"))
+    save_model(tmp_path / "model.pt", model.config, cpu_state(model), source, target,
+               Metadata(normalization="unicode"))
+    write_split(tmp_path / "test.tsv", pairs[:6])
+    (tmp_path / "history.tsv").write_text(HISTORY)
+    drawn = []
+    monkeypatch.setattr(figures, "attention_figure", lambda translation, title: drawn.append(translation))
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path: None)
+    draw_figures(tmp_path / "model.pt", tmp_path / "test.tsv", tmp_path / "history.tsv",
+                 [tmp_path / f"{i}.png" for i in range(2)], tmp_path / "grid.png", tmp_path / "curve.png",
+                 FigureSettings(count=2, word_level=True, max_length=8))
+    chosen = [pairs[i][0] for i in choose_test_sentences(2, 6, seed=0)]
+    assert [t.source_tokens for t in drawn] == [s.split() for s in chosen]
+    for translation in drawn:
+        assert not any("\u2581" in token for token in translation.source_tokens + translation.output_tokens)
+        assert translation.attention.shape == (len(translation.output_tokens), len(translation.source_tokens) + 1)
+        assert torch.allclose(translation.attention.sum(dim=1), torch.ones(len(translation.output_tokens)), atol=1e-5)

@@ -1,0 +1,216 @@
+"""The seq2seq-translate command: arguments and stdin, beam search and plots, and every mistake as one line and
+exit status 2 before anything is translated or written."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import save_tiny_checkpoint
+from seq2seq import translate_command as translate
+from seq2seq.checkpoint import save_checkpoint
+from seq2seq.translate_command import main
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path, _ = save_tiny_checkpoint(tmp_path_factory.mktemp("model") / "model.pt")
+    return path
+
+
+def test_command_translates_arguments(checkpoint, capsys) -> None:
+    assert main(["--model", str(checkpoint), "Je suis content.", "tu es grand ."]) == 0
+    assert capsys.readouterr().out.splitlines() == ["i am happy .", "you are tall ."]
+
+
+def test_command_reads_stdin_with_beam_search_and_saves_a_plot(checkpoint, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Nous sommes très fatigué.\nelle est zorglub .\n"))
+    plot = tmp_path / "attention.svg"
+    assert main(["--model", str(checkpoint), "--beam", "3", "--alpha", "0.6", "--plot", str(plot)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "we are very tired ."
+    assert len(lines) == 2 and lines[1].startswith("she is")
+    assert plot.read_bytes().startswith(b"<?xml")
+
+
+def _one_error_line(capsys) -> str:
+    """The command's stderr, checked to be exactly one error line without a traceback."""
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and err.startswith("seq2seq-translate: error: "), err
+    return err.strip()
+
+
+def test_missing_or_broken_checkpoint_is_one_clear_error(tmp_path, capsys) -> None:
+    missing = tmp_path / "nowhere" / "model.pt"
+    assert main(["--model", str(missing), "je suis content ."]) == 2
+    assert _one_error_line(capsys) == f"seq2seq-translate: error: {missing}: checkpoint file not found"
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    assert main(["--model", str(broken), "je suis content ."]) == 2
+    assert _one_error_line(capsys) == (f"seq2seq-translate: error: {broken}: not a checkpoint (not a zip file as "
+                                       f"torch.save writes)")
+
+
+def test_a_file_holding_other_python_objects_is_refused_without_torchs_advice(tmp_path, capsys) -> None:
+    path = tmp_path / "pickled.pt"
+    torch.save({"format": 2, "payload": argparse.Namespace(x=1)}, path)  # needs a full unpickler
+    assert main(["--model", str(path), "je suis content ."]) == 2
+    err = _one_error_line(capsys)
+    assert err == (f"seq2seq-translate: error: {path}: refused: the file holds Python objects other than tensors "
+                   f"and plain data, which this pipeline never writes")
+    assert "weights_only" not in err
+
+
+@pytest.mark.parametrize("damage", ["bytes", "nan"])
+def test_a_damaged_checkpoint_is_refused(checkpoint, tmp_path, capsys, damage) -> None:
+    """Bytes damaged in the middle still unpickle, into garbage weights: the digest written with the weights
+    catches them; weights that are not finite are refused too."""
+
+    path = tmp_path / "damaged.pt"
+    if damage == "bytes":
+        data = bytearray(checkpoint.read_bytes())
+        start = data.index(b"data/0") + 200  # inside the stored bytes of the first tensor
+        data[start:start + 16] = bytes(16)
+        path.write_bytes(bytes(data))
+        expected = "damaged checkpoint: its content does not match the sha256 stored when it was written"
+    else:
+        payload = torch.load(checkpoint, weights_only=True)
+        payload["model_state"]["decoder.out.bias"][3] = float("nan")
+        save_checkpoint(path, {k: v for k, v in payload.items() if k not in ("format", "weights_sha256")})
+        expected = "damaged checkpoint: decoder.out.bias holds NaN or infinite values"
+    assert main(["--model", str(path), "je suis content ."]) == 2
+    assert _one_error_line(capsys) == f"seq2seq-translate: error: {path}: {expected}"
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("inputs", [["", "   "], "\n  \n"])
+def test_empty_input_invents_no_sentence(checkpoint, capsys, monkeypatch, inputs) -> None:
+    if isinstance(inputs, str):
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(inputs.encode())))
+        arguments = []
+    else:
+        arguments = inputs
+    assert main(["--model", str(checkpoint), *arguments]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert lines[-1] == "seq2seq-translate: error: nothing to translate: every input is empty (2 given)"
+    assert len(lines) == 3 and all("is empty" in line and "warning" in line for line in lines[:2])
+
+
+def test_an_empty_line_among_others_is_skipped_with_a_warning_and_keeps_the_line_count(checkpoint, capsys,
+                                                                                          monkeypatch) -> None:
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"je suis content .\n\n--- 42 ---\ntu es grand .\n")))
+    assert main(["--model", str(checkpoint)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["i am happy .", "", "", "you are tall ."]
+    assert ("seq2seq-translate: warning: line 2 of stdin is empty: nothing to translate, an empty line is printed "
+            "for it") in captured.err
+    assert "line 3 of stdin is empty after normalization" in captured.err
+
+
+def test_no_input_at_all_is_an_error(checkpoint, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert main(["--model", str(checkpoint)]) == 2
+    assert _one_error_line(capsys) == ("seq2seq-translate: error: nothing to translate: give sentences as arguments "
+                                       "or one per line on stdin")
+
+
+@pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
+def test_stdin_that_is_not_utf8_names_the_line_whatever_the_locale(checkpoint, tmp_path, locale) -> None:
+    """Run as a process, so that the locale really is the one the user has."""
+    env = {**os.environ, "LC_ALL": locale, "LANG": locale, "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+    result = subprocess.run([sys.executable, "-m", "seq2seq.translate_command", "--model", str(checkpoint)],
+                            input="je suis content .\ntu es très grand .\n".encode("latin-1"), capture_output=True,
+                            env=env, timeout=120)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode().strip() == ("seq2seq-translate: error: stdin:2: not UTF-8 text (byte 8 of the "
+                                              "line: b'\\xe8')")
+
+
+def test_an_argument_that_is_not_utf8_is_named(checkpoint, capsys) -> None:
+    assert main(["--model", str(checkpoint), "je suis", "tr\udce8s grand"]) == 2  # how Python passes bad argv bytes
+    assert _one_error_line(capsys) == "seq2seq-translate: error: argument 2 is not UTF-8 text"
+
+
+def test_input_longer_than_the_training_sentences_is_translated_with_a_warning(checkpoint, tmp_path, capsys) -> None:
+    payload = torch.load(checkpoint, weights_only=True)
+    payload["metadata"]["longest_source_words"] = 4
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, {k: v for k, v in payload.items() if k not in ("format", "weights_sha256")})
+    assert main(["--model", str(path), "je suis tres tres tres content ."]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1
+    assert ("seq2seq-translate: warning: argument 1 has 7 words, the model was trained on sentences of at most 4: "
+            "translated anyway (expect a poorer translation)") in captured.err
+
+
+def test_input_longer_than_a_fixed_length_attention_reads_is_cut_with_a_warning(tmp_path, capsys) -> None:
+    path, _ = save_tiny_checkpoint(tmp_path / "tutorial.pt", attention="tutorial", steps=10)
+    limit = torch.load(path, weights_only=True)["model_config"]["max_length"] - 1
+    words = ["je"] * (limit + 3)
+    assert main(["--model", str(path), " ".join(words)]) == 0
+    err = capsys.readouterr().err
+    assert (f"seq2seq-translate: warning: argument 1 has {len(words)} tokens but this model reads at most {limit} "
+            f"(plus <eos>): translating only {' '.join(words[:limit])!r}") in err
+
+
+def test_output_cut_at_max_len_is_said(checkpoint, capsys) -> None:
+    assert main(["--model", str(checkpoint), "--max-len", "2", "je suis tres content ."]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.split()) == 2
+    assert "seq2seq-translate: warning: the translation of argument 1 was cut at --max-len 2 tokens" in captured.err
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("attention.xyz", "unsupported figure format ('.xyz'; use .png, .svg or .pdf)"),
+    ("attention", "unsupported figure format (no extension; use .png, .svg or .pdf)"),
+    ("missing/attention.png", "the folder {tmp}/missing does not exist"),
+    ("file.txt/attention.png", "the folder {tmp}/file.txt does not exist"),
+])
+def test_a_bad_plot_path_is_one_line_before_anything_is_translated(checkpoint, tmp_path, capsys, monkeypatch,
+                                                                   name, reason) -> None:
+
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    monkeypatch.setattr(translate, "translate_sentences", lambda *a, **k: pytest.fail("translated anyway"))
+    plot = tmp_path / name
+    assert translate.main(["--model", str(checkpoint), "--plot", str(plot), "je suis content ."]) == 2
+    assert _one_error_line(capsys) == f"seq2seq-translate: error: {plot}: {reason.format(tmp=tmp_path)}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_an_unwritable_plot_folder_is_one_line(checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.NamedTemporaryFile", refuse)  # root may write anywhere: simulate the refusal
+    plot = tmp_path / "attention.png"
+    assert main(["--model", str(checkpoint), "--plot", str(plot), "je suis content ."]) == 2
+    assert _one_error_line(capsys) == (f"seq2seq-translate: error: {plot}: cannot write to the folder {tmp_path} "
+                                       f"(Permission denied)")
+
+
+@pytest.mark.parametrize("change", ["format", "vocabulary"])
+def test_a_checkpoint_of_another_release_or_with_a_mismatched_vocabulary_is_one_line(checkpoint, tmp_path, capsys,
+                                                                                      change) -> None:
+    payload = torch.load(checkpoint, weights_only=True)
+    path = tmp_path / f"{change}.pt"
+    if change == "format":
+        payload["format"] = 2
+        torch.save(payload, path)
+        expected = (f"{path}: checkpoint format 2 of another release, this one reads formats 3 and 4; retrain the "
+                    f"model (snakemake -R train)")
+    else:
+        payload["target_vocab"]["tokens"] = payload["target_vocab"]["tokens"][:-1]
+        save_checkpoint(path, {k: v for k, v in payload.items() if k not in ("format", "sha256")})
+        expected = f"{path}: vocabulary sizes do not match the model config"
+    assert main(["--model", str(path), "je suis content ."]) == 2
+    assert _one_error_line(capsys) == f"seq2seq-translate: error: {expected}"
