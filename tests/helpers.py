@@ -176,7 +176,9 @@ def _trained(attention: str, steps: int, seed: int):
     target_vocab = WordVocabulary.build(t for _, t in pairs)
     with torch_threads(1):
         torch.manual_seed(seed)
-        model = GRUSeq2Seq(GRUConfig(len(source_vocab), len(target_vocab), attention, hidden_size=32, dropout=0.0))
+        # max_length 11: the pipeline's (prepare.filter.max_words + 1), which the tutorial attention reads
+        model = GRUSeq2Seq(GRUConfig(len(source_vocab), len(target_vocab), attention, hidden_size=32, dropout=0.0,
+                                     max_length=11))
         batch = collate(encode_pairs(pairs, source_vocab, target_vocab))
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         for _ in range(steps):
