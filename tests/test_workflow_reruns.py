@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from helpers import REPO
-from seq2seq.settings import check_config, deep_merge, load_schema
+from seq2seq.runs import check_config
+from seq2seq.schema import deep_merge, load_schema
 from snakemake_plans import plans, with_overrides
 
 pytestmark = pytest.mark.workflow
