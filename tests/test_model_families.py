@@ -310,6 +310,17 @@ def test_configs_and_the_pipelines_start_up_import_no_torch(code):
     assert "torch" not in loaded, sorted(m for m in loaded if m.startswith("seq2seq"))
 
 
+def test_an_installed_package_holds_every_sub_package():
+    """pip install (not editable) copies the packages pyproject.toml lists: seq2seq-translate needs
+    seq2seq.models, the pipeline seq2seq.pipeline."""
+    import tomllib
+
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    found = {".".join(path.parent.relative_to(PACKAGE.parent).parts) for path in PACKAGE.rglob("__init__.py")}
+    assert {"seq2seq.models", "seq2seq.pipeline"} <= found
+    assert set(setuptools["packages"]) == found
+
+
 def _package_modules() -> list[str]:
     names = []
     for path in sorted(PACKAGE.rglob("*.py")):
