@@ -11,6 +11,7 @@ import pytest
 from helpers import REPO, write_raw_corpus
 from seq2seq.cli import STAGES, _arguments, _parser, main
 from seq2seq.corpus import prepare_corpus, read_split
+from seq2seq.models import build_model
 from seq2seq.runs import model_config
 from seq2seq.schema import schema_default
 from seq2seq.settings import PrepareSettings, TrainConfig
@@ -32,8 +33,20 @@ def test_the_options_default_to_the_schema():
     assert defaults["model_settings.family"] == schema_default("models.*.family")
     files = [f"--{name.replace('_', '-')}=x" for name in STAGES["train"].files]
     kwargs = _arguments(STAGES["train"], _parser().parse_args(["train", *files, "--attention", "luong"]))
-    assert kwargs["model_settings"] == {"family": "gru", "attention": "luong"}
+    max_length = schema_default("prepare.filter.max_words") + 1  # as the pipeline fills it in (model_settings)
+    assert kwargs["model_settings"] == {"family": "gru", "attention": "luong", "max_length": max_length}
     assert model_config(kwargs["model_settings"], 5, 7).hidden_size == schema_default("models.*.hidden_size")
+
+
+def test_the_tutorial_attention_from_the_command_line_needs_no_max_length():
+    """Without --max-length the tutorial model sees every sentence the prepare stage keeps, as in the pipeline."""
+    files = [f"--{name.replace('_', '-')}=x" for name in STAGES["train"].files]
+    kwargs = _arguments(STAGES["train"], _parser().parse_args(["train", *files, "--attention", "tutorial"]))
+    model = build_model(model_config(kwargs["model_settings"], 5, 7))
+    assert model.max_source_length == schema_default("prepare.filter.max_words") + 1
+    kwargs = _arguments(STAGES["train"], _parser().parse_args(["train", *files, "--attention", "tutorial",
+                                                               "--max-length", "8"]))
+    assert build_model(model_config(kwargs["model_settings"], 5, 7)).max_source_length == 8
 
 
 def test_prepare_from_the_command_line_writes_what_the_stage_writes(tmp_path):

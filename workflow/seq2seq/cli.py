@@ -91,6 +91,10 @@ def _arguments(stage: Stage, args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {name: values[name] for name in [*stage.files, *stage.extra]}
     for argument, cls in stage.settings.items():
         fields = {key.split(".", 1)[1]: value for key, value in values.items() if key.startswith(f"{argument}.")}
+        if cls is ModelEntry and fields.get("family", DEFAULT_FAMILY) == "gru" and "max_length" not in fields:
+            # as the pipeline does (settings.model_settings): the tutorial attention sees every sentence the
+            # prepare stage keeps by default, < max_words words plus <eos>
+            fields["max_length"] = schema_default("prepare.filter.max_words") + 1
         kwargs[argument] = fields if cls is ModelEntry else cls(**fields)
     if "compare" in kwargs:  # the compare section's defaults
         kwargs["compare"] = {**schema_default("compare"), **kwargs["compare"]}
