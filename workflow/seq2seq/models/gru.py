@@ -185,7 +185,7 @@ class GRUSeq2Seq(Model):
         with probability ``1 - teacher_forcing`` (one draw per step from the torch RNG).
         """
         enc = self.encode(src, src_lengths)
-        state = enc.hidden
+        state = self.init_state(enc).hidden  # [L,B,H], as search starts
         if teacher_forcing >= 1.0:
             features, attention = self.decoder.teacher_forced(self.decoder.embed(tgt_in), state, enc)
             return self.decoder.project(features), attention
