@@ -6,6 +6,7 @@ import random
 import types
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ from seq2seq.checkpoint import load_checkpoint, load_model, save_checkpoint
 from seq2seq.formats import HISTORY_COLUMNS
 from seq2seq.metadata import Metadata
 from seq2seq.models.gru import GRUSeq2Seq
-from seq2seq.optimization import resolve_amp
+from seq2seq.optimization import cpu_computes_bf16, cpu_flags, resolve_amp
 from seq2seq.settings import TrainConfig
 from seq2seq.training import (Hooks, TrainingData, TrainingFiles, TrainingResult, Validation, sequence_loss,
                               train_batch, train_model)
@@ -273,8 +274,52 @@ def test_mixed_precision_is_bf16_only_where_the_gpu_computes_in_it(monkeypatch, 
     assert resolve_amp(amp, torch.device("cuda", 1)) == expected
     assert asked == [torch.device("cuda", 1)]  # the training device, not the current one
     assert resolve_amp(False, torch.device("cuda", 1)) == (None, False)
-    assert resolve_amp(amp, torch.device("cpu")) == (None, False)
+    resolve_amp(amp, torch.device("cpu"))
     assert len(asked) == 1  # no GPU is asked about for the CPU or with amp off
+
+
+@pytest.mark.parametrize(("flags", "native"), [
+    ({"avx2", "fma", "avx512f", "avx512bw"}, False),  # AVX-512 without its BF16 extension: emulated
+    ({"avx2", "avx512f", "avx512_bf16"}, True),  # Cooper Lake, Zen 4
+    ({"amx_bf16", "amx_tile", "amx_int8"}, True),  # Sapphire Rapids
+    (set(), False),
+])
+def test_native_bf16_is_read_from_the_cpus_flags(flags, native):
+    assert cpu_computes_bf16(flags) is native
+
+
+def test_the_cpu_flags_come_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\n"
+                       "processor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()  # no /proc (macOS): no flags, so no native bf16
+
+
+def test_on_the_cpu_amp_true_trains_in_bf16_and_auto_stays_in_fp32(caplog):
+    cpu = torch.device("cpu")
+    for flags in ({"avx512_bf16"}, {"avx2"}):
+        assert resolve_amp("auto", cpu, flags) == (None, False)  # not measured on a native-bf16 CPU yet
+        assert resolve_amp(False, cpu, flags) == (None, False)
+    with caplog.at_level("WARNING", logger="seq2seq.optimization"):
+        assert resolve_amp(True, cpu, {"amx_bf16"}) == (torch.bfloat16, False)
+        assert not caplog.records
+        assert resolve_amp(True, cpu, {"avx2"}) == (torch.bfloat16, False)
+    [warning] = caplog.records
+    assert "emulated" in warning.getMessage() and "avx512_bf16" in warning.getMessage()
+
+
+def test_amp_off_trains_as_before_and_amp_on_trains_under_bf16_on_the_cpu(tmp_path, corpus):
+    """`amp: false` and `auto` (fp32 on the CPU) give the same run; `amp: true` another, under bf16 autocast."""
+    runs = {amp: _run(tmp_path / str(amp), corpus, epochs=2, amp=amp) for amp in (False, "auto", True)}
+    histories = {amp: pd.read_csv(tmp_path / str(amp) / "history.tsv", sep="\t") for amp in runs}
+    assert runs[False].amp is None and runs["auto"].amp is None and runs[True].amp == "torch.bfloat16"
+    assert histories[False]["train_loss"].tolist() == histories["auto"]["train_loss"].tolist()
+    assert histories[False]["train_loss"].tolist() != histories[True]["train_loss"].tolist()
+    assert histories[True]["train_loss"].tolist() == pytest.approx(histories[False]["train_loss"].tolist(), rel=0.05)
+    weights = {amp: torch.load(tmp_path / str(amp) / "model.pt", weights_only=True)["model_state"] for amp in runs}
+    assert all(torch.equal(weights[False][k], weights["auto"][k]) for k in weights[False])
+    assert all(w.dtype == torch.float32 for w in weights[True].values() if w.is_floating_point())
 
 
 def _amp_step(amp_dtype, scaler=None):

@@ -321,6 +321,9 @@ def start_session(data: TrainingData, architecture: Any, config: TrainConfig, me
         LOG.info("training on the CPU with %d threads", set_cpu_threads(threads))
         tune_cpu_runtime()
     amp_dtype, use_scaler = resolve_amp(config.amp, device)
+    if amp_dtype is not None:
+        LOG.info("mixed precision: %s autocast%s", str(amp_dtype).removeprefix("torch."),
+                 " with a gradient scaler" if use_scaler else "")
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     model = build_model(architecture).to(device)
