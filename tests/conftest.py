@@ -23,6 +23,44 @@ def pytest_report_header(config) -> str | None:
     return None if CUDA_TESTS else "test_cuda.py: not collected, CUDA is not available on this machine"
 
 
+# The suite runs on every core with pytest-xdist (`-n auto --dist loadscope` in pyproject.toml): each module stays
+# on one worker, so that its module-scoped fixtures are built once, and so do the modules that share the session's
+# `finished_run` (the scheduler below makes them one unit). The longest units go first: the Slurm scenarios mostly
+# wait on the cluster while the other worker gets through the rest.
+FINISHED_RUN_MODULES = ["test_workflow_pipeline", "test_explorer_browser", "test_workflow_report",
+                        "test_workflow_reruns", "test_figure_bounds", "test_invocation"]
+LONGEST_FIRST = ["test_workflow_slurm", "finished_run", "test_workflow_experiments", "test_gpu_check"]
+
+
+def _unit(module: str) -> str:
+    return "finished_run" if module in FINISHED_RUN_MODULES else module
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return _unit(Path(module).stem) if module.endswith(".py") else super()._split_scope(nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    strays = sorted({item.module.__name__ for item in items if "finished_run" in item.fixturenames}
+                    - set(FINISHED_RUN_MODULES))
+    if strays:  # it would be built once more on another worker
+        raise pytest.UsageError(f"tests/conftest.py: add {', '.join(strays)} to FINISHED_RUN_MODULES")
+
+    def rank(item) -> int:
+        unit = _unit(item.module.__name__)
+        return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: pytest's order within a rank
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """One torch thread for every test: the tiny models here gain nothing from more, and one stays fast on a busy

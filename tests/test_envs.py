@@ -65,8 +65,8 @@ def test_required_browser_tests_fail_instead_of_skipping(tmp_path):
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "loads_without_errors",
-               str(REPO / "tests" / "test_explorer_browser.py")]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",  # one process
+               "-k", "loads_without_errors", str(REPO / "tests" / "test_explorer_browser.py")]
     env = {**os.environ, "SEQ2SEQ_CHROMIUM": str(tmp_path / "no-chromium"), "REQUIRE_BROWSER": "1"}
     required = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert required.returncode == 1, required.stdout

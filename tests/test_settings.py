@@ -43,6 +43,20 @@ def test_one_line_naming_the_key(config, expected):
     assert schema_error(deep_merge(shipped_config(), config)) == expected
 
 
+@pytest.mark.parametrize(("override", "start"), [
+    ({"training": {"epochs": "ten"}}, "config: training.epochs: 'ten' is not of type 'integer'"),
+    ({"trainig": {"epochs": 3}}, "config: (top level): Additional properties are not allowed ('trainig' was"),
+    ({"models": {"m": {"attention": "cosine"}}}, "config: models.m.attention: 'cosine' is not one of"),
+    ({"prepare": {"split": {"test": 0}}}, "config: prepare.split.test: 0 is less than or equal to the minimum"),
+])
+def test_check_config_stops_at_a_bad_override_naming_the_key(override, start):
+    """What Snakemake shows for an override file (test_workflow_data.py runs two of these end to end)."""
+    with pytest.raises(ConfigError) as caught:
+        check_config(deep_merge(shipped_config(), override))
+    assert str(caught.value).startswith(start), caught.value
+    assert "\n" not in str(caught.value)
+
+
 def test_a_config_without_its_choices_names_what_is_missing():
     expected = "config: (top level): 'pairs' is a required property"
     assert schema_error({"corpora": shipped_config()["corpora"]}) == expected

@@ -87,16 +87,13 @@ def test_an_override_leaves_a_model_out_with_null(tmp_path):
     assert failed.returncode != 0 and "config: models: {} should be non-empty" in failed.stdout + failed.stderr
 
 
+# Each message is checked in-process in test_settings.py; these two (one the schema finds, one found across keys)
+# check that such a line reaches the user alone, before any job, through Snakemake.
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"training": {"epochs": "ten"}}, "config: training.epochs: 'ten' is not of type 'integer'"),
         ({"trainig": {"epochs": 3}}, "config: (top level): Additional properties are not allowed ('trainig' was"),
-        ({"training": {"epoch": 3}}, "config: training: Additional properties are not allowed ('epoch' was"),
-        ({"pairs": ["spa-eng"]}, "corpora has no entry 'spa-eng'"),
-        ({"models": {"m": {"attention": "cosine"}}}, "config: models.m.attention: 'cosine' is not one of"),
         ({"models": {"m": {"attention": "luong", "embedding_size": 64}}}, "models.m: tie_embeddings needs"),
-        ({"prepare": {"split": {"test": 0}}}, "config: prepare.split.test: 0 is less than or equal to the minimum"),
     ],
 )
 def test_bad_config_fails_before_any_job_with_the_key_named(tmp_path, override, message):

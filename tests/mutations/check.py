@@ -124,7 +124,8 @@ def run_pytest(root: Path, tests: tuple[str, ...], timeout: float) -> tuple[int,
     env["PYTHONPATH"] = os.pathsep.join([str(root / "workflow"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", *tests]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=",  # no xdist
+               "--no-header", *tests]
     start = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)

@@ -471,7 +471,8 @@ def pytest_summary(text: str) -> str:
 
 def run_tests(plan: Plan, budget: float) -> tuple[str, str]:
     log_path = plan.out_dir / "logs" / "tests.log"
-    command = [sys.executable, "-m", "pytest", CUDA_TESTS, "-rA", "-p", "no:cacheprovider"]
+    # `-o addopts=`: one process (the project's pytest options start xdist workers; its wheels are not shipped)
+    command = [sys.executable, "-m", "pytest", CUDA_TESTS, "-rA", "-p", "no:cacheprovider", "-o", "addopts="]
     env = child_env(plan, **({"SEQ2SEQ_CUDA_TESTS_DEVICE": "cpu"} if plan.dry_run else {}))
     outcome = run_command(command, log_path, budget, env)
     return outcome, describe_tests(log_path.read_text(encoding="utf-8", errors="replace"), plan.device)
