@@ -24,6 +24,7 @@ from .logs import logging_to
 from .metadata import Metadata
 from .models import DEFAULT_FAMILY, FAMILIES
 from .schema import schema_default
+from .settings import source_positions
 from .stages import STAGES, ModelEntry, Stage, yaml_value
 
 # Fields that are not options: the vocabulary sizes come from the vocabularies, the rest of Metadata from training.
@@ -92,9 +93,8 @@ def _arguments(stage: Stage, args: argparse.Namespace) -> dict[str, Any]:
     for argument, cls in stage.settings.items():
         fields = {key.split(".", 1)[1]: value for key, value in values.items() if key.startswith(f"{argument}.")}
         if cls is ModelEntry and fields.get("family", DEFAULT_FAMILY) == "gru" and "max_length" not in fields:
-            # as the pipeline does (settings.model_settings): the tutorial attention sees every sentence the
-            # prepare stage keeps by default, < max_words words plus <eos>
-            fields["max_length"] = schema_default("prepare.filter.max_words") + 1
+            # as the pipeline does, for the prepare command's default --max-words (give --max-length otherwise)
+            fields["max_length"] = source_positions(schema_default("prepare.filter.max_words"))
         kwargs[argument] = fields if cls is ModelEntry else cls(**fields)
     if "compare" in kwargs:  # the compare section's defaults
         kwargs["compare"] = {**schema_default("compare"), **kwargs["compare"]}

@@ -199,12 +199,17 @@ def prepare_settings(config: Mapping[str, Any], pair: str) -> PrepareSettings:
         max_malformed_fraction=prepare["max_malformed_fraction"], max_line_chars=prepare["max_line_chars"])
 
 
+def source_positions(max_words: int) -> int:
+    """The GRU models' ``max_length`` (the tutorial attention's source positions) for the sentences the prepare
+    stage keeps with ``prepare.filter.max_words``: fewer than ``max_words`` words, plus ``<eos>``."""
+    return max_words + 1
+
+
 def model_settings(config: Mapping[str, Any], model: str) -> dict:
     """Architecture of one named model (defaults filled in), without its training overrides."""
     settings = {k: v for k, v in config["models"][model].items() if k != "training"}
     if settings.get("max_length") is None:
-        # the tutorial attention sees every kept source sentence: < max_words words plus <eos>
-        settings["max_length"] = config["prepare"]["filter"]["max_words"] + 1
+        settings["max_length"] = source_positions(config["prepare"]["filter"]["max_words"])
     return settings
 
 
