@@ -26,7 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
@@ -36,8 +35,7 @@ from seq2seq.devices import resolve_device  # noqa: E402
 from seq2seq.fileio import atomic_open  # noqa: E402
 from seq2seq.metadata import Metadata  # noqa: E402
 from seq2seq.metrics import corpus_bleu  # noqa: E402
-from seq2seq.runs import check_config  # noqa: E402
-from seq2seq.schema import deep_merge  # noqa: E402
+from seq2seq.runs import pipeline_config as _pipeline_config  # noqa: E402
 from seq2seq.settings import TrainConfig, model_settings, training_settings  # noqa: E402
 from seq2seq.training import TrainingData, TrainingFiles, train_model  # noqa: E402
 from seq2seq.translate import translate_sentences  # noqa: E402
@@ -51,11 +49,8 @@ COLUMNS = ("epoch", "minutes", "epoch_seconds", "pairs_per_s", "valid_bleu", "te
 
 
 def pipeline_config(configfile: Path | None) -> dict:
-    """``config.yaml`` with the override merged in, checked, defaults filled."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    if configfile is not None:
-        config = deep_merge(config, yaml.safe_load(configfile.read_text(encoding="utf-8")) or {})
-    return check_config(config)
+    """config.yaml with ``configfile`` merged in, checked, defaults filled (as the pipeline sees it)."""
+    return _pipeline_config(REPO / "config.yaml", *([configfile] if configfile is not None else []))
 
 
 def score(model: torch.nn.Module, test: list[tuple[str, str]], source_vocab, target_vocab, beam_size: int,

@@ -61,7 +61,7 @@ sys.path.insert(0, str(BENCHMARKS))
 from seq2seq.corpus import prepare_corpus  # noqa: E402
 from seq2seq.download import download_corpus, local_path  # noqa: E402
 from seq2seq.fileio import atomic_open, write_json  # noqa: E402
-from seq2seq.runs import check_config  # noqa: E402
+from seq2seq.runs import pipeline_config  # noqa: E402
 from seq2seq.schema import deep_merge  # noqa: E402
 from seq2seq.settings import VocabSettings, download_settings, prepare_settings  # noqa: E402
 from seq2seq.vocab import load_vocabulary, write_vocabularies  # noqa: E402
@@ -187,11 +187,8 @@ def override_files(plan: Plan) -> dict[str, Path | None]:
 
 
 def run_config(override: Path | None) -> dict:
-    """config.yaml with ``override`` deep-merged in, checked, defaults filled (as the pipeline sees it)."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    if override is not None:
-        config = deep_merge(config, yaml.safe_load(override.read_text(encoding="utf-8")) or {})
-    return check_config(config)
+    """config.yaml with ``override`` merged in, checked, defaults filled (as the pipeline sees it)."""
+    return pipeline_config(REPO / "config.yaml", *([override] if override is not None else []))
 
 
 def local_corpus(config: dict, pair: str) -> Path:

@@ -4,10 +4,13 @@ makes (each model once per seed), its ensembles and its baseline."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import yaml
+
 from .models import config_from_dict
-from .schema import ConfigError, check, fill_defaults, load_schema
+from .schema import ConfigError, check, deep_merge, fill_defaults, load_schema
 from .settings import TrainConfig, model_settings, prepare_settings, training_settings
 
 
@@ -100,3 +103,12 @@ def check_config(config: dict) -> dict:
         model_config(model_settings(config, name), 1, 1, f"models.{name}")
         TrainConfig.from_dict(training_settings(config, name))
     return config
+
+
+def pipeline_config(config_yaml: str | Path, *overrides: str | Path) -> dict:
+    """The config as the pipeline sees it: ``config_yaml`` with each override file deep-merged in, in order (as
+    Snakemake's ``--configfile`` does), checked, defaults filled."""
+    config = yaml.safe_load(Path(config_yaml).read_text(encoding="utf-8")) or {}
+    for override in overrides:
+        config = deep_merge(config, yaml.safe_load(Path(override).read_text(encoding="utf-8")) or {})
+    return check_config(config)
