@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from .logs import logging_to
 from .metadata import Metadata
-from .models import DEFAULT_FAMILY, FAMILIES
+from .models import DEFAULT_FAMILY, FAMILIES, with_source_positions
 from .schema import schema_default
 from .settings import source_positions
 from .stages import STAGES, ModelEntry, Stage, yaml_value
@@ -92,9 +92,8 @@ def _arguments(stage: Stage, args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {name: values[name] for name in [*stage.files, *stage.extra]}
     for argument, cls in stage.settings.items():
         fields = {key.split(".", 1)[1]: value for key, value in values.items() if key.startswith(f"{argument}.")}
-        if cls is ModelEntry and fields.get("family", DEFAULT_FAMILY) == "gru" and "max_length" not in fields:
-            # as the pipeline does, for the prepare command's default --max-words (give --max-length otherwise)
-            fields["max_length"] = source_positions(schema_default("prepare.filter.max_words"))
+        if cls is ModelEntry:  # as the pipeline does, for the prepare command's default --max-words
+            fields = with_source_positions(fields, source_positions(schema_default("prepare.filter.max_words")))
         kwargs[argument] = fields if cls is ModelEntry else cls(**fields)
     if "compare" in kwargs:  # the compare section's defaults
         kwargs["compare"] = {**schema_default("compare"), **kwargs["compare"]}

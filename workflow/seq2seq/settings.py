@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Mapping
 
+from .models import with_source_positions
 from .schema import ConfigError, check, deep_merge, fill_defaults, schema_default, subschema
 
 
@@ -208,9 +209,7 @@ def source_positions(max_words: int) -> int:
 def model_settings(config: Mapping[str, Any], model: str) -> dict:
     """Architecture of one named model (defaults filled in), without its training overrides."""
     settings = {k: v for k, v in config["models"][model].items() if k != "training"}
-    if settings.get("max_length") is None:
-        settings["max_length"] = source_positions(config["prepare"]["filter"]["max_words"])
-    return settings
+    return with_source_positions(settings, source_positions(config["prepare"]["filter"]["max_words"]))
 
 
 def training_settings(config: Mapping[str, Any], model: str) -> dict:

@@ -11,7 +11,7 @@ This module and the config dataclasses import no torch: the pipeline checks conf
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any, Mapping
 
 from .gru_config import GRUConfig
@@ -42,3 +42,11 @@ def config_to_dict(config: Any) -> dict:
 def build_model(config: Any):
     """A freshly initialized model (:class:`seq2seq.models.base.Model`) of ``config``'s family."""
     return config.build()
+
+
+def with_source_positions(entry: Mapping[str, Any], positions: int) -> dict:
+    """A model entry with ``max_length`` (the source positions a model reads, as the GRU tutorial attention needs
+    them) set to ``positions`` where its family's config has that field and the entry leaves it out."""
+    config = FAMILIES.get(entry.get("family", DEFAULT_FAMILY))
+    wanted = config is not None and "max_length" in {f.name for f in fields(config)}
+    return {**entry, "max_length": positions} if wanted and entry.get("max_length") is None else dict(entry)
