@@ -265,7 +265,7 @@ def test_tutorial_max_source_length():
 def test_config_round_trip_and_validation():
     from seq2seq.runs import model_config as pipeline_model_config
     from seq2seq.schema import ConfigError, fill_defaults, subschema
-    from seq2seq.settings import model_settings
+    from seq2seq.runs import model_settings
 
     config = model_config(10, 12, "luong", hidden_size=32, bidirectional=True, tie_embeddings=True, dropout=0.3)
     assert GRUConfig.from_dict(config.to_dict()) == config

@@ -36,7 +36,8 @@ from seq2seq.fileio import atomic_open  # noqa: E402
 from seq2seq.metadata import Metadata  # noqa: E402
 from seq2seq.metrics import corpus_bleu  # noqa: E402
 from seq2seq.runs import pipeline_config as _pipeline_config  # noqa: E402
-from seq2seq.settings import TrainConfig, model_settings, training_settings  # noqa: E402
+from seq2seq.runs import model_settings  # noqa: E402
+from seq2seq.settings import TrainConfig, training_settings  # noqa: E402
 from seq2seq.training import TrainingData, TrainingFiles, train_model  # noqa: E402
 from seq2seq.translate import translate_sentences  # noqa: E402
 from seq2seq.vocab import load_vocabulary  # noqa: E402

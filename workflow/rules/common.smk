@@ -16,6 +16,7 @@ from seq2seq.pipeline import invocation
 from seq2seq.pipeline.dependencies import package_modules
 from seq2seq.download import local_path
 from seq2seq.pipeline.runlock import release_stale_locks
+from seq2seq import runs
 from seq2seq.runs import baseline, check_config, ensemble_members, training_runs
 from seq2seq.schema import ConfigError
 from seq2seq.stages import STAGES
@@ -101,7 +102,7 @@ def vocab_files(pair):
 
 def model_settings(run):
     """Architecture of the run's model (schema defaults filled in)."""
-    return settings.model_settings(config, RUNS[run].model)
+    return runs.model_settings(config, RUNS[run].model)
 
 
 def training_settings(run):

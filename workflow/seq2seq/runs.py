@@ -9,9 +9,15 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from .models import config_from_dict
+from .models import config_from_dict, with_source_positions
 from .schema import ConfigError, check, deep_merge, fill_defaults, load_schema
-from .settings import TrainConfig, model_settings, prepare_settings, training_settings
+from .settings import TrainConfig, prepare_settings, source_positions, training_settings
+
+
+def model_settings(config: Mapping[str, Any], model: str) -> dict:
+    """Architecture of one named model (defaults filled in), without its training overrides."""
+    settings = {k: v for k, v in config["models"][model].items() if k != "training"}
+    return with_source_positions(settings, source_positions(config["prepare"]["filter"]["max_words"]))
 
 
 def model_config(settings: Mapping[str, Any], source_vocab_size: int, target_vocab_size: int,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Mapping
 
-from .models import with_source_positions
 from .schema import ConfigError, check, deep_merge, fill_defaults, schema_default, subschema
 
 
@@ -204,12 +203,6 @@ def source_positions(max_words: int) -> int:
     """The GRU models' ``max_length`` (the tutorial attention's source positions) for the sentences the prepare
     stage keeps with ``prepare.filter.max_words``: fewer than ``max_words`` words, plus ``<eos>``."""
     return max_words + 1
-
-
-def model_settings(config: Mapping[str, Any], model: str) -> dict:
-    """Architecture of one named model (defaults filled in), without its training overrides."""
-    settings = {k: v for k, v in config["models"][model].items() if k != "training"}
-    return with_source_positions(settings, source_positions(config["prepare"]["filter"]["max_words"]))
 
 
 def training_settings(config: Mapping[str, Any], model: str) -> dict:
