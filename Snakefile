@@ -11,7 +11,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow"))
-from seq2seq.settings import ConfigError, check_yaml
+from seq2seq.schema import ConfigError, check_yaml
 
 # config.yaml of the working directory; under `--directory DIR` without one, the workflow's own.
 CONFIG_YAML = "config.yaml" if os.path.exists("config.yaml") else os.path.join(workflow.basedir, "config.yaml")

@@ -1,5 +1,5 @@
 """Shared test helpers: the tiny synthetic corpus, configs that make the pipeline's models learn it, a Snakemake
-runner, a ModelConfig factory and the shared tiny trained model. Fixtures built on these live in conftest.py."""
+runner, a GRUConfig factory and the shared tiny trained model. Fixtures built on these live in conftest.py."""
 
 from __future__ import annotations
 
@@ -127,19 +127,19 @@ def grouped_rules(dry_run_output: str) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------- models
 
 def model_config(source_vocab_size: int = 13, target_vocab_size: int = 11, attention: str = "bahdanau", **settings):
-    """A small ModelConfig: hidden 16, no dropout, untied embeddings unless ``settings`` say otherwise."""
-    from seq2seq.settings import ModelConfig
+    """A small GRUConfig: hidden 16, no dropout, untied embeddings unless ``settings`` say otherwise."""
+    from seq2seq.models.gru_config import GRUConfig
 
     settings = {"hidden_size": 16, "dropout": 0.0, "tie_embeddings": False, **settings}
-    return ModelConfig(source_vocab_size, target_vocab_size, attention, **settings)
+    return GRUConfig(source_vocab_size, target_vocab_size, attention, **settings)
 
 
 def seeded_model(attention: str = "bahdanau", seed: int = 0, **settings):
-    """A Seq2Seq of :func:`model_config` with weights drawn from ``seed``, in eval mode."""
-    from seq2seq.model import Seq2Seq
+    """A GRUSeq2Seq of :func:`model_config` with weights drawn from ``seed``, in eval mode."""
+    from seq2seq.models.gru import GRUSeq2Seq
 
     torch.manual_seed(seed)
-    return Seq2Seq(model_config(attention=attention, **settings)).eval()
+    return GRUSeq2Seq(model_config(attention=attention, **settings)).eval()
 
 
 @contextlib.contextmanager
@@ -154,7 +154,7 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 def tiny_trained_model(attention: str = "bahdanau", steps: int = 120, seed: int = 0):
-    """(model, source_vocab, target_vocab, pairs): a Seq2Seq fitted for a few seconds on the tiny corpus.
+    """(model, source_vocab, target_vocab, pairs): a GRUSeq2Seq fitted for a few seconds on the tiny corpus.
 
     Trained once per (attention, steps, seed) and test session, at one thread, however it is called; every
     caller gets the same objects: do not modify the model.
@@ -166,16 +166,19 @@ def tiny_trained_model(attention: str = "bahdanau", steps: int = 120, seed: int 
 def _trained(attention: str, steps: int, seed: int):
     from seq2seq.batching import collate, encode_pairs
     from seq2seq.corpus import normalize
-    from seq2seq.model import Seq2Seq
-    from seq2seq.settings import ModelConfig
-    from seq2seq.vocab import PAD_INDEX, WordVocabulary
+    from seq2seq.models.gru import GRUSeq2Seq
+    from seq2seq.models.gru_config import GRUConfig
+    from seq2seq.tokens import PAD_INDEX
+    from seq2seq.vocab import WordVocabulary
 
     pairs = [(normalize(fr), normalize(en)) for en, fr in tiny_pairs()]
     source_vocab = WordVocabulary.build(s for s, _ in pairs)
     target_vocab = WordVocabulary.build(t for _, t in pairs)
     with torch_threads(1):
         torch.manual_seed(seed)
-        model = Seq2Seq(ModelConfig(len(source_vocab), len(target_vocab), attention, hidden_size=32, dropout=0.0))
+        # max_length 11: the pipeline's (prepare.filter.max_words + 1), which the tutorial attention reads
+        model = GRUSeq2Seq(GRUConfig(len(source_vocab), len(target_vocab), attention, hidden_size=32, dropout=0.0,
+                                     max_length=11))
         batch = collate(encode_pairs(pairs, source_vocab, target_vocab))
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         for _ in range(steps):
@@ -191,7 +194,8 @@ def _trained(attention: str, steps: int, seed: int):
 def save_tiny_checkpoint(path, attention: str = "bahdanau", steps: int = 120, pair: str = "fra-eng",
                          model_name: str = "bahdanau"):
     """Save :func:`tiny_trained_model` as the train stage would; returns (path, pairs)."""
-    from seq2seq.checkpoint import Metadata, cpu_state, save_model
+    from seq2seq.checkpoint import cpu_state, save_model
+    from seq2seq.metadata import Metadata
 
     model, source_vocab, target_vocab, pairs = tiny_trained_model(attention, steps)
     metadata = Metadata(pair=pair, model_name=model_name, normalization="ascii", epoch=3,

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from helpers import model_config
 from seq2seq.attention import BahdanauAttention, LuongAttention, TutorialAttention
 
 LENGTHS = [5, 3, 1]
@@ -45,11 +46,20 @@ def tutorial_scores(attention: TutorialAttention, q: torch.Tensor, values: torch
     return [float(e) for e in scores[: values.shape[0]]]
 
 
+def _config(attention: str, **settings):
+    """A GRU config of hidden size 8 (the tutorial's: embedded 4 + hidden 4, a query of size 8)."""
+    return model_config(attention=attention, **{"hidden_size": 8, **settings})
+
+
+def _tutorial(max_length: int) -> TutorialAttention:
+    return TutorialAttention(_config("tutorial", hidden_size=4, embedding_size=4, max_length=max_length))
+
+
 VARIANTS = {
-    "bahdanau": (lambda: BahdanauAttention(8), bahdanau_scores),
-    "luong-general": (lambda: LuongAttention(8, "general"), luong_scores),
-    "luong-dot": (lambda: LuongAttention(8, "dot"), luong_scores),
-    "tutorial": (lambda: TutorialAttention(8, max_length=7), tutorial_scores),
+    "bahdanau": (lambda: BahdanauAttention(_config("bahdanau")), bahdanau_scores),
+    "luong-general": (lambda: LuongAttention(_config("luong", luong_score="general")), luong_scores),
+    "luong-dot": (lambda: LuongAttention(_config("luong", luong_score="dot")), luong_scores),
+    "tutorial": (lambda: _tutorial(max_length=7), tutorial_scores),
 }
 
 
@@ -98,7 +108,7 @@ def test_weights_sum_to_one_over_real_positions_and_zero_on_padding(make):
 
 
 def test_padding_values_do_not_change_the_result():
-    attention = BahdanauAttention(8)
+    attention = BahdanauAttention(_config("bahdanau"))
     query, values, mask = _inputs()
     changed = values.clone()
     changed[~mask] = 100.0
@@ -108,7 +118,7 @@ def test_padding_values_do_not_change_the_result():
 
 
 def test_tutorial_attention_rejects_sources_longer_than_max_length():
-    attention = TutorialAttention(8, max_length=4)
+    attention = _tutorial(max_length=4)
     query, values, mask = _inputs()
     with pytest.raises(ValueError, match="max_length"):
         attention.attend(query, values, values, mask)
@@ -116,7 +126,7 @@ def test_tutorial_attention_rejects_sources_longer_than_max_length():
 
 @pytest.mark.parametrize("score", ["general", "dot"])
 def test_luong_attend_all_matches_attend_per_step(score):
-    attention = LuongAttention(8, score)
+    attention = LuongAttention(_config("luong", luong_score=score))
     _, values, mask = _inputs()
     queries = torch.randn(3, 4, 8)
     keys = attention.project_keys(values)
@@ -128,4 +138,4 @@ def test_luong_attend_all_matches_attend_per_step(score):
 
 def test_unknown_luong_score():
     with pytest.raises(ValueError, match="luong_score"):
-        LuongAttention(8, "concat")
+        LuongAttention(_config("luong", luong_score="concat"))

@@ -9,9 +9,12 @@ import sys
 import pytest
 
 from helpers import REPO, write_raw_corpus
-from seq2seq.cli import STAGES, _parser, main
+from seq2seq.cli import STAGES, _arguments, _parser, main
 from seq2seq.corpus import prepare_corpus, read_split
-from seq2seq.settings import PrepareSettings, TrainConfig, schema_default
+from seq2seq.models import build_model
+from seq2seq.runs import model_config
+from seq2seq.schema import schema_default
+from seq2seq.settings import PrepareSettings, TrainConfig
 
 
 def test_every_stage_of_the_pipeline_has_a_command():
@@ -20,13 +23,30 @@ def test_every_stage_of_the_pipeline_has_a_command():
 
 
 def test_the_options_default_to_the_schema():
-    """One owner of defaults: the command line restates none of them."""
+    """One owner of defaults: the command line restates none of them (a model option not given does not reach
+    the stage at all: the model gets its family's default, the schema's)."""
     train = next(a for a in _parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
     defaults = {action.dest: action.default for action in train._actions}
     for field in dataclasses.fields(TrainConfig):
         assert defaults[f"training.{field.name}"] == getattr(TrainConfig(), field.name), field.name
     assert defaults["training.epochs"] == schema_default("training.epochs")
-    assert defaults["model_settings.hidden_size"] == schema_default("models.*.hidden_size")
+    assert defaults["model_settings.family"] == schema_default("models.*.family")
+    files = [f"--{name.replace('_', '-')}=x" for name in STAGES["train"].files]
+    kwargs = _arguments(STAGES["train"], _parser().parse_args(["train", *files, "--attention", "luong"]))
+    max_length = schema_default("prepare.filter.max_words") + 1  # as the pipeline fills it in (model_settings)
+    assert kwargs["model_settings"] == {"family": "gru", "attention": "luong", "max_length": max_length}
+    assert model_config(kwargs["model_settings"], 5, 7).hidden_size == schema_default("models.*.hidden_size")
+
+
+def test_the_tutorial_attention_from_the_command_line_needs_no_max_length():
+    """Without --max-length the tutorial model sees every sentence the prepare stage keeps, as in the pipeline."""
+    files = [f"--{name.replace('_', '-')}=x" for name in STAGES["train"].files]
+    kwargs = _arguments(STAGES["train"], _parser().parse_args(["train", *files, "--attention", "tutorial"]))
+    model = build_model(model_config(kwargs["model_settings"], 5, 7))
+    assert model.max_source_length == schema_default("prepare.filter.max_words") + 1
+    kwargs = _arguments(STAGES["train"], _parser().parse_args(["train", *files, "--attention", "tutorial",
+                                                               "--max-length", "8"]))
+    assert build_model(model_config(kwargs["model_settings"], 5, 7)).max_source_length == 8
 
 
 def test_prepare_from_the_command_line_writes_what_the_stage_writes(tmp_path):

@@ -22,12 +22,18 @@ import torch
 
 from helpers import tiny_pairs
 from seq2seq.batching import Batch, encode_pairs, make_batches, pad_sources
-from seq2seq.checkpoint import Metadata, load_model
-from seq2seq.model import Seq2Seq
+from seq2seq.checkpoint import load_model
+from seq2seq.metadata import Metadata
+from seq2seq.models.base import Model
+from seq2seq.models.gru import GRUSeq2Seq
+from seq2seq.models.gru_config import GRUConfig
+from seq2seq.optimization import build_optimizer, resolve_amp
+from seq2seq.schema import schema_choices
 from seq2seq.search import decode_in_batches, length_penalty
-from seq2seq.settings import ModelConfig, TrainConfig, schema_choices
-from seq2seq.training import build_optimizer, resolve_amp, train_batch, train_model
-from seq2seq.vocab import SOS_INDEX, Vocabulary, WordVocabulary
+from seq2seq.settings import TrainConfig
+from seq2seq.tokens import SOS_INDEX
+from seq2seq.training import TrainingData, TrainingFiles, train_batch, train_model
+from seq2seq.vocab import Vocabulary, WordVocabulary
 
 DEVICE = torch.device(os.environ.get("SEQ2SEQ_CUDA_TESTS_DEVICE", "cuda"))
 ON_CUDA = DEVICE.type == "cuda"
@@ -48,8 +54,8 @@ def corpus() -> tuple[list[tuple[str, str]], Vocabulary, Vocabulary]:
     return pairs, WordVocabulary.build(s for s, _ in pairs), WordVocabulary.build(t for _, t in pairs)
 
 
-def model_config(attention: str, source: Vocabulary, target: Vocabulary, hidden: int = 64) -> ModelConfig:
-    return ModelConfig(source_vocab_size=len(source), target_vocab_size=len(target), attention=attention,
+def model_config(attention: str, source: Vocabulary, target: Vocabulary, hidden: int = 64) -> GRUConfig:
+    return GRUConfig(source_vocab_size=len(source), target_vocab_size=len(target), attention=attention,
                        hidden_size=hidden, dropout=0.0, max_length=12)
 
 
@@ -58,7 +64,7 @@ def train_losses(attention: str, amp_dtype: torch.dtype | None, steps: int) -> l
     pairs, source, target = corpus()
     examples = encode_pairs(pairs, source, target)
     torch.manual_seed(0)
-    model = Seq2Seq(model_config(attention, source, target)).to(DEVICE)
+    model = GRUSeq2Seq(model_config(attention, source, target)).to(DEVICE)
     optimizer = build_optimizer(model, TrainConfig())
     losses: list[torch.Tensor] = []
     epoch = 0
@@ -73,7 +79,7 @@ def train_losses(attention: str, amp_dtype: torch.dtype | None, steps: int) -> l
 
 
 @torch.no_grad()
-def step_log_probs(model: Seq2Seq, source: list[int], tokens: list[int]) -> torch.Tensor:
+def step_log_probs(model: Model, source: list[int], tokens: list[int]) -> torch.Tensor:
     """[len(tokens), V] log-probabilities the model gives at each step of ``tokens`` (fed back as its inputs)."""
     model.eval()
     device = next(model.parameters()).device
@@ -89,21 +95,21 @@ def step_log_probs(model: Seq2Seq, source: list[int], tokens: list[int]) -> torc
     return torch.stack(rows) if rows else torch.empty(0)
 
 
-def greedy_gap(model: Seq2Seq, source: list[int], ours: list[int], theirs: list[int]) -> float:
+def greedy_gap(model: Model, source: list[int], ours: list[int], theirs: list[int]) -> float:
     """At the first position where two greedy outputs differ, how much more ``model`` prefers its own token."""
     t = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)) - 1)
     log_probs = step_log_probs(model, source, ours[: t + 1])[t]
     return float(log_probs[ours[t]] - log_probs[theirs[t]])
 
 
-def beam_score(model: Seq2Seq, source: list[int], tokens: list[int], alpha: float) -> float:
+def beam_score(model: Model, source: list[int], tokens: list[int], alpha: float) -> float:
     """The length-normalized score beam search ranks ``tokens`` by, under ``model``."""
     log_probs = step_log_probs(model, source, tokens)
     total = float(log_probs.gather(1, torch.tensor(tokens).unsqueeze(1)).sum())
     return total / length_penalty(len(tokens), alpha)
 
 
-def unexplained(cpu_model: Seq2Seq, sources: list[list[int]], on_cpu: list[list[int]], on_device: list[list[int]],
+def unexplained(cpu_model: Model, sources: list[list[int]], on_cpu: list[list[int]], on_device: list[list[int]],
                 beam: bool, alpha: float = 0.0) -> tuple[int, list[str]]:
     """(sentences whose outputs differ, descriptions of those where the difference is not a tie on the CPU)."""
     differing, bad = 0, []
@@ -161,12 +167,13 @@ def test_a_checkpoint_trained_on_the_device_translates_alike_on_the_cpu(tmp_path
     train = [p for i, p in enumerate(pairs) if i % 8]
     config = model_config("bahdanau", source, target, hidden=48)
     training = TrainConfig(epochs=3 if ON_CUDA else 1, batch_size=16, device=str(DEVICE), amp="auto")
-    summary = train_model(train, valid, source, target, config, training, tmp_path / "model.pt",
-                          tmp_path / "last.pt", tmp_path / "history.tsv", resume_path=tmp_path / "resume.pt",
+    files = TrainingFiles(tmp_path / "model.pt", tmp_path / "last.pt", tmp_path / "history.tsv",
+                          resume=tmp_path / "resume.pt")
+    summary = train_model(TrainingData(train, valid, source, target), config, training, files,
                           metadata=Metadata(pair="fra-eng", model_name="bahdanau"))
-    assert summary["device"].startswith(DEVICE.type)
+    assert summary.device.startswith(DEVICE.type)
     expected_amp, _ = resolve_amp("auto", DEVICE)
-    assert summary["amp"] == (str(expected_amp) if expected_amp else None)
+    assert summary.amp == (str(expected_amp) if expected_amp else None)
     on_cpu, _, _, _ = load_model(tmp_path / "model.pt", CPU)
     on_device, _, _, _ = load_model(tmp_path / "model.pt", DEVICE)
     assert next(on_device.parameters()).device.type == DEVICE.type
@@ -175,7 +182,7 @@ def test_a_checkpoint_trained_on_the_device_translates_alike_on_the_cpu(tmp_path
     device_tokens = decode_in_batches(on_device, sources, max_len=15, batch_size=32).tokens
     differing, bad = unexplained(on_cpu, sources, cpu_tokens, device_tokens, beam=False)
     assert not bad, "\n".join(bad)
-    print(f"checkpoint trained on {DEVICE} ({summary['amp']}): {len(sources)} sentences greedy, "
+    print(f"checkpoint trained on {DEVICE} ({summary.amp}): {len(sources)} sentences greedy, "
           f"{differing} differ between CPU and {DEVICE}, all ties within {TIE_TOLERANCE}")
 
 
@@ -184,7 +191,7 @@ def test_greedy_and_beam_search_give_the_cpu_translations(attention: str, plain_
     pairs, source, target = corpus()
     examples = encode_pairs(pairs, source, target)
     torch.manual_seed(0)
-    cpu_model = Seq2Seq(model_config(attention, source, target))
+    cpu_model = GRUSeq2Seq(model_config(attention, source, target))
     optimizer = build_optimizer(cpu_model, TrainConfig())
     for batch in make_batches(examples, batch_size=16, shuffle=True, seed=0)[:6]:  # a model that is not random
         train_batch(cpu_model, batch, optimizer, clip_grad=1.0, teacher_forcing=1.0)
@@ -206,7 +213,7 @@ def test_batches_and_weights_land_on_the_device() -> None:
     batch: Batch = make_batches(encode_pairs(pairs, source, target), batch_size=8, shuffle=False, seed=0)[0]
     moved = (batch.pin_memory() if ON_CUDA else batch).to(DEVICE, non_blocking=True)
     assert {t.device.type for t in (moved.src, moved.tgt_in, moved.tgt_out)} == {DEVICE.type}
-    model = Seq2Seq(model_config("bahdanau", source, target)).to(DEVICE)
+    model = GRUSeq2Seq(model_config("bahdanau", source, target)).to(DEVICE)
     logits, attention = model(moved.src, moved.src_lengths, moved.tgt_in)
     assert logits.device.type == DEVICE.type and logits.shape[:2] == moved.tgt_out.shape
     assert torch.allclose(attention.sum(-1), torch.ones_like(attention.sum(-1)), atol=1e-5)

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from seq2seq.devices import device_for_job, resolve_device
+from seq2seq.devices import resolve_device
 from seq2seq.logs import logging_to
+from seq2seq.stages import device_for_job
 
 
 @pytest.mark.parametrize(("device", "gpus", "expected"), [

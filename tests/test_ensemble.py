@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from helpers import model_config, tiny_trained_model
-from seq2seq.checkpoint import CheckpointError, Metadata, cpu_state, save_model
+from seq2seq.checkpoint import CheckpointError, cpu_state, save_model
 from seq2seq.ensemble import Ensemble, load_system
-from seq2seq.model import Seq2Seq
+from seq2seq.metadata import Metadata
+from seq2seq.models.gru import GRUSeq2Seq
 from seq2seq.training import average_states
 from seq2seq.translate import translate_sentences
 from seq2seq.vocab import WordVocabulary
@@ -24,9 +25,10 @@ def trained():
 @pytest.mark.parametrize("beam", [1, 3])
 def test_an_ensemble_of_one_translates_exactly_as_its_member(trained, beam) -> None:
     model, source_vocab, target_vocab, _ = trained
-    alone = translate_sentences(model, SENTENCES, source_vocab, target_vocab, "ascii", beam_size=beam, max_len=10)
+    alone = translate_sentences(model, SENTENCES, source_vocab, target_vocab, "ascii", beam_size=beam, max_len=10,
+                                batch_size=64)
     together = translate_sentences(Ensemble([model]).eval(), SENTENCES, source_vocab, target_vocab, "ascii",
-                                   beam_size=beam, max_len=10)
+                                   beam_size=beam, max_len=10, batch_size=64)
     assert [t.output_tokens for t in together] == [t.output_tokens for t in alone]
     assert [t.score for t in together] == pytest.approx([t.score for t in alone], abs=1e-5)
     for a, b in zip(alone, together):
@@ -36,20 +38,21 @@ def test_an_ensemble_of_one_translates_exactly_as_its_member(trained, beam) -> N
 def test_an_ensemble_averages_its_members_log_probabilities(trained) -> None:
     model, source_vocab, target_vocab, _ = trained
     torch.manual_seed(5)
-    other = Seq2Seq(model_config(len(source_vocab), len(target_vocab), "luong", tie_embeddings=True)).eval()
+    other = GRUSeq2Seq(model_config(len(source_vocab), len(target_vocab), "luong", tie_embeddings=True)).eval()
     ensemble = Ensemble([model, other]).eval()
     src = torch.tensor([source_vocab.encode(SENTENCES[0])])
     lengths = torch.tensor([src.size(1)])
     enc = ensemble.encode(src, lengths)
     state = ensemble.init_state(enc)
-    assert state.shape == (1, 1, 32 + 16)
+    assert [member.hidden.shape for member in state.members] == [(1, 1, 32), (1, 1, 16)]
     prev = torch.tensor([1])
     log_probs, new_state, attention = ensemble.decode_step(prev, state, enc)
     first = model.decode_step(prev, model.init_state(model.encode(src, lengths)), model.encode(src, lengths))
     second = other.decode_step(prev, other.init_state(other.encode(src, lengths)), other.encode(src, lengths))
     assert torch.allclose(log_probs, (first[0] + second[0]) / 2, atol=1e-6)
     assert torch.allclose(attention, (first[2] + second[2]) / 2, atol=1e-6)
-    assert torch.allclose(new_state[..., :32], first[1], atol=1e-6)
+    assert torch.allclose(new_state.members[0].hidden, first[1].hidden, atol=1e-6)
+    assert torch.allclose(new_state.members[1].hidden, second[1].hidden, atol=1e-6)
 
 
 def test_load_system_refuses_members_with_other_vocabularies(trained, tmp_path) -> None:

@@ -214,8 +214,16 @@ def test_the_command_line_builds_the_page(tmp_path: Path) -> None:
         == "bahdanau"
 
 
-def test_the_explorer_reads_the_format_the_evaluate_stage_writes() -> None:
-    from seq2seq import evaluation, explorer, vocab
+def test_the_explorer_reads_the_format_the_evaluate_stage_writes(tmp_path: Path) -> None:
+    """One reader and one writer of attention.json.gz and translations.tsv (seq2seq.formats), and one set of
+    special tokens, which the page receives with its data."""
+    from seq2seq import evaluation, explorer, formats, tokens, vocab
 
-    assert explorer.ATTENTION_FORMAT == evaluation.ATTENTION_FORMAT
-    assert (explorer.EOS, explorer.PIECE_MARK) == (vocab.EOS, vocab.WORD_START)
+    assert evaluation.ATTENTION_FORMAT == formats.ATTENTION_FORMAT
+    assert evaluation.write_attention is formats.write_attention and explorer.read_attention is formats.read_attention
+    assert evaluation.write_translations is formats.write_translations
+    assert explorer.read_translations is formats.read_translations
+    assert (explorer.EOS, explorer.WORD_START) == (vocab.EOS, vocab.WORD_START) == (tokens.EOS, tokens.WORD_START)
+    tsv, gz, _ = write_run(tmp_path / "run", subword=True)
+    data = write_explorer([tsv], [gz], [["fra-eng", "m"]], tmp_path / "explorer.html")
+    assert (data["eos"], data["word_start"]) == (tokens.EOS, tokens.WORD_START) and data["pairs"][0]["subword"]

@@ -16,7 +16,8 @@ import torch
 
 from seq2seq.plots import (MAX_FIGURE_INCHES, MAX_FIGURE_TOKENS, MAX_GRID_PANELS, attention_figure, attention_grid,
                            clip_for_figure)
-from seq2seq.settings import ConfigError, check_config
+from seq2seq.runs import check_config
+from seq2seq.schema import ConfigError
 from seq2seq.translate import Translation
 
 LONG_WORDS = 20_000

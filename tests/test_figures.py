@@ -7,17 +7,18 @@ import torch
 
 from helpers import model_config, save_tiny_checkpoint, tiny_pairs, tiny_trained_model
 from seq2seq import figures
-from seq2seq.checkpoint import Metadata, cpu_state, save_model
+from seq2seq.checkpoint import cpu_state, save_model
 from seq2seq.corpus import normalize, write_split
 from seq2seq.figures import choose_test_sentences, draw_figures
+from seq2seq.metadata import Metadata
 from seq2seq.metrics import sentence_bleu
-from seq2seq.model import Seq2Seq
+from seq2seq.models.gru import GRUSeq2Seq
 from seq2seq.settings import FigureSettings
 from seq2seq.translate import translate_sentences
 from seq2seq.vocab import SentencePieceVocabulary
 
-HISTORY = ("epoch\ttrain_loss\tvalid_loss\tvalid_bleu\tseconds\tpairs_per_s\n"
-           "1\t3.0\t3.2\t4.0\t2.0\t500\n2\t2.0\t2.5\t11.0\t2.0\t510\n")
+HISTORY = ("epoch\ttrain_loss\tvalid_loss\tvalid_bleu\tlearning_rate\tseconds\tpairs_per_s\n"
+           "1\t3.0\t3.2\t4.0\t0.002\t2.0\t500\n2\t2.0\t2.5\t11.0\t0.002\t2.0\t510\n")
 
 
 @pytest.fixture
@@ -61,7 +62,8 @@ def test_each_heatmap_shows_the_greedy_translation_its_attention_and_its_score(t
     chosen = [pairs[i] for i in choose_test_sentences(3, len(pairs), seed=2)]
     sources = [s for s, _ in chosen] + ["tu es tres grand !"]
     trained, source_vocab, target_vocab, _ = tiny_trained_model()
-    expected = translate_sentences(trained, sources, source_vocab, target_vocab, None)
+    expected = translate_sentences(trained, sources, source_vocab, target_vocab, None,
+                                   max_len=settings.max_length, batch_size=64)
     assert [t.source_tokens for t, _ in drawn] == [t.source_tokens for t in expected] and len(drawn) == 4
     for (translation, title), want, source, reference in zip(drawn, expected, sources, [t for _, t in chosen] + [None]):
         assert translation.output_tokens == want.output_tokens
@@ -81,7 +83,7 @@ def test_a_subword_models_heatmaps_can_be_drawn_over_words(tmp_path, monkeypatch
     source = SentencePieceVocabulary.train([s for s, _ in pairs], 60, "unigram")
     target = SentencePieceVocabulary.train([t for _, t in pairs], 60, "unigram")
     torch.manual_seed(0)
-    model = Seq2Seq(model_config(len(source), len(target), "bahdanau"))
+    model = GRUSeq2Seq(model_config(len(source), len(target), "bahdanau"))
     save_model(tmp_path / "model.pt", model.config, cpu_state(model), source, target,
                Metadata(normalization="unicode"))
     write_split(tmp_path / "test.tsv", pairs[:6])

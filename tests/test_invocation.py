@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from helpers import snakemake
-from seq2seq.invocation import misplaced_target, report_problem
+from seq2seq.pipeline.invocation import misplaced_target, report_problem
 
 
 def test_a_report_into_a_missing_folder_is_one_line(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
-"""Seq2Seq: the encoder and each decoder's step against their formulas written out here with the module's own
-weights, shapes of every variant, padding invariance, teacher-forced forward == step-by-step decoding."""
+"""The GRU family (seq2seq.models.gru): the encoder and each decoder's step against their formulas written out
+here with the module's own weights, shapes of every variant, padding invariance, teacher-forced forward ==
+step-by-step decoding."""
 
 import pytest
 import torch
@@ -7,9 +8,10 @@ from torch.nn import functional as F
 
 from helpers import model_config, seeded_model
 from seq2seq.batching import collate
-from seq2seq.model import Seq2Seq
-from seq2seq.settings import ModelConfig
-from seq2seq.vocab import PAD_INDEX
+from seq2seq.models import build_model, config_from_dict, config_to_dict
+from seq2seq.models.gru import GRUSeq2Seq, GRUState
+from seq2seq.models.gru_config import GRUConfig
+from seq2seq.tokens import PAD_INDEX
 
 VARIANTS = ["none", "tutorial", "bahdanau", "luong"]
 SV, TV = 13, 11
@@ -56,7 +58,7 @@ def attend(scores: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, to
     return weights @ values, weights
 
 
-def reference_step(model: Seq2Seq, token: int, state: torch.Tensor, outputs: torch.Tensor):
+def reference_step(model: GRUSeq2Seq, token: int, state: torch.Tensor, outputs: torch.Tensor):
     """One decoder step of one sentence as each paper (and the 2017 tutorial) writes it: token id, state [L,H],
     the encoder outputs of the real source positions [S,H] -> (features [H], new state [L,H], weights [S])."""
     decoder, attention = model.decoder, model.config.attention
@@ -98,13 +100,13 @@ def test_each_decoder_step_computes_its_formula(attention, extra):
     batch = _batch()
     enc = model.encode(batch.src, batch.src_lengths)
     torch.manual_seed(4)
-    state = torch.randn_like(model.init_state(enc))
+    state = torch.randn_like(model.init_state(enc).hidden)
     tokens = torch.tensor([4, 7, 1])
-    log_probs, new_state, weights = model.decode_step(tokens, state, enc)
+    log_probs, new_state, weights = model.decode_step(tokens, GRUState(state), enc)
     for b, length in enumerate(batch.src_lengths.tolist()):
         features, expected_state, expected_weights = reference_step(model, int(tokens[b]), state[:, b],
                                                                     enc.outputs[b, :length])
-        assert torch.allclose(new_state[:, b], expected_state, atol=1e-5)
+        assert torch.allclose(new_state.hidden[:, b], expected_state, atol=1e-5)
         assert torch.allclose(weights[b, :length], expected_weights, atol=1e-5)
         assert torch.all(weights[b, length:] == 0)
         logits = model.decoder.out.weight @ features + model.decoder.out.bias
@@ -119,8 +121,8 @@ def test_the_attention_weights_change_with_the_decoder_state(attention):
     enc = model.encode(batch.src, batch.src_lengths)
     tokens = torch.tensor([4, 7, 1])
     torch.manual_seed(5)
-    _, _, first = model.decode_step(tokens, torch.randn_like(enc.hidden), enc)
-    _, _, second = model.decode_step(tokens, torch.randn_like(enc.hidden), enc)
+    _, _, first = model.decode_step(tokens, GRUState(torch.randn_like(enc.hidden)), enc)
+    _, _, second = model.decode_step(tokens, GRUState(torch.randn_like(enc.hidden)), enc)
     for b, length in enumerate(batch.src_lengths.tolist()):
         assert (first[b, :length] - second[b, :length]).abs().max() > 1e-5, b
 
@@ -154,7 +156,7 @@ def test_the_encoder_computes_its_formula_and_starts_the_decoder(bidirectional, 
         assert torch.all(enc.outputs[b, length:] == 0)
         per_layer = torch.stack(finals).view(layers, 2 if bidirectional else 1, hidden).sum(dim=1)
         assert torch.allclose(enc.hidden[:, b], per_layer, atol=1e-5)
-        assert torch.allclose(model.init_state(enc)[:, b], per_layer, atol=1e-5)
+        assert torch.allclose(model.init_state(enc).hidden[:, b], per_layer, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- contracts
@@ -169,14 +171,18 @@ def test_shapes(attention, extra):
     enc = model.encode(batch.src, batch.src_lengths)
     assert enc.outputs.shape == (3, 5, 16) and enc.mask.shape == (3, 5)
     state = model.init_state(enc)
-    assert state.shape == (extra.get("layers", 1), 3, 16)
+    assert state.hidden.shape == (extra.get("layers", 1), 3, 16)
     log_probs, state2, attn = model.decode_step(batch.tgt_in[:, 0], state, enc)
     assert log_probs.shape == (3, TV) and log_probs.dtype == torch.float32
-    assert state2.shape == state.shape and attn.shape == (3, 5)
+    assert state2.hidden.shape == state.hidden.shape and attn.shape == (3, 5)
     assert torch.allclose(log_probs.exp().sum(1), torch.ones(3), atol=1e-5)
-    picked = enc.index_select(torch.tensor([2, 2, 0, 1]))
+    picked = enc.select(torch.tensor([2, 2, 0, 1]))
     assert picked.outputs.shape == (4, 5, 16) and picked.hidden.shape == (extra.get("layers", 1), 4, 16)
     assert torch.equal(picked.outputs[0], enc.outputs[2])
+    assert torch.equal(picked.mask[1], enc.mask[2]) and torch.equal(picked.keys[3], enc.keys[1])
+    picked_state = state2.select(torch.tensor([2, 2, 0, 1]))
+    assert picked_state.hidden.shape == (extra.get("layers", 1), 4, 16)
+    assert torch.equal(picked_state.hidden[:, 1], state2.hidden[:, 2])
 
 
 @pytest.mark.parametrize("attention", VARIANTS)
@@ -257,13 +263,26 @@ def test_tutorial_max_source_length():
 
 
 def test_config_round_trip_and_validation():
+    from seq2seq.runs import model_config as pipeline_model_config
+    from seq2seq.schema import ConfigError, fill_defaults, subschema
+    from seq2seq.runs import model_settings
+
     config = model_config(10, 12, "luong", hidden_size=32, bidirectional=True, tie_embeddings=True, dropout=0.3)
-    assert ModelConfig.from_dict(config.to_dict()) == config
-    assert ModelConfig.from_dict({**config.to_dict(), "max_length": None}).max_length == 11
-    with pytest.raises(ValueError, match=r"config: model: unknown keys \['hiden_size'\]"):
-        ModelConfig.from_dict({**config.to_dict(), "hiden_size": 3})
+    assert GRUConfig.from_dict(config.to_dict()) == config
+    assert config_to_dict(config)["family"] == "gru" and config_from_dict(config_to_dict(config)) == config
+    assert config_from_dict(config.to_dict()) == config  # a checkpoint from before families: gru
+    # a model entry without max_length gets every kept source: prepare.filter.max_words (10) + 1
+    entry = fill_defaults({"attention": "tutorial"}, subschema("models.*"))
+    pipeline = {"models": {"tutorial": entry}, "prepare": {"filter": {"max_words": 10}}}
+    assert pipeline_model_config(model_settings(pipeline, "tutorial"), 10, 12).max_length == 11
+    with pytest.raises(ValueError, match=r"unknown keys \['hiden_size'\]"):
+        GRUConfig.from_dict({**config.to_dict(), "hiden_size": 3})
+    with pytest.raises(ConfigError, match=r"config: model: .*'hiden_size' was unexpected"):
+        pipeline_model_config({"attention": "luong", "hiden_size": 3}, 10, 12)
     with pytest.raises(ValueError, match="attention"):
-        ModelConfig(10, 12, "concat")
+        build_model(GRUConfig(10, 12, "concat"))
+    with pytest.raises(ConfigError, match="config: model.attention: 'concat'"):
+        pipeline_model_config({"attention": "concat"}, 10, 12)
 
 
 @pytest.mark.parametrize("attention", VARIANTS)
@@ -286,4 +305,4 @@ def test_tied_embeddings_share_one_matrix_through_training_and_a_checkpoint(atte
     assert restored.decoder.out.weight is restored.decoder.embedding.weight
     assert torch.equal(restored.decoder.embedding.weight, tied.decoder.embedding.weight)
     with pytest.raises(ValueError, match="tie_embeddings"):
-        ModelConfig(SV, TV, attention, hidden_size=16, embedding_size=12, tie_embeddings=True)
+        GRUConfig(SV, TV, attention, hidden_size=16, embedding_size=12, tie_embeddings=True)

@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seq2seq.runlock import RUNS_LOCK
+from seq2seq.pipeline.runlock import RUNS_LOCK
 
-REGISTER = "import sys; from seq2seq.runlock import release_stale_locks; print(release_stale_locks(sys.argv[1]))"
+REGISTER = ("import sys; from seq2seq.pipeline.runlock import release_stale_locks; "
+            "print(release_stale_locks(sys.argv[1]))")
 HOLD = REGISTER + "; sys.stdout.flush(); sys.stdin.read()"  # then stay alive until stdin closes or a kill
 
 

@@ -1,4 +1,4 @@
-"""Greedy and beam search, on a fake bigram model with known scores and on a tiny trained Seq2Seq."""
+"""Greedy and beam search, on a fake bigram model with known scores and on a tiny trained GRU model."""
 
 from __future__ import annotations
 
@@ -11,19 +11,28 @@ from torch import Tensor
 
 from helpers import model_config, tiny_trained_model
 from seq2seq.search import beam_search, greedy, length_penalty
-from seq2seq.vocab import EOS_INDEX, SOS_INDEX
+from seq2seq.tokens import EOS_INDEX, SOS_INDEX
 
 
 @dataclass
 class FakeEncoding:
     mask: Tensor  # [B,S] bool
 
-    def index_select(self, index: Tensor) -> "FakeEncoding":
+    def select(self, index: Tensor) -> "FakeEncoding":
         return FakeEncoding(self.mask.index_select(0, index))
 
 
+@dataclass
+class FakeState:
+    steps: Tensor  # [B] the steps taken
+
+    def select(self, index: Tensor) -> "FakeState":
+        return FakeState(self.steps.index_select(0, index))
+
+
 class BigramModel(torch.nn.Module):
-    """Decoding protocol with log p(next | prev) = table[prev]; attention is uniform over the real tokens."""
+    """The decoding part of the model contract (seq2seq.models.base) with log p(next | prev) = table[prev];
+    attention is uniform over the real tokens."""
 
     def __init__(self, table: Tensor):
         super().__init__()
@@ -32,12 +41,12 @@ class BigramModel(torch.nn.Module):
     def encode(self, src: Tensor, src_lengths: Tensor) -> FakeEncoding:
         return FakeEncoding(torch.arange(src.size(1))[None, :] < src_lengths[:, None])
 
-    def init_state(self, enc: FakeEncoding) -> Tensor:
-        return torch.zeros(1, enc.mask.size(0), 1)
+    def init_state(self, enc: FakeEncoding) -> FakeState:
+        return FakeState(torch.zeros(enc.mask.size(0)))
 
-    def decode_step(self, prev: Tensor, state: Tensor, enc: FakeEncoding):
+    def decode_step(self, prev: Tensor, state: FakeState, enc: FakeEncoding):
         attn = enc.mask.float() / enc.mask.float().sum(dim=1, keepdim=True)
-        return self.table[prev], state + 1, attn
+        return self.table[prev], FakeState(state.steps + 1), attn
 
 
 def random_model(vocab_size: int = 9, seed: int = 0) -> BigramModel:
@@ -188,7 +197,7 @@ def test_search_restores_training_mode_and_rejects_bad_sizes() -> None:
         greedy(model, src, lengths, 0)
 
 
-# --------------------------------------------------------------------------- a tiny trained Seq2Seq
+# --------------------------------------------------------------------------- a tiny trained GRU model
 
 @pytest.fixture(scope="module")
 def trained():
@@ -198,10 +207,10 @@ def trained():
 @pytest.mark.parametrize("attention", ["none", "tutorial", "bahdanau", "luong"])
 def test_beam_one_is_greedy_on_every_attention_variant(attention: str) -> None:
     from seq2seq.batching import pad_sources
-    from seq2seq.model import Seq2Seq
+    from seq2seq.models.gru import GRUSeq2Seq
 
     torch.manual_seed(1)
-    model = Seq2Seq(model_config(20, 15, attention, tie_embeddings=True)).eval()
+    model = GRUSeq2Seq(model_config(20, 15, attention, tie_embeddings=True, max_length=11)).eval()
     src, lengths = pad_sources([[5, 6, 7, EOS_INDEX], [8, EOS_INDEX], [9, 4, 4, 4, 10, EOS_INDEX]])
     expected = greedy(model, src, lengths, max_len=8)
     for alpha in (0.0, 0.6):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from helpers import model_config
-from seq2seq.model import Seq2Seq
+from seq2seq.models.gru import GRUSeq2Seq
 from seq2seq.search import beam_search, greedy, length_penalty
-from seq2seq.vocab import EOS_INDEX, SOS_INDEX
+from seq2seq.tokens import EOS_INDEX, SOS_INDEX
 
 
 @torch.no_grad()
@@ -45,7 +45,7 @@ def reference_beam(model, src, src_lengths, k, alpha, max_len):
     model.eval()
     batch_size = src.size(0)
     rows = torch.arange(batch_size).repeat_interleave(k)
-    enc = model.encode(src, src_lengths).index_select(rows)
+    enc = model.encode(src, src_lengths).select(rows)
     state = model.init_state(enc)
     scores = torch.full((batch_size, k), float("-inf"))
     scores[:, 0] = 0.0
@@ -64,7 +64,7 @@ def reference_beam(model, src, src_lengths, k, alpha, max_len):
         top_scores, top_ids = candidates.topk(k, dim=1)
         origin = (first_row + top_ids // vocab_size).view(-1)
         tokens = top_ids % vocab_size
-        state = state.index_select(1, origin)
+        state = state.select(origin)
         history = torch.cat([history.index_select(0, origin), tokens.view(-1, 1)], dim=1)
         attention = torch.cat([attention.index_select(0, origin), attn.float().index_select(0, origin)[:, None]], 1)
         prev = tokens.view(-1)
@@ -103,7 +103,7 @@ def _batch(seed: int, sizes=(3, 9, 1, 6, 12, 2, 7, 7, 4, 11)):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_greedy_and_beam_decode_as_the_reference_implementations(attention, seed) -> None:
     torch.manual_seed(seed)
-    model = Seq2Seq(model_config(20, 12, attention, max_length=12, tie_embeddings=True)).eval()
+    model = GRUSeq2Seq(model_config(20, 12, attention, max_length=12, tie_embeddings=True)).eval()
     src, lengths = _batch(seed)
     for max_len in (1, 4, 15):
         found = greedy(model, src, lengths, max_len)

@@ -7,19 +7,10 @@ import pytest
 import yaml
 
 from helpers import REPO
-from seq2seq.settings import (
-    ConfigError,
-    ModelConfig,
-    PrepareSettings,
-    TrainConfig,
-    check_config,
-    check_yaml,
-    deep_merge,
-    load_schema,
-    schema_default,
-    schema_error,
-    training_settings,
-)
+from seq2seq.models.gru_config import GRUConfig
+from seq2seq.runs import check_config
+from seq2seq.schema import ConfigError, check_yaml, deep_merge, load_schema, schema_default, schema_error
+from seq2seq.settings import PrepareSettings, TrainConfig, training_settings
 
 
 def shipped_config() -> dict:
@@ -133,15 +124,18 @@ def _defaults(schema: dict) -> list[tuple[str, object]]:
     return found
 
 
-@pytest.mark.parametrize(("cls", "section"), [(TrainConfig, "training"), (ModelConfig, "models.*")])
+@pytest.mark.parametrize(("cls", "section"), [(TrainConfig, "training"), (GRUConfig, "models.*")])
 def test_the_settings_classes_default_to_the_schema(cls, section):
     """One owner: a field default that differs from the schema's would make a stage run by hand (or a test)
-    train another model than the pipeline's."""
-    instance = cls(5, 7, "luong") if cls is ModelConfig else cls()
+    train another model than the pipeline's. (The model entry's ``family`` is the GRU config's class-level
+    name, the schema's default family.)"""
+    instance = cls(5, 7, "luong") if cls is GRUConfig else cls()
     schema_fields = {path.split(".")[-1]: value for path, value in _defaults(load_schema())
                      if "." in path and path.rsplit(".", 1)[0] == section}
     for name in {f.name for f in fields(cls)} & set(schema_fields) - {"max_length"}:  # derived: max_words + 1
         assert getattr(instance, name) == schema_default(f"{section}.{name}"), name
+    if cls is GRUConfig:
+        assert schema_fields.pop("family") == GRUConfig.family == schema_default("models.*.family")
     assert not set(schema_fields) - {f.name for f in fields(cls)}, "schema keys the class does not know"
 
 

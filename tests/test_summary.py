@@ -9,7 +9,8 @@ import statistics
 import pandas as pd
 import pytest
 
-from seq2seq.metrics import corpus_bleu, corpus_chrf, exact_match
+from seq2seq.formats import HISTORY_COLUMNS, TRANSLATION_COLUMNS
+from seq2seq.metrics import corpus_bleu, corpus_chrf, exact_match, sentence_scores
 from seq2seq.summary import COLUMNS, COMPARISON_COLUMNS, Runs, summary_tables, to_markdown, write_summary
 
 REFERENCES = [" ".join(random.Random(i).choices(["a", "b", "c", "d", "e", "f", "g"], k=7)) for i in range(60)]
@@ -33,10 +34,17 @@ def fake_run(folder, system: str, attention: str, beam: list[str], greedy: list[
                         "sentences": len(REFERENCES), "sentences_per_s": 100.0, "signature": {}}
     (folder / "metrics.json").write_text(json.dumps({"attention": attention, "parameters": parameters,
                                                      "model": system, **blocks}))
-    pd.DataFrame({"source": [f"s{i}" for i in range(len(REFERENCES))], "reference": REFERENCES,
-                  "greedy": greedy, "beam": beam}).to_csv(folder / "translations.tsv", sep="\t", index=False)
-    pd.DataFrame({"epoch": range(1, len(seconds) + 1), "seconds": seconds, "pairs_per_s": 1000.0}).to_csv(
-        folder / "history.tsv", sep="\t", index=False)
+    scores = {f"{name}_{metric}": values for name, hypotheses in (("greedy", greedy), ("beam", beam))
+              for metric, values in zip(("bleu", "chrf"), sentence_scores(hypotheses, REFERENCES))}
+    translations = pd.DataFrame({"source": [f"s{i}" for i in range(len(REFERENCES))], "reference": REFERENCES,
+                                 "greedy": greedy, "beam": beam, **scores})
+    translations[list(TRANSLATION_COLUMNS)].to_csv(folder / "translations.tsv", sep="\t", index=False,
+                                                   float_format="%.2f")
+    epochs = range(1, len(seconds) + 1)
+    history = pd.DataFrame({"epoch": epochs, "train_loss": [3.0 / e for e in epochs],
+                            "valid_loss": [3.5 / e for e in epochs], "valid_bleu": [10.0 * e for e in epochs],
+                            "learning_rate": 0.002, "seconds": seconds, "pairs_per_s": 1000.0})
+    history[list(HISTORY_COLUMNS)].to_csv(folder / "history.tsv", sep="\t", index=False)
     return folder
 
 

@@ -6,16 +6,21 @@ import random
 import types
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from helpers import model_config, seeded_model
 from seq2seq import training
 from seq2seq.batching import collate, encode_pairs, make_batches
-from seq2seq.checkpoint import Metadata, load_checkpoint, load_model, save_checkpoint
-from seq2seq.model import Seq2Seq
+from seq2seq.checkpoint import load_checkpoint, load_model, save_checkpoint
+from seq2seq.formats import HISTORY_COLUMNS
+from seq2seq.metadata import Metadata
+from seq2seq.models.gru import GRUSeq2Seq
+from seq2seq.optimization import cpu_computes_bf16, cpu_flags, resolve_amp
 from seq2seq.settings import TrainConfig
-from seq2seq.training import HISTORY_COLUMNS, Validation, resolve_amp, sequence_loss, train_batch, train_model
+from seq2seq.training import (Hooks, TrainingData, TrainingFiles, TrainingResult, Validation, sequence_loss,
+                              train_batch, train_model)
 from seq2seq.vocab import WordVocabulary
 
 WORDS = [f"w{i}" for i in range(8)]
@@ -41,15 +46,17 @@ def corpus():
     return train, valid, source, target
 
 
-def _run(tmp_path: Path, corpus, epochs=3, callback=None, attention="bahdanau", **overrides):
+def _run(tmp_path: Path, corpus, epochs=3, callback=None, attention="bahdanau", **overrides) -> TrainingResult:
     train, valid, source, target = corpus
     config = TrainConfig.from_dict({"epochs": epochs, "batch_size": 16, "learning_rate": 3e-3, "device": "cpu",
                                     **overrides})
-    settings = model_config(len(source), len(target), attention, hidden_size=24, dropout=0.1, tie_embeddings=True)
-    return train_model(train, valid, source, target, settings, config, tmp_path / "model.pt",
-                       tmp_path / "last.pt", tmp_path / "history.tsv", tmp_path / "resume.pt",
+    settings = model_config(len(source), len(target), attention, hidden_size=24, dropout=0.1, tie_embeddings=True,
+                            **({"max_length": 11} if attention == "tutorial" else {}))
+    files = TrainingFiles(tmp_path / "model.pt", tmp_path / "last.pt", tmp_path / "history.tsv",
+                          tmp_path / "resume.pt")
+    return train_model(TrainingData(train, valid, source, target), settings, config, files,
                        Metadata(pair="fra-eng", model_name="m", normalization="ascii"), threads=1,
-                       log=logging.getLogger("test"), epoch_callback=callback)
+                       hooks=Hooks(after_epoch=callback))
 
 
 def test_train_config_from_dict():
@@ -67,7 +74,8 @@ def test_learns_a_tiny_task(attention, reverse):
     source = WordVocabulary.build([" ".join(WORDS)])
     target = WordVocabulary.build([" ".join(WORDS).upper()])
     examples = encode_pairs(_pairs(256, 2, reverse), source, target)
-    model = Seq2Seq(model_config(len(source), len(target), attention, hidden_size=48, tie_embeddings=True))
+    model = GRUSeq2Seq(model_config(len(source), len(target), attention, hidden_size=48, tie_embeddings=True,
+                                    **({"max_length": 11} if attention == "tutorial" else {})))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for epoch in range(25):
@@ -85,7 +93,7 @@ def test_outputs_history_and_checkpoints(tmp_path, corpus):
     model, source, target, metadata = load_model(tmp_path / "model.pt")
     assert not model.training and len(source) == len(corpus[2]) and len(target) == len(corpus[3])
     assert metadata.pair == "fra-eng" and metadata.normalization == "ascii"
-    assert metadata.epoch == summary["best_epoch"] and len(metadata.history) == summary["best_epoch"]
+    assert metadata.epoch == summary.best_epoch and len(metadata.history) == summary.best_epoch
     assert metadata.training["epochs"] == 2 and "label_smoothing" in metadata.training
     assert metadata.parameters == sum(p.numel() for p in model.parameters())
     last = load_checkpoint(tmp_path / "last.pt")
@@ -95,8 +103,8 @@ def test_outputs_history_and_checkpoints(tmp_path, corpus):
 def test_deterministic_on_cpu(tmp_path, corpus):
     first = _run(tmp_path / "a", corpus, epochs=2)
     second = _run(tmp_path / "b", corpus, epochs=2)
-    assert [r["train_loss"] for r in first["history"]] == [r["train_loss"] for r in second["history"]]
-    assert [r["valid_loss"] for r in first["history"]] == [r["valid_loss"] for r in second["history"]]
+    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
+    assert [r["valid_loss"] for r in first.history] == [r["valid_loss"] for r in second.history]
 
 
 class Killed(Exception):
@@ -120,9 +128,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, corpus, a
     # a killed run leaves no output that could pass for the result
     assert not any((tmp_path / "cut" / name).exists() for name in ("model.pt", "last.pt", "history.tsv"))
     resumed = _run(tmp_path / "cut", corpus, epochs=3, attention=attention, **overrides)
-    assert resumed["resumed_from_epoch"] == 1
+    assert resumed.resumed_from_epoch == 1
     for key in ("train_loss", "valid_loss", "valid_bleu"):
-        assert [r[key] for r in resumed["history"]] == [r[key] for r in full["history"]]
+        assert [r[key] for r in resumed.history] == [r[key] for r in full.history]
     assert (tmp_path / "cut" / "model.pt").exists() and not (tmp_path / "cut" / "resume.pt").exists()
 
 
@@ -131,8 +139,8 @@ def test_incompatible_resume_checkpoint_starts_fresh(tmp_path, corpus, caplog):
         _run(tmp_path, corpus, epochs=2, callback=_kill_after(1))
     with caplog.at_level(logging.WARNING):
         summary = _run(tmp_path, corpus, epochs=2, learning_rate=1e-3)
-    assert summary["resumed_from_epoch"] is None and "starting fresh" in caplog.text
-    assert [r["epoch"] for r in summary["history"]] == [1, 2]
+    assert summary.resumed_from_epoch is None and "starting fresh" in caplog.text
+    assert [r["epoch"] for r in summary.history] == [1, 2]
 
 
 @pytest.mark.parametrize("damage", ["rng_state", "model_state"])
@@ -151,10 +159,10 @@ def test_resume_failing_halfway_starts_exactly_fresh(tmp_path, corpus, caplog, d
     save_checkpoint(resume, {k: v for k, v in data.items() if k not in ("format", "weights_sha256")})
     with caplog.at_level(logging.WARNING):
         summary = _run(tmp_path / "cut", corpus, epochs=2)
-    assert summary["resumed_from_epoch"] is None and "cannot resume" in caplog.text
-    assert [r["epoch"] for r in summary["history"]] == [1, 2]
+    assert summary.resumed_from_epoch is None and "cannot resume" in caplog.text
+    assert [r["epoch"] for r in summary.history] == [1, 2]
     for key in ("train_loss", "valid_loss", "valid_bleu"):
-        assert [r[key] for r in summary["history"]] == [r[key] for r in fresh["history"]]
+        assert [r[key] for r in summary.history] == [r[key] for r in fresh.history]
     assert (tmp_path / "cut" / "model.pt").exists()
 
 
@@ -162,17 +170,17 @@ def test_resume_checkpoint_of_other_code_starts_fresh(tmp_path, corpus, caplog, 
     """After an edit of the training code (Snakemake reruns `train` for it) a resume would mix two versions."""
     with pytest.raises(Killed):
         _run(tmp_path, corpus, epochs=2, callback=_kill_after(1))
-    monkeypatch.setattr("seq2seq.dependencies.source_fingerprint", lambda path: "edited")
+    monkeypatch.setattr("seq2seq.pipeline.dependencies.source_fingerprint", lambda path: "edited")
     with caplog.at_level(logging.WARNING):
         summary = _run(tmp_path, corpus, epochs=2)
-    assert summary["resumed_from_epoch"] is None and "package code changed since it was saved" in caplog.text
-    assert [r["epoch"] for r in summary["history"]] == [1, 2]
+    assert summary.resumed_from_epoch is None and "package code changed since it was saved" in caplog.text
+    assert [r["epoch"] for r in summary.history] == [1, 2]
 
 
 def test_early_stopping_has_its_own_patience(tmp_path, corpus):
     summary = _run(tmp_path, corpus, epochs=10, learning_rate=1e-9,
                    early_stopping={"metric": "valid_loss", "patience": 1}, lr_patience=5)
-    assert summary["stop_reason"] == "early_stopping" and summary["epochs"] < 10
+    assert summary.stop_reason == "early_stopping" and summary.epochs < 10
 
 
 class Scripted:
@@ -203,17 +211,17 @@ def test_early_stopping_stops_after_exactly_patience_epochs_without_improvement(
     without improving and stops there, and model.pt holds epoch 2."""
     script = Scripted(bleu=[10.0, 20.0] + [15.0] * 10).install(monkeypatch)
     summary = _run(tmp_path, corpus, epochs=12, early_stopping={"metric": "valid_bleu", "patience": patience})
-    assert (summary["stop_reason"], summary["epochs"], summary["best_epoch"]) == ("early_stopping", 2 + patience, 2)
+    assert (summary.stop_reason, summary.epochs, summary.best_epoch) == ("early_stopping", 2 + patience, 2)
     assert script.epochs == 2 + patience
-    assert [row["valid_bleu"] for row in summary["history"]] == [10.0, 20.0] + [15.0] * patience
+    assert [row["valid_bleu"] for row in summary.history] == [10.0, 20.0] + [15.0] * patience
     assert load_model(tmp_path / "model.pt")[3].epoch == 2
 
 
 def test_early_stopping_on_the_loss_keeps_the_lowest_loss(tmp_path, corpus, monkeypatch):
     Scripted(loss=[3.0, 2.0, 2.5, 2.6, 1.0], bleu=[50.0, 1.0, 2.0, 3.0, 4.0]).install(monkeypatch)
     summary = _run(tmp_path, corpus, epochs=5, early_stopping={"metric": "valid_loss", "patience": 2})
-    assert (summary["stop_reason"], summary["epochs"], summary["best_epoch"]) == ("early_stopping", 4, 2)
-    assert summary["best_valid_loss"] == 2.0
+    assert (summary.stop_reason, summary.epochs, summary.best_epoch) == ("early_stopping", 4, 2)
+    assert summary.best_valid_loss == 2.0
 
 
 @pytest.mark.parametrize(("minutes", "epochs"), [(2.0, 3), (2.5, 3), (0.5, 1)])
@@ -222,8 +230,8 @@ def test_the_time_budget_stops_after_the_epoch_that_crosses_it(tmp_path, corpus,
     whose end is past it; the budget is checked between epochs, so at least one epoch always runs."""
     Scripted(bleu=[float(e) for e in range(1, 11)], seconds=50.0).install(monkeypatch)
     summary = _run(tmp_path, corpus, epochs=10, max_minutes=minutes)
-    assert (summary["stop_reason"], summary["epochs"]) == ("max_minutes", epochs)
-    assert summary["seconds"] == pytest.approx(50.0 * epochs)
+    assert (summary.stop_reason, summary.epochs) == ("max_minutes", epochs)
+    assert summary.seconds == pytest.approx(50.0 * epochs)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
@@ -266,8 +274,52 @@ def test_mixed_precision_is_bf16_only_where_the_gpu_computes_in_it(monkeypatch, 
     assert resolve_amp(amp, torch.device("cuda", 1)) == expected
     assert asked == [torch.device("cuda", 1)]  # the training device, not the current one
     assert resolve_amp(False, torch.device("cuda", 1)) == (None, False)
-    assert resolve_amp(amp, torch.device("cpu")) == (None, False)
+    resolve_amp(amp, torch.device("cpu"))
     assert len(asked) == 1  # no GPU is asked about for the CPU or with amp off
+
+
+@pytest.mark.parametrize(("flags", "native"), [
+    ({"avx2", "fma", "avx512f", "avx512bw"}, False),  # AVX-512 without its BF16 extension: emulated
+    ({"avx2", "avx512f", "avx512_bf16"}, True),  # Cooper Lake, Zen 4
+    ({"amx_bf16", "amx_tile", "amx_int8"}, True),  # Sapphire Rapids
+    (set(), False),
+])
+def test_native_bf16_is_read_from_the_cpus_flags(flags, native):
+    assert cpu_computes_bf16(flags) is native
+
+
+def test_the_cpu_flags_come_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\n"
+                       "processor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()  # no /proc (macOS): no flags, so no native bf16
+
+
+def test_on_the_cpu_amp_true_trains_in_bf16_and_auto_stays_in_fp32(caplog):
+    cpu = torch.device("cpu")
+    for flags in ({"avx512_bf16"}, {"avx2"}):
+        assert resolve_amp("auto", cpu, flags) == (None, False)  # not measured on a native-bf16 CPU yet
+        assert resolve_amp(False, cpu, flags) == (None, False)
+    with caplog.at_level("WARNING", logger="seq2seq.optimization"):
+        assert resolve_amp(True, cpu, {"amx_bf16"}) == (torch.bfloat16, False)
+        assert not caplog.records
+        assert resolve_amp(True, cpu, {"avx2"}) == (torch.bfloat16, False)
+    [warning] = caplog.records
+    assert "emulated" in warning.getMessage() and "avx512_bf16" in warning.getMessage()
+
+
+def test_amp_off_trains_as_before_and_amp_on_trains_under_bf16_on_the_cpu(tmp_path, corpus):
+    """`amp: false` and `auto` (fp32 on the CPU) give the same run; `amp: true` another, under bf16 autocast."""
+    runs = {amp: _run(tmp_path / str(amp), corpus, epochs=2, amp=amp) for amp in (False, "auto", True)}
+    histories = {amp: pd.read_csv(tmp_path / str(amp) / "history.tsv", sep="\t") for amp in runs}
+    assert runs[False].amp is None and runs["auto"].amp is None and runs[True].amp == "torch.bfloat16"
+    assert histories[False]["train_loss"].tolist() == histories["auto"]["train_loss"].tolist()
+    assert histories[False]["train_loss"].tolist() != histories[True]["train_loss"].tolist()
+    assert histories[True]["train_loss"].tolist() == pytest.approx(histories[False]["train_loss"].tolist(), rel=0.05)
+    weights = {amp: torch.load(tmp_path / str(amp) / "model.pt", weights_only=True)["model_state"] for amp in runs}
+    assert all(torch.equal(weights[False][k], weights["auto"][k]) for k in weights[False])
+    assert all(w.dtype == torch.float32 for w in weights[True].values() if w.is_floating_point())
 
 
 def _amp_step(amp_dtype, scaler=None):
@@ -320,17 +372,17 @@ def test_checkpoint_averaging_publishes_the_mean_of_the_kept_epochs(tmp_path, co
     from seq2seq.training import average_states
 
     summary = _run(tmp_path, corpus, epochs=4, average={"epochs": 3, "select": select})
-    assert len(summary["averaged_epochs"]) == 3
-    history = {row["epoch"]: row["valid_bleu"] for row in summary["history"]}
+    assert len(summary.averaged_epochs) == 3
+    history = {row["epoch"]: row["valid_bleu"] for row in summary.history}
     if select == "last":
-        assert summary["averaged_epochs"] == [2, 3, 4]
+        assert summary.averaged_epochs == [2, 3, 4]
     else:
-        assert summary["averaged_epochs"] == sorted(sorted(history, key=lambda e: (history[e], e))[-3:])
+        assert summary.averaged_epochs == sorted(sorted(history, key=lambda e: (history[e], e))[-3:])
     kept = load_checkpoint(tmp_path / "last.pt")["training_state"]["kept_states"]
     published = load_checkpoint(tmp_path / "model.pt")
-    expected = average_states([kept[e] for e in summary["averaged_epochs"]])
+    expected = average_states([kept[e] for e in summary.averaged_epochs])
     assert all(torch.allclose(published["model_state"][k], expected[k]) for k in expected)
-    assert published["metadata"]["averaged_epochs"] == summary["averaged_epochs"]
+    assert published["metadata"]["averaged_epochs"] == summary.averaged_epochs
 
 
 def test_tensorboard_event_files_are_written_next_to_the_run(tmp_path, corpus):

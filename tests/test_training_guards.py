@@ -15,11 +15,14 @@ import pytest
 import torch
 
 from seq2seq import checkpoint as checkpoint_module
-from seq2seq.checkpoint import CheckpointError, Metadata, content_digest, load_checkpoint
+from seq2seq.checkpoint import CheckpointError, content_digest, load_checkpoint
 from seq2seq.fileio import DiskFullError, atomic_open
+from seq2seq.guards import DIVERGENCE_FACTOR, TrainingDiverged, divergence_limit
 from seq2seq.logs import Interrupted, logging_to
-from seq2seq.settings import ModelConfig, TrainConfig
-from seq2seq.training import DIVERGENCE_FACTOR, TrainingDiverged, divergence_limit, train_model
+from seq2seq.metadata import Metadata
+from seq2seq.models.gru_config import GRUConfig
+from seq2seq.settings import TrainConfig
+from seq2seq.training import Hooks, TrainingData, TrainingFiles, train_model
 from seq2seq.vocab import WordVocabulary
 
 WORDS = [f"w{i}" for i in range(8)]
@@ -54,15 +57,15 @@ def _run(folder: Path, corpus, epochs=3, attention="bahdanau", epoch_callback=No
     train, valid, source, target = corpus
     config = TrainConfig.from_dict({"epochs": epochs, "batch_size": 16, "learning_rate": 3e-3, "device": "cpu",
                                     **overrides})
-    model_config = ModelConfig(len(source), len(target), attention, hidden_size=24, dropout=0.1)
-    return train_model(train, valid, source, target, model_config, config, folder / "model.pt", folder / "last.pt",
-                       folder / "history.tsv", folder / "resume.pt", Metadata(pair="fra-eng", model_name="m"),
-                       threads=1, log=logging.getLogger("test"), epoch_callback=epoch_callback,
-                       batch_callback=batch_callback)
+    model_config = GRUConfig(len(source), len(target), attention, hidden_size=24, dropout=0.1, max_length=11)
+    files = TrainingFiles(folder / "model.pt", folder / "last.pt", folder / "history.tsv", folder / "resume.pt")
+    return train_model(TrainingData(train, valid, source, target), model_config, config, files,
+                       Metadata(pair="fra-eng", model_name="m"), threads=1,
+                       hooks=Hooks(after_epoch=epoch_callback, after_batch=batch_callback))
 
 
 def _losses(summary):
-    return [(row["train_loss"], row["valid_loss"], row["valid_bleu"]) for row in summary["history"]]
+    return [(row["train_loss"], row["valid_loss"], row["valid_bleu"]) for row in summary.history]
 
 
 class Killed(Exception):
@@ -186,23 +189,29 @@ def test_a_damaged_resume_state_is_never_resumed_from(tmp_path, corpus, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith("not resuming, training starts afresh: ")
     assert str(folder / "resume.pt") in warnings[0]
-    assert summary["resumed_from_epoch"] is None
+    assert summary.resumed_from_epoch is None
     assert _losses(summary) == _losses(uninterrupted)
 
 
 def test_a_model_checkpoint_of_the_previous_format_still_loads(tmp_path, corpus):
-    """Format 3 stored a digest of the weights only: such a model.pt translates; its bytes are still checked."""
+    """Format 3 stored a digest of the weights only and named no model family: such a model.pt translates (as
+    a GRU model); its bytes are still checked."""
     from seq2seq.checkpoint import load_model, state_digest
+    from seq2seq.models.gru import GRUSeq2Seq
 
     folder = tmp_path / "run"
     _run(folder, corpus, epochs=1)
     payload = torch.load(folder / "model.pt", weights_only=True)
     del payload["sha256"]
+    assert payload["model_config"].pop("family") == "gru"  # format 3 came before model families
     payload.update(format=3, weights_sha256=state_digest(payload["model_state"]))
     old = tmp_path / "format3.pt"
     torch.save(payload, old)
     model, source, target, metadata = load_model(old)
     assert metadata.model_name == "m" and len(target) == len(corpus[3])
+    assert isinstance(model, GRUSeq2Seq) and model.config.attention == "bahdanau"
+    new, _, _, _ = load_model(folder / "model.pt")
+    assert all(torch.equal(tensor, new.state_dict()[name]) for name, tensor in model.state_dict().items())
     payload["model_state"]["decoder.out.bias"][0] += 1.0
     torch.save(payload, old)
     with pytest.raises(CheckpointError, match="the weights do not match the sha256"):
@@ -219,7 +228,7 @@ def test_a_training_state_of_the_previous_format_is_not_resumed(tmp_path, corpus
     torch.save(payload, folder / "resume.pt")
     with caplog.at_level(logging.WARNING):
         summary = _run(folder, corpus, epochs=2)
-    assert summary["resumed_from_epoch"] is None
+    assert summary.resumed_from_epoch is None
     assert any("of format 3, from an earlier release" in r.getMessage() for r in caplog.records)
 
 
@@ -261,13 +270,13 @@ def test_a_nan_loss_stops_the_run(tmp_path, corpus, monkeypatch):
 def test_a_non_finite_gradient_norm_shows_in_the_loss():
     """Without a gradient scaler, train_batch reports an infinite gradient norm as a non-finite loss."""
     from seq2seq.batching import encode_pairs, make_batches
-    from seq2seq.model import Seq2Seq
+    from seq2seq.models.gru import GRUSeq2Seq
     from seq2seq.training import train_batch
 
     source = WordVocabulary.build([" ".join(WORDS)])
     target = WordVocabulary.build([" ".join(WORDS).upper()])
     batch = make_batches(encode_pairs(_pairs(8, 3), source, target), 8, shuffle=False, seed=0)[0]
-    model = Seq2Seq(ModelConfig(len(source), len(target), "bahdanau", hidden_size=16, dropout=0.0))
+    model = GRUSeq2Seq(GRUConfig(len(source), len(target), "bahdanau", hidden_size=16, dropout=0.0))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     assert torch.isfinite(train_batch(model, batch, optimizer, clip_grad=1.0, teacher_forcing=1.0))
     model.decoder.out.bias.register_hook(lambda grad: grad * float("inf"))
@@ -282,7 +291,7 @@ def test_a_healthy_run_starts_below_the_divergence_limit(tmp_path, corpus):
     vocabulary = len(corpus[3])
     summary = _run(tmp_path, corpus, epochs=1)
     assert divergence_limit(vocabulary) == pytest.approx(DIVERGENCE_FACTOR * math.log(vocabulary))
-    assert summary["history"][0]["train_loss"] < math.log(vocabulary) < divergence_limit(vocabulary)
+    assert summary.history[0]["train_loss"] < math.log(vocabulary) < divergence_limit(vocabulary)
 
 
 # ---------------------------------------------------------------------------------------------- signals
@@ -314,9 +323,9 @@ def test_sigterm_saves_the_last_batch_and_a_rerun_ends_as_an_uninterrupted_run(t
     assert (saved["epoch"], saved["batches_done"]) == (1, batch)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
     resumed = _run(folder, corpus, epochs=3, attention=attention, **schedule)
-    assert resumed["resumed_from_epoch"] == 1
+    assert resumed.resumed_from_epoch == 1
     assert _losses(resumed) == _losses(uninterrupted)
-    assert [r["learning_rate"] for r in resumed["history"]] == [r["learning_rate"] for r in uninterrupted["history"]]
+    assert [r["learning_rate"] for r in resumed.history] == [r["learning_rate"] for r in uninterrupted.history]
     assert not (folder / "resume.pt").exists()
     first, second = load_checkpoint(tmp_path / "a" / "model.pt"), load_checkpoint(folder / "model.pt")
     assert all(torch.equal(first["model_state"][k], second["model_state"][k]) for k in first["model_state"])
@@ -352,10 +361,11 @@ def test_sigterm_to_a_training_process_saves_and_exits_143(tmp_path):
 import logging, random, sys, time
 sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 from test_training_guards import _pairs
-from seq2seq.checkpoint import Metadata
 from seq2seq.logs import logging_to
-from seq2seq.settings import ModelConfig, TrainConfig
-from seq2seq.training import train_model
+from seq2seq.metadata import Metadata
+from seq2seq.models.gru_config import GRUConfig
+from seq2seq.settings import TrainConfig
+from seq2seq.training import Hooks, TrainingData, TrainingFiles, train_model
 from seq2seq.vocab import WordVocabulary
 train, valid = _pairs(160, 0), _pairs(24, 1)
 source, target = WordVocabulary.build(s for s, _ in train), WordVocabulary.build(t for _, t in train)
@@ -364,11 +374,12 @@ def slow(progress):
     if progress.epoch == 1 and progress.batches_done == 2:
         print("ready", flush=True)
     time.sleep(0.05)
-with logging_to(folder / "train.log", "training") as log:
-    train_model(train, valid, source, target, ModelConfig(len(source), len(target), "bahdanau", hidden_size=16),
-                TrainConfig.from_dict({{"epochs": 50, "batch_size": 16, "device": "cpu"}}), folder / "model.pt",
-                folder / "last.pt", folder / "history.tsv", folder / "resume.pt", Metadata(), threads=1, log=log,
-                batch_callback=slow)
+with logging_to(folder / "train.log", "training"):
+    train_model(TrainingData(train, valid, source, target),
+                GRUConfig(len(source), len(target), "bahdanau", hidden_size=16, max_length=11),
+                TrainConfig.from_dict({{"epochs": 50, "batch_size": 16, "device": "cpu"}}),
+                TrainingFiles(folder / "model.pt", folder / "last.pt", folder / "history.tsv", folder / "resume.pt"),
+                Metadata(), threads=1, hooks=Hooks(after_batch=slow))
 """)
     process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
@@ -439,10 +450,12 @@ def test_a_real_full_disk_during_training(tmp_path, corpus):
         train, valid, source, target = corpus
         with pytest.raises(DiskFullError, match=r"^epoch 1 could not be saved, .*resume\.pt: cannot write it: no "
                                                 r"space left on the disk"):
-            train_model(train, valid, source, target,
-                        ModelConfig(len(source), len(target), "bahdanau", hidden_size=256, tie_embeddings=False),
-                        TrainConfig.from_dict({"epochs": 2, "batch_size": 64, "device": "cpu"}), mount / "model.pt",
-                        mount / "last.pt", mount / "history.tsv", mount / "resume.pt", Metadata(), threads=1)
+            train_model(TrainingData(train, valid, source, target),
+                        GRUConfig(len(source), len(target), "bahdanau", hidden_size=256, tie_embeddings=False,
+                                  max_length=11),
+                        TrainConfig.from_dict({"epochs": 2, "batch_size": 64, "device": "cpu"}),
+                        TrainingFiles(mount / "model.pt", mount / "last.pt", mount / "history.tsv",
+                                      mount / "resume.pt"), Metadata(), threads=1)
         assert list(mount.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mount)], check=True)
@@ -479,7 +492,7 @@ def test_a_real_full_disk_in_the_prepare_stage_is_one_line(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------- learning rate
 
 def test_the_scheduled_learning_rate_rises_then_falls_to_its_final_value():
-    from seq2seq.training import scheduled_learning_rate
+    from seq2seq.optimization import scheduled_learning_rate
 
     def rate(step, shape):
         return scheduled_learning_rate(step, total_steps=110, peak=1e-3, final=1e-5, warmup_steps=10, shape=shape)
@@ -497,7 +510,7 @@ def test_the_scheduled_learning_rate_rises_then_falls_to_its_final_value():
 def test_a_cosine_run_ends_at_its_final_rate_and_plateau_keeps_todays_rates(tmp_path, corpus):
     cosine = _run(tmp_path / "cos", corpus, epochs=3, learning_rate=3e-3, lr_schedule="cosine", lr_warmup_steps=5,
                   lr_min=1e-5)
-    rates = [row["learning_rate"] for row in cosine["history"]]
+    rates = [row["learning_rate"] for row in cosine.history]
     assert rates[0] == pytest.approx(3e-3 / 5) and rates[1] > rates[2] > 1e-5  # each epoch's first batch
     plateau = _run(tmp_path / "plateau", corpus, epochs=3, learning_rate=3e-3)
-    assert [row["learning_rate"] for row in plateau["history"]][0] == 3e-3
+    assert [row["learning_rate"] for row in plateau.history][0] == 3e-3

@@ -131,7 +131,7 @@ def test_a_models_training_override_keeps_the_rest_of_the_training_section(finis
 
 def test_editing_the_model_code_reruns_training(finished_run):
     workdir, config, snakefile = finished_run
-    model_code = snakefile.parent / "workflow" / "seq2seq" / "model.py"
+    model_code = snakefile.parent / "workflow" / "seq2seq" / "models" / "gru.py"
     original = model_code.read_text()
     model_code.write_text(original + "\n# an edit\n")
     try:

@@ -163,7 +163,10 @@ def training_process(workdir: Path, timeout: float = 300) -> int:
                 continue
             try:
                 args = (proc / "cmdline").read_bytes().split(b"\0")
-                if any(arg.endswith(b"train.py") for arg in args) and Path(os.readlink(proc / "cwd")) == workdir:
+                if not any(arg.endswith(b"stage.py") for arg in args) or Path(os.readlink(proc / "cwd")) != workdir:
+                    continue
+                # every stage runs workflow/scripts/stage.py: the training job is the one writing the train log
+                if any(os.readlink(fd) == str(workdir / TRAIN_LOG) for fd in (proc / "fd").iterdir()):
                     return int(proc.name)
             except OSError:  # gone, or not ours to read
                 continue

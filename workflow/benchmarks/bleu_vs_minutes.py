@@ -26,17 +26,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
-from seq2seq.checkpoint import Metadata, load_checkpoint, save_model  # noqa: E402
+from seq2seq.checkpoint import load_checkpoint, save_model  # noqa: E402
 from seq2seq.corpus import read_split  # noqa: E402
 from seq2seq.devices import resolve_device  # noqa: E402
 from seq2seq.fileio import atomic_open  # noqa: E402
+from seq2seq.metadata import Metadata  # noqa: E402
 from seq2seq.metrics import corpus_bleu  # noqa: E402
-from seq2seq.settings import TrainConfig, check_config, deep_merge, model_settings, training_settings  # noqa: E402
-from seq2seq.training import train_model  # noqa: E402
+from seq2seq.runs import pipeline_config as _pipeline_config  # noqa: E402
+from seq2seq.runs import model_settings  # noqa: E402
+from seq2seq.settings import TrainConfig, training_settings  # noqa: E402
+from seq2seq.training import TrainingData, TrainingFiles, train_model  # noqa: E402
 from seq2seq.translate import translate_sentences  # noqa: E402
 from seq2seq.vocab import load_vocabulary  # noqa: E402
 from machine import cpu_model  # noqa: E402
@@ -48,11 +50,8 @@ COLUMNS = ("epoch", "minutes", "epoch_seconds", "pairs_per_s", "valid_bleu", "te
 
 
 def pipeline_config(configfile: Path | None) -> dict:
-    """``config.yaml`` with the override merged in, checked, defaults filled."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    if configfile is not None:
-        config = deep_merge(config, yaml.safe_load(configfile.read_text(encoding="utf-8")) or {})
-    return check_config(config)
+    """config.yaml with ``configfile`` merged in, checked, defaults filled (as the pipeline sees it)."""
+    return _pipeline_config(REPO / "config.yaml", *([configfile] if configfile is not None else []))
 
 
 def score(model: torch.nn.Module, test: list[tuple[str, str]], source_vocab, target_vocab, beam_size: int,
@@ -93,17 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     metadata = Metadata(pair=args.results.name, model_name=name, normalization=config["prepare"]["normalization"])
-    summary = train_model(train, valid, source_vocab, target_vocab, model_config, training, work / "model.pt",
-                          work / "last.pt", work / "history.tsv", None, metadata, threads=args.threads)
+    summary = train_model(TrainingData(train, valid, source_vocab, target_vocab), model_config, training,
+                          TrainingFiles(work / "model.pt", work / "last.pt", work / "history.tsv"), metadata,
+                          threads=args.threads)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kept = load_checkpoint(work / "last.pt")["training_state"]["kept_states"]
     model = model.to(resolve_device(training.device)).eval()  # decode where training ran
     rows, minutes = [], 0.0
-    for i, epoch_row in enumerate(summary["history"]):
+    for i, epoch_row in enumerate(summary.history):
         minutes += epoch_row["seconds"] / 60
         model.load_state_dict(kept[epoch_row["epoch"]])
         greedy, greedy_s = score(model, test, source_vocab, target_vocab, 1, config["evaluation"])
-        last = i == len(summary["history"]) - 1
+        last = i == len(summary.history) - 1
         beam, beam_s = (score(model, test, source_vocab, target_vocab, args.beam_size,
                               config["evaluation"])
                         if last and args.beam_size > 1 else (None, None))
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                      "cpu": cpu_model(), "torch": torch.__version__})
         logging.info("epoch %d at %.1f min: test BLEU greedy %.2f%s", epoch_row["epoch"], minutes, greedy,
                      f", beam {beam:.2f}" if beam is not None else "")
-    last_epoch = summary["history"][-1]["epoch"]
+    last_epoch = summary.history[-1]["epoch"]
     save_model(work / "last_epoch.pt", model_config, kept[last_epoch], source_vocab, target_vocab,
                replace(metadata, epoch=last_epoch))
     with atomic_open(args.out) as handle:

@@ -61,9 +61,9 @@ sys.path.insert(0, str(BENCHMARKS))
 from seq2seq.corpus import prepare_corpus  # noqa: E402
 from seq2seq.download import download_corpus, local_path  # noqa: E402
 from seq2seq.fileio import atomic_open, write_json  # noqa: E402
-from seq2seq.settings import (  # noqa: E402
-    VocabSettings, check_config, deep_merge, download_settings, prepare_settings,
-)
+from seq2seq.runs import pipeline_config  # noqa: E402
+from seq2seq.schema import deep_merge  # noqa: E402
+from seq2seq.settings import VocabSettings, download_settings, prepare_settings  # noqa: E402
 from seq2seq.vocab import load_vocabulary, write_vocabularies  # noqa: E402
 
 log = logging.getLogger("gpu_check")
@@ -187,11 +187,8 @@ def override_files(plan: Plan) -> dict[str, Path | None]:
 
 
 def run_config(override: Path | None) -> dict:
-    """config.yaml with ``override`` deep-merged in, checked, defaults filled (as the pipeline sees it)."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    if override is not None:
-        config = deep_merge(config, yaml.safe_load(override.read_text(encoding="utf-8")) or {})
-    return check_config(config)
+    """config.yaml with ``override`` merged in, checked, defaults filled (as the pipeline sees it)."""
+    return pipeline_config(REPO / "config.yaml", *([override] if override is not None else []))
 
 
 def local_corpus(config: dict, pair: str) -> Path:
@@ -615,7 +612,7 @@ def benchmark_worker(plan: Plan) -> None:
 
     from machine import measure_matmul_flops
     from training_throughput import OUR_VARIANTS, BenchmarkConfig, load_data, measure_variant
-    from seq2seq.training import resolve_amp
+    from seq2seq.optimization import resolve_amp
 
     device = torch.device(plan.device)
     torch.set_num_threads(plan.threads)

@@ -6,7 +6,7 @@ One run measures, on the same data and machine:
   Sean Robertson): one pair per step, the encoder fed one token at a time from Python, an attention
   decoder whose ``attn`` layer scores a fixed ``max_length`` positions, SGD, teacher forcing ratio 0.5;
   timed first, in the process as PyTorch starts it, as the tutorial runs;
-- ``baseline-tuned``: the same step after :func:`seq2seq.training.tune_cpu_runtime` (flushed denormals), the
+- ``baseline-tuned``: the same step after :func:`seq2seq.optimization.tune_cpu_runtime` (flushed denormals), the
   process setting our variants train under: the ratio to it isolates what batching and the model code gain,
   without the runtime tuning;
 - ``tutorial2023``: the current tutorial: batches of 32 padded to ``max_length`` without a mask,
@@ -45,9 +45,12 @@ from seq2seq.batching import Batch, encode_pairs, make_batches
 from seq2seq.corpus import read_split
 from seq2seq.devices import resolve_device
 from seq2seq.fileio import atomic_open
-from seq2seq.model import Seq2Seq
-from seq2seq.settings import ModelConfig, TrainConfig, schema_choices, schema_default
-from seq2seq.training import build_optimizer, resolve_amp, train_batch, tune_cpu_runtime
+from seq2seq import models
+from seq2seq.optimization import build_optimizer, resolve_amp, tune_cpu_runtime
+from seq2seq.runs import model_config
+from seq2seq.schema import schema_choices, schema_default
+from seq2seq.settings import TrainConfig
+from seq2seq.training import train_batch
 from seq2seq.vocab import Vocabulary, WordVocabulary, load_vocabulary
 from tutorial_baselines import (
     Tutorial2017AttnDecoder, Tutorial2017Encoder, Tutorial2023AttnDecoder, Tutorial2023Encoder, pad_to_length,
@@ -383,10 +386,10 @@ def tutorial2023_step(data: BenchmarkData, device: torch.device, hidden: int, ba
 
 
 def build_model(entry: Mapping[str, Any], source_vocab_size: int, target_vocab_size: int) -> nn.Module:
-    """Our model from one entry of a config's ``models`` section and the vocabulary sizes (its ``config``
-    attribute is the checkpointed model config): the one place the benchmarks name the package's model."""
-    return Seq2Seq(ModelConfig.from_dict({**entry, "source_vocab_size": source_vocab_size,
-                                          "target_vocab_size": target_vocab_size}))
+    """Our model from one entry of a config's ``models`` section and the vocabulary sizes, of the entry's family
+    (:mod:`seq2seq.models`; its ``config`` attribute is the checkpointed model config): the one place the
+    benchmarks name the package's model."""
+    return models.build_model(model_config(entry, source_vocab_size, target_vocab_size))
 
 
 class Seq2SeqStep:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seq2seq.batching import padded_rows
-from seq2seq.vocab import EOS_INDEX, SOS_INDEX
+from seq2seq.tokens import EOS_INDEX, SOS_INDEX
 
 
 # --------------------------------------------------------------------------------------------------

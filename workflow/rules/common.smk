@@ -11,11 +11,15 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from seq2seq import invocation, settings
-from seq2seq.dependencies import package_modules
+from seq2seq import settings
+from seq2seq.pipeline import invocation
+from seq2seq.pipeline.dependencies import package_modules
 from seq2seq.download import local_path
-from seq2seq.runlock import release_stale_locks
-from seq2seq.settings import ConfigError, check_config
+from seq2seq.pipeline.runlock import release_stale_locks
+from seq2seq import runs
+from seq2seq.runs import baseline, check_config, ensemble_members, training_runs
+from seq2seq.schema import ConfigError
+from seq2seq.stages import STAGES
 
 # A run killed outright (SIGKILL, a wall-time limit) leaves Snakemake's directory lock behind: release it when
 # no run of this workflow is alive any more, so that rerunning is enough (no `snakemake --unlock` first).
@@ -40,7 +44,7 @@ except ConfigError as error:
 
 PAIRS = list(config["pairs"])
 MODELS = list(config["models"])
-RUNS = {run.name: run for run in settings.training_runs(config)}  # trained: model x seed
+RUNS = {run.name: run for run in training_runs(config)}  # trained: model x seed
 ENSEMBLES = list(config["ensembles"])
 SYSTEMS = [*RUNS, *ENSEMBLES]  # evaluated: every run and every ensemble
 FIGURE_FORMAT = config["figures"]["format"]
@@ -60,10 +64,12 @@ wildcard_constraints:
     system=_any_of(SYSTEMS),
 
 
-def package_sources(script):
-    """Package files that workflow/scripts/<script>.py imports, directly or not: editing one of them
-    reruns the rule."""
-    return package_modules(PACKAGE.parent / "scripts" / f"{script}.py", PACKAGE)
+def package_sources(stage):
+    """Package files that a job of ``stage`` runs (its module, seq2seq.stages' table and the job runner, and what
+    they import, directly or not): editing one of them reruns the rule."""
+    stage_file = PACKAGE / f"{STAGES[stage].module}.py"
+    runner = PACKAGE.parent / "scripts" / "stage.py"
+    return sorted({str(stage_file), *package_modules(stage_file, PACKAGE), *package_modules(runner, PACKAGE)})
 
 
 def download_settings(pair):
@@ -96,7 +102,7 @@ def vocab_files(pair):
 
 def model_settings(run):
     """Architecture of the run's model (schema defaults filled in)."""
-    return settings.model_settings(config, RUNS[run].model)
+    return runs.model_settings(config, RUNS[run].model)
 
 
 def training_settings(run):
@@ -107,7 +113,7 @@ def training_settings(run):
 def system_checkpoints(wildcards):
     """The checkpoint of a run, or the members' checkpoints of an ensemble."""
     runs = (
-        settings.ensemble_members(config, wildcards.system)
+        ensemble_members(config, wildcards.system)
         if wildcards.system in config["ensembles"]
         else [RUNS[wildcards.system]]
     )

@@ -7,6 +7,8 @@ localrules:
 
 
 rule download:
+    input:
+        code=package_sources("download"),
     output:
         raw="data/raw/{pair}.txt",
     log:
@@ -16,7 +18,7 @@ rule download:
     params:
         settings=lambda wc: download_settings(wc.pair),
     script:
-        "../scripts/download.py"
+        "../scripts/stage.py"
 
 
 rule prepare:
@@ -37,7 +39,7 @@ rule prepare:
     params:
         settings=lambda wc: prepare_settings(wc.pair),
     script:
-        "../scripts/prepare.py"
+        "../scripts/stage.py"
 
 
 rule vocab:
@@ -55,4 +57,4 @@ rule vocab:
     params:
         settings=settings.vocab_settings(config),
     script:
-        "../scripts/vocab.py"
+        "../scripts/stage.py"

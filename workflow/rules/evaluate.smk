@@ -37,4 +37,4 @@ rule evaluate:
     params:
         settings=config["evaluation"],
     script:
-        "../scripts/evaluate.py"
+        "../scripts/stage.py"

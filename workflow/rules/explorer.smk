@@ -27,4 +27,4 @@ rule explorer:
     params:
         labels=[[pair, system] for pair in PAIRS for system in SYSTEMS],
     script:
-        "../scripts/explorer.py"
+        "../scripts/stage.py"

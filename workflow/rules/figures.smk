@@ -43,4 +43,4 @@ rule figures:
     params:
         settings=figure_settings(),
     script:
-        "../scripts/figures.py"
+        "../scripts/stage.py"

@@ -34,8 +34,8 @@ rule summary:
         "../../envs/plot.yaml"
     params:
         labels=summary_labels(),
-        baseline=settings.baseline(config),
+        baseline=baseline(config),
         compare=config["compare"],
         min_interval_sentences=config["evaluation"]["min_interval_sentences"],
     script:
-        "../scripts/summary.py"
+        "../scripts/stage.py"

@@ -41,4 +41,4 @@ rule train:
             "normalization": config["prepare"]["normalization"],
         },
     script:
-        "../scripts/train.py"
+        "../scripts/stage.py"

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from .logs import InputError
-from .vocab import EOS_INDEX, PAD_INDEX, SOS_INDEX, Vocabulary
+from .tokens import EOS_INDEX, PAD_INDEX, SOS_INDEX
+from .vocab import Vocabulary
 
 Example = tuple[list[int], list[int]]  # (source ids ending with <eos>, target ids ending with <eos>)
 

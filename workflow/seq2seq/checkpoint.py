@@ -2,7 +2,8 @@
 
 A model checkpoint (``model.pt``) is a dict of plain data and tensors:
 
-- ``format`` (:data:`CHECKPOINT_FORMAT`), ``model_config`` (ModelConfig.to_dict()), ``model_state``,
+- ``format`` (:data:`CHECKPOINT_FORMAT`), ``model_config`` (:func:`seq2seq.models.config_to_dict`: the model's
+  family and its config), ``model_state``,
 - ``source_vocab`` / ``target_vocab`` (Vocabulary.to_dict(): a sentencepiece model travels inside),
 - ``metadata`` (:class:`Metadata`: what made the model),
 - ``sha256`` (:func:`content_digest` of everything else in the file, checked on every read: bytes damaged in
@@ -28,7 +29,7 @@ import os
 import pickle
 import random
 import zipfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,40 +37,20 @@ import torch
 
 from .fileio import atomic_path
 from .logs import InputError
-from .model import Seq2Seq
-from .settings import ModelConfig
+from .metadata import Metadata
+from .models import build_model, config_from_dict, config_to_dict
+from .models.base import Model
 from .vocab import Vocabulary, vocabulary_from_dict
 
 CHECKPOINT_FORMAT = 4  # 2: weights_sha256; 3: vocabulary types, typed metadata, identity; 4: sha256 of everything
 LEGACY_FORMAT = 3  # model checkpoints of this format still load
 MODEL_KEYS = ("model_config", "model_state", "source_vocab", "target_vocab", "metadata")
 DIGEST_KEYS = ("sha256", "weights_sha256")  # never part of what a digest covers
+LOG = logging.getLogger(__name__)
 
 
 class CheckpointError(InputError, ValueError):
     """A file that is missing, not a checkpoint, damaged or incompatible; the message names it."""
-
-
-@dataclass
-class Metadata:
-    """What made a model, for its readers: the pair, the config's model name and normalization, the epoch the
-    weights are from (with the history up to it), the training settings, and the longest training source in
-    words (seq2seq-translate warns about longer inputs)."""
-
-    pair: str | None = None
-    model_name: str | None = None
-    normalization: str = "ascii"
-    epoch: int = 0
-    history: list[dict] = field(default_factory=list)
-    training: dict = field(default_factory=dict)
-    longest_source_words: int | None = None
-    parameters: int | None = None  # trainable parameters
-    averaged_epochs: list[int] = field(default_factory=list)  # epochs whose weights were averaged, if any
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Metadata":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -157,14 +138,14 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict) -> None:
         torch.save(content, tmp)
 
 
-def model_payload(config: ModelConfig, state: dict[str, torch.Tensor], source_vocab: Vocabulary,
+def model_payload(config: Any, state: dict[str, torch.Tensor], source_vocab: Vocabulary,
                   target_vocab: Vocabulary, metadata: Metadata) -> dict:
     """The part of a checkpoint needed to translate: config, weights (on the CPU), vocabularies, metadata."""
-    return {"model_config": config.to_dict(), "model_state": state, "source_vocab": source_vocab.to_dict(),
+    return {"model_config": config_to_dict(config), "model_state": state, "source_vocab": source_vocab.to_dict(),
             "target_vocab": target_vocab.to_dict(), "metadata": asdict(metadata)}
 
 
-def save_model(path: str | os.PathLike[str], config: ModelConfig, state: dict[str, torch.Tensor],
+def save_model(path: str | os.PathLike[str], config: Any, state: dict[str, torch.Tensor],
                source_vocab: Vocabulary, target_vocab: Vocabulary, metadata: Metadata) -> None:
     """Write a model checkpoint (``model.pt``)."""
     save_checkpoint(path, model_payload(config, state, source_vocab, target_vocab, metadata))
@@ -224,12 +205,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
-               ) -> tuple[Seq2Seq, Vocabulary, Vocabulary, Metadata]:
+               ) -> tuple[Model, Vocabulary, Vocabulary, Metadata]:
     """(model in eval mode on ``device``, source vocabulary, target vocabulary, metadata) from a checkpoint."""
     data = load_checkpoint(path, map_location="cpu")
     try:
-        config = ModelConfig.from_dict(data["model_config"])
-        model = Seq2Seq(config)
+        config = config_from_dict(data["model_config"])
+        model = build_model(config)
         model.load_state_dict(data["model_state"])
         source_vocab = vocabulary_from_dict(data["source_vocab"])
         target_vocab = vocabulary_from_dict(data["target_vocab"])
@@ -258,7 +239,7 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_training(path: str | os.PathLike[str], model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Any,
+def save_training(path: str | os.PathLike[str], model: Model, optimizer: torch.optim.Optimizer, scheduler: Any,
                   scaler: torch.amp.GradScaler, state: TrainingState, source_vocab: Vocabulary,
                   target_vocab: Vocabulary, metadata: Metadata, identity: dict) -> None:
     """Write a training checkpoint: the model as it is now, and everything a resume needs."""
@@ -269,23 +250,23 @@ def save_training(path: str | os.PathLike[str], model: Seq2Seq, optimizer: torch
     save_checkpoint(path, payload)
 
 
-def resume_training(path: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    scaler: torch.amp.GradScaler, identity: dict, log: logging.Logger) -> TrainingState | None:
+def resume_training(path: Path, model: Model, optimizer: torch.optim.Optimizer, scheduler: Any,
+                    scaler: torch.amp.GradScaler, identity: dict) -> TrainingState | None:
     """Load a compatible training checkpoint into the given objects and return its state; None (with a warning
     saying why) when there is none to use, and then nothing of it is left in the objects: start fresh."""
     try:
         data = load_checkpoint(path, map_location="cpu")
     except CheckpointError as error:
-        log.warning("not resuming, training starts afresh: %s", error)
+        LOG.warning("not resuming, training starts afresh: %s", error)
         return None
     if data["format"] != CHECKPOINT_FORMAT:
-        log.warning("not resuming, training starts afresh: %s: a training state of format %s, from an earlier "
+        LOG.warning("not resuming, training starts afresh: %s: a training state of format %s, from an earlier "
                     "release", path, data["format"])
         return None
     saved = data.get("identity") or {}
     changed = [name for name in identity if saved.get(name) != identity[name]]
     if changed:
-        log.warning("%s: %s changed since it was saved; starting fresh", path, ", ".join(changed))
+        LOG.warning("%s: %s changed since it was saved; starting fresh", path, ", ".join(changed))
         return None
     # Loading can fail halfway (a renamed parameter after a code change, fewer GPUs than were saved): keep
     # what a fresh start needs, so a failed resume leaves nothing of the checkpoint behind.
@@ -306,8 +287,8 @@ def resume_training(path: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer
         scheduler.load_state_dict(fresh_scheduler)
         scaler.load_state_dict(fresh_scaler)
         set_rng_state(fresh_rng)
-        log.warning("%s: cannot resume (%s); starting fresh", path, error)
+        LOG.warning("%s: cannot resume (%s); starting fresh", path, error)
         return None
-    log.info("resuming from %s after epoch %d%s", path, state.epoch,
+    LOG.info("resuming from %s after epoch %d%s", path, state.epoch,
              f" and {state.batches_done} batches of epoch {state.epoch + 1}" if state.batches_done else "")
     return state

@@ -16,100 +16,41 @@ import argparse
 import dataclasses
 import sys
 import typing
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import yaml
 
-from .checkpoint import Metadata
-from .corpus import prepare_corpus
-from .download import download_corpus
-from .evaluation import evaluate_model
-from .explorer import write_explorer
-from .figures import draw_figures
 from .logs import logging_to
-from .settings import (
-    DownloadSettings,
-    EvaluationSettings,
-    FigureSettings,
-    ModelConfig,
-    PrepareSettings,
-    TrainConfig,
-    VocabSettings,
-    schema_default,
-)
-from .summary import write_summary
-from .training import train_from_files
-from .vocab import write_vocabularies
-
-
-@dataclass
-class Stage:
-    """A stage: its function, its file arguments (``name: help``; a trailing ``...`` in the help: several
-    paths), the settings classes whose fields become options (``argument name: class``), and other options
-    (``name: (default, help, parse)``)."""
-
-    run: Callable[..., Any]
-    files: dict[str, str]
-    settings: dict[str, type] = dataclasses.field(default_factory=dict)
-    extra: dict[str, tuple[Any, str, Callable[[str], Any]]] = dataclasses.field(default_factory=dict)
-
-
-def _yaml_value(text: str) -> Any:
-    return yaml.safe_load(text)
-
+from .metadata import Metadata
+from .models import DEFAULT_FAMILY, FAMILIES, with_source_positions
+from .schema import schema_default
+from .settings import source_positions
+from .stages import STAGES, ModelEntry, Stage, yaml_value
 
 # Fields that are not options: the vocabulary sizes come from the vocabularies, the rest of Metadata from training.
-_NOT_OPTIONS = {ModelConfig: {"source_vocab_size", "target_vocab_size"},
-                Metadata: {f.name for f in dataclasses.fields(Metadata)} - {"pair", "model_name", "normalization"}}
-
-STAGES: dict[str, Stage] = {
-    "download": Stage(download_corpus, {"raw": "raw text file to write, e.g. data/raw/fra-eng.txt"},
-                      {"settings": DownloadSettings}),
-    "prepare": Stage(prepare_corpus, {"raw": "raw tab-separated pairs", "train": "train split to write",
-                                      "valid": "validation split to write", "test": "test split to write",
-                                      "stats": "stats.json to write"}, {"settings": PrepareSettings}),
-    "vocab": Stage(write_vocabularies, {"train": "train split", "source": "source vocabulary JSON to write",
-                                        "target": "target vocabulary JSON to write"}, {"settings": VocabSettings}),
-    "train": Stage(train_from_files, {
-        "train": "train split", "valid": "validation split", "source_vocab": "source vocabulary JSON",
-        "target_vocab": "target vocabulary JSON", "model": "best checkpoint to write (model.pt)",
-        "last": "last training state to write (last.pt)", "history": "history.tsv to write"},
-        {"model_settings": ModelConfig, "training": TrainConfig, "metadata": Metadata},
-        {"resume": (None, "resume state, kept between runs (default: resume.pt beside --model)", str),
-         "threads": (None, "CPU threads (default: all available)", int)}),
-    "evaluate": Stage(evaluate_model, {
-        "models": "checkpoint(s) to evaluate, several for an ensemble ...", "test": "test split",
-        "translations": "translations.tsv to write", "metrics": "metrics.json to write",
-        "attention": "attention.json.gz to write"}, {"settings": EvaluationSettings},
-        {"threads": (None, "CPU threads", int), "device": ("auto", "auto, cpu, cuda, cuda:1, ...", str)}),
-    "figures": Stage(draw_figures, {
-        "model": "checkpoint", "test": "test split", "history": "history.tsv of the run",
-        "attention": "one heatmap file per sentence (count + sentences of them) ...",
-        "grid": "the grid figure to write", "curve": "the learning curve to write"}, {"settings": FigureSettings}),
-    "explorer": Stage(write_explorer, {
-        "translations": "translations.tsv of each system ...", "attention": "attention.json.gz of each system ...",
-        "html": "the page to write, e.g. results/explorer.html"},
-        extra={"labels": (None, "YAML list of [pair, system], one per system, e.g. '[[fra-eng, bahdanau]]'",
-                          _yaml_value)}),
-    "summary": Stage(write_summary, {
-        "metrics": "metrics.json of each system ...", "translations": "translations.tsv of each system ...",
-        "histories": "history.tsv of each training run (systems with a seed), in order ...",
-        "tsv": "summary.tsv to write", "md": "summary.md to write", "chart": "summary chart to write",
-        "comparisons": "comparisons.tsv to write"},
-        extra={"labels": (None, "YAML list of [pair, system, model or ensemble, seed or null], one per system",
-                          _yaml_value),
-               "baseline": (None, "the model or ensemble the others are compared with", str),
-               "compare": ({}, "the compare section (YAML), e.g. '{test: bs, resamples: 1000, seed: 12345}'",
-                           _yaml_value),
-               "min_interval_sentences": (schema_default("evaluation.min_interval_sentences"),
-                                          "fewest test sentences for intervals and p-values", int)}),
-}
+_VOCABULARY_SIZES = {"source_vocab_size", "target_vocab_size"}
+_NOT_OPTIONS = {Metadata: {f.name for f in dataclasses.fields(Metadata)} - {"pair", "model_name", "normalization"}}
 
 
 def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _add_model_options(sub: argparse.ArgumentParser, argument: str) -> None:
+    """``--family`` and each family's config fields (only the options given reach the stage)."""
+    sub.add_argument("--family", dest=f"{argument}.family", default=DEFAULT_FAMILY, choices=sorted(FAMILIES),
+                     help=f"the model family (default: {DEFAULT_FAMILY})")
+    added: set[str] = set()
+    for family, cls in FAMILIES.items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in added or field.name in _VOCABULARY_SIZES:
+                continue
+            added.add(field.name)
+            default = "required" if field.default is dataclasses.MISSING else f"default: {field.default!r}"
+            sub.add_argument(_option(field.name), dest=f"{argument}.{field.name}", default=argparse.SUPPRESS,
+                             type=str if hints[field.name] is str else yaml_value, metavar="VALUE",
+                             help=f"{family} models: {field.name} ({default})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,8 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, stage in STAGES.items():
-        sub = commands.add_parser(name, help=(stage.run.__doc__ or "").split("\n")[0],
-                                  description=stage.run.__doc__)
+        sub = commands.add_parser(name, help=stage.doc.split("\n")[0], description=stage.doc)
         for argument, text in stage.files.items():
             several = text.endswith("...")
             sub.add_argument(_option(argument), dest=argument, required=True, nargs="+" if several else None,
@@ -127,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(_option(argument), dest=argument, default=default, type=parse, metavar="VALUE",
                              help=text)
         for argument, cls in stage.settings.items():
+            if cls is ModelEntry:
+                _add_model_options(sub, argument)
+                continue
             hints = typing.get_type_hints(cls)
             for field in dataclasses.fields(cls):
                 if field.name in _NOT_OPTIONS.get(cls, ()):
@@ -137,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
                 required = default is None and field.default is dataclasses.MISSING and (
                     field.default_factory is dataclasses.MISSING)
                 sub.add_argument(_option(field.name), dest=f"{argument}.{field.name}", default=default,
-                                 required=required, type=str if hints[field.name] is str else _yaml_value,
+                                 required=required, type=str if hints[field.name] is str else yaml_value,
                                  metavar="VALUE",
                                  help=f"{cls.__name__}.{field.name} (default: {default!r})")
     return parser
@@ -149,7 +92,9 @@ def _arguments(stage: Stage, args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {name: values[name] for name in [*stage.files, *stage.extra]}
     for argument, cls in stage.settings.items():
         fields = {key.split(".", 1)[1]: value for key, value in values.items() if key.startswith(f"{argument}.")}
-        kwargs[argument] = fields if cls is ModelConfig else cls(**fields)
+        if cls is ModelEntry:  # as the pipeline does, for the prepare command's default --max-words
+            fields = with_source_positions(fields, source_positions(schema_default("prepare.filter.max_words")))
+        kwargs[argument] = fields if cls is ModelEntry else cls(**fields)
     if "compare" in kwargs:  # the compare section's defaults
         kwargs["compare"] = {**schema_default("compare"), **kwargs["compare"]}
     return kwargs
@@ -158,7 +103,7 @@ def _arguments(stage: Stage, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     stage = STAGES[args.stage]
-    with logging_to(None, args.stage):
+    with logging_to(None, stage.label):
         kwargs = _arguments(stage, args)
         if args.stage == "train" and kwargs["resume"] is None:
             kwargs["resume"] = str(Path(kwargs["model"]).with_name("resume.pt"))

@@ -20,6 +20,7 @@ from typing import BinaryIO, Iterator, Sequence
 
 from .fileio import atomic_open, write_json
 from .logs import InputError
+from .schema import schema_default
 from .settings import PrepareSettings
 
 logger = logging.getLogger("seq2seq.corpus")
@@ -51,7 +52,7 @@ class CorpusError(InputError, ValueError):
 
 # --------------------------------------------------------------------------- normalization
 
-def normalize(text: str, mode: str = "ascii") -> str:
+def normalize(text: str, mode: str = schema_default("prepare.normalization")) -> str:
     """Normalize one sentence; tokens of the result are separated by single spaces."""
     if mode == "ascii":
         # Same steps and order as the tutorial's unicodeToAscii(s.lower().strip()) + two regexes.
@@ -113,10 +114,10 @@ def utf8_lines(path: str | os.PathLike[str] | BinaryIO, name: str | None = None)
 
 def read_raw_pairs(
     path: str | os.PathLike[str],
-    source_column: int = 2,
-    target_column: int = 1,
-    max_malformed_fraction: float = 0.05,
-    max_line_chars: int = 1000,
+    source_column: int = schema_default("corpora.*.source_column"),
+    target_column: int = schema_default("corpora.*.target_column"),
+    max_malformed_fraction: float = schema_default("prepare.max_malformed_fraction"),
+    max_line_chars: int = schema_default("prepare.max_line_chars"),
 ) -> RawPairs:
     """Read a UTF-8 tab-separated file, taking 1-based columns ``source_column``/``target_column``.
 

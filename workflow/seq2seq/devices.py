@@ -29,12 +29,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def device_for_job(device: str, gpus: int) -> str:
-    """The device setting a Snakemake job runs with: ``auto`` becomes ``cpu`` when the job holds no GPU (its
-    ``gpu`` resource is 0), so that no job uses a card the scheduler did not give it; anything else as given."""
-    return "cpu" if device == "auto" and gpus == 0 else device
-
-
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
     try:

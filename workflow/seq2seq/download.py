@@ -19,6 +19,7 @@ import requests
 
 from .fileio import atomic_path
 from .logs import InputError
+from .schema import schema_default
 from .settings import DownloadSettings
 
 logger = logging.getLogger("seq2seq.download")
@@ -35,11 +36,11 @@ def fetch_corpus(
     dest: str | os.PathLike[str],
     member: str | None = None,
     sha256: str | None = None,
-    retries: int = 3,
-    timeout: float = 60,
+    retries: int = schema_default("download.retries"),
+    timeout: float = schema_default("download.timeout"),
     backoff: float = 2.0,
     max_line_chars: int | None = None,
-    max_malformed_fraction: float = 0.05,
+    max_malformed_fraction: float = schema_default("prepare.max_malformed_fraction"),
 ) -> Path:
     """Write the raw text corpus behind ``url`` to ``dest`` and return ``dest``.
 

@@ -25,9 +25,6 @@ attention.json.gz (gzip, JSON; what the explorer draws, so that it decodes nothi
 
 from __future__ import annotations
 
-import csv
-import gzip
-import json
 import logging
 import os
 import time
@@ -40,13 +37,12 @@ import torch
 from .corpus import read_split
 from .devices import resolve_device, set_cpu_threads
 from .ensemble import load_system
-from .fileio import atomic_path, write_json
+from .formats import ATTENTION_FORMAT, write_attention, write_metrics, write_translations
 from .metrics import corpus_scores, sentence_scores, too_few_for_an_interval
 from .settings import EvaluationSettings
 from .translate import Translation, translate_sentences
 
 LOG = logging.getLogger(__name__)
-ATTENTION_FORMAT = 1
 
 
 @dataclass
@@ -58,13 +54,12 @@ class Decoded:
 
 
 def decode_test_split(model: torch.nn.Module, sources: Sequence[str], source_vocab, target_vocab,
-                      device: torch.device, beam_size: int, settings: EvaluationSettings,
-                      log: logging.Logger = LOG) -> Decoded:
+                      device: torch.device, beam_size: int, settings: EvaluationSettings) -> Decoded:
     """Translate the (already normalized) test sources; timed, waiting for the GPU to finish."""
     start = time.perf_counter()
     translations = translate_sentences(model, sources, source_vocab, target_vocab, normalization=None,
                                        beam_size=beam_size, alpha=settings.length_penalty,
-                                       max_len=settings.max_length, batch_size=settings.batch_size, log=log)
+                                       max_len=settings.max_length, batch_size=settings.batch_size)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return Decoded(translations, time.perf_counter() - start)
@@ -81,19 +76,10 @@ def attention_record(decoded: dict[str, Decoded]) -> dict:
     return record
 
 
-def write_attention(path: str | os.PathLike[str], record: dict) -> None:
-    """Write ``record`` as compact gzip-compressed JSON, atomically and byte-identical for equal records (no
-    file name or time stamp in the gzip header: the temporary file's random name would end up there)."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as handle:
-        handle.write(text.encode("utf-8"))
-
-
 def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.PathLike[str],
                    translations: str | os.PathLike[str], metrics: str | os.PathLike[str],
                    attention: str | os.PathLike[str], settings: EvaluationSettings, threads: int | None = None,
-                   device: str = "auto", log: logging.Logger = LOG) -> dict:
+                   device: str = "auto") -> dict:
     """Evaluate one checkpoint, or an ensemble of several, on one test split; writes the three outputs atomically
     and returns the metrics dict.
 
@@ -108,20 +94,17 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
     pairs = read_split(test)
     sources = [source for source, _ in pairs]
     references = [target for _, target in pairs]
-    log.info("evaluating %s on %d test pairs from %s (device %s)", ", ".join(map(str, models)), len(pairs), test,
+    LOG.info("evaluating %s on %d test pairs from %s (device %s)", ", ".join(map(str, models)), len(pairs), test,
              torch_device)
-    config = getattr(model, "config", None)  # an Ensemble has none
     result: dict = {
-        "pair": metadata.pair, "model": metadata.model_name, "epoch": metadata.epoch,
-        "attention": config.attention if config else "ensemble",
+        "pair": metadata.pair, "model": metadata.model_name, "epoch": metadata.epoch, "attention": model.label,
         "normalization": metadata.normalization, "parameters": metadata.parameters,
         "members": [str(path) for path in models], "beam_size": settings.beam_size, "alpha": settings.length_penalty,
         "max_length": settings.max_length, "device": str(torch_device),
     }
     decoded: dict[str, Decoded] = {}
     for name, size in (("greedy", 1), ("beam", settings.beam_size)):
-        decoded[name] = decode_test_split(model, sources, source_vocab, target_vocab, torch_device, size, settings,
-                                          log)
+        decoded[name] = decode_test_split(model, sources, source_vocab, target_vocab, torch_device, size, settings)
         hypotheses = [t.text for t in decoded[name].translations]
         block = corpus_scores(hypotheses, references, settings.bootstrap_resamples, settings.seed,
                               settings.min_interval_sentences)
@@ -129,19 +112,17 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
         block["sentences_per_s"] = len(hypotheses) / decoded[name].seconds if decoded[name].seconds > 0 else 0.0
         result[name] = block
         interval = "[{:.2f}, {:.2f}]".format(*block["bleu_ci95"]) if block["bleu_ci95"] else "(no interval)"
-        log.info("%s (beam %d): BLEU %.2f %s, chrF %.2f, exact match %.3f, %.1f sentences/s", name, size,
+        LOG.info("%s (beam %d): BLEU %.2f %s, chrF %.2f, exact match %.3f, %.1f sentences/s", name, size,
                  block["bleu"], interval, block["chrf"], block["exact_match"], block["sentences_per_s"])
     note = too_few_for_an_interval(len(pairs), settings.min_interval_sentences)
     if note:
-        log.warning("%s: no BLEU interval: %s; the scores of so few sentences say little about others", test, note)
+        LOG.warning("%s: no BLEU interval: %s; the scores of so few sentences say little about others", test, note)
 
     table = pd.DataFrame({"source": sources, "reference": references,
                           **{name: [t.text for t in d.translations] for name, d in decoded.items()}})
     for name in decoded:
         table[f"{name}_bleu"], table[f"{name}_chrf"] = sentence_scores(list(table[name]), references)
-    with atomic_path(translations) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.2f", quoting=csv.QUOTE_MINIMAL,
-                     lineterminator="\n")
+    write_translations(translations, table)
     write_attention(attention, attention_record(decoded))
-    write_json(metrics, result)
+    write_metrics(metrics, result)
     return result

@@ -9,7 +9,7 @@ JavaScript are the files in ``explorer_assets/``, inlined with the data, so the 
 The data sits in the page as JSON in ``<script type="application/json" id="explorer-data">`` (every ``<``
 written ``\\u003c``, so that no sentence can end the script element)::
 
-    {"format": 1, "scale": 255,
+    {"format": 1, "scale": 255, "eos": "<eos>", "word_start": "\u2581",   # the labels the tokens below use
      "tokens": [token, ...],                 # token table: the override lists below hold indices into it
      "pairs": [{"name": "fra-eng", "subword": false,     # true when some run's does
                 "source": [text, ...], "reference": [text, ...],   # per test sentence, as translations.tsv
@@ -29,11 +29,8 @@ whose output tokens and bytes equal greedy's. Scores are rounded to 1 decimal; a
 from __future__ import annotations
 
 import base64
-import csv
-import gzip
 import json
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -42,25 +39,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .fileio import atomic_open
-from .logs import InputError
+from .formats import SEARCHES, FormatError, read_attention, read_translations
+from .tokens import EOS, WORD_START
 
 LOG = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("explorer_assets")
 DATA_FORMAT = 1
-ATTENTION_FORMAT = 1
 SCALE = 255  # a weight w is stored as round(w * SCALE), one byte
-EOS = "<eos>"
-PIECE_MARK = "\u2581"  # sentencepiece's word-start marker
-SEARCHES = ("greedy", "beam")
-TRANSLATION_COLUMNS = ("source", "reference", "greedy", "beam", "greedy_bleu", "greedy_chrf", "beam_bleu",
-                       "beam_chrf")
-_TOLERANCE = 1e-3  # weights are rounded to 4 decimals: allow a little outside 0..1
 
 
-class ExplorerInputError(InputError, ValueError):
-    """A translations.tsv or attention.json.gz the page cannot be built from; the one-line message names the
-    file."""
+class ExplorerInputError(FormatError):
+    """Evaluation outputs that do not fit together (two runs of one name, other test sentences); the one-line
+    message names the file."""
 
 
 @dataclass
@@ -77,99 +68,6 @@ class Run:
     attention: dict[str, Any]
     translations_path: str
     attention_path: str
-
-
-def _score(value: str, path: str | os.PathLike[str], line: int, column: str) -> float | None:
-    if value.strip() == "":
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        raise ExplorerInputError(f"{path}:{line}: {column} is not a number: {value!r}") from None
-    if not math.isfinite(number):
-        raise ExplorerInputError(f"{path}:{line}: {column} is not a finite number: {value!r}")
-    return number
-
-
-def read_translations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read translations.tsv (evaluate stage) -> one dict per test sentence, in order; scores as floats."""
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle, delimiter="\t")
-            header = next(reader, None)
-            if header is None:
-                raise ExplorerInputError(f"{path}: empty file, expected a translations.tsv header")
-            missing = [c for c in TRANSLATION_COLUMNS if c not in header]
-            if missing:
-                raise ExplorerInputError(f"{path}:1: missing column(s) {', '.join(missing)} "
-                                         f"(expected {', '.join(TRANSLATION_COLUMNS)})")
-            index = {c: header.index(c) for c in TRANSLATION_COLUMNS}
-            rows = []
-            for line, fields in enumerate(reader, start=2):
-                if len(fields) != len(header):
-                    raise ExplorerInputError(f"{path}:{line}: {len(fields)} fields, expected {len(header)}")
-                row: dict[str, Any] = {c: fields[index[c]] for c in TRANSLATION_COLUMNS[:4]}
-                for column in TRANSLATION_COLUMNS[4:]:
-                    row[column] = _score(fields[index[column]], path, line, column)
-                rows.append(row)
-    except FileNotFoundError:
-        raise ExplorerInputError(f"{path}: no such file (the evaluate stage writes it)") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise ExplorerInputError(f"{path}: cannot read translations ({error})") from None
-    return rows
-
-
-def _token_lists(value: Any, path: str | os.PathLike[str], what: str) -> list[list[str]]:
-    if not isinstance(value, list) or not all(
-            isinstance(tokens, list) and all(isinstance(t, str) for t in tokens) for tokens in value):
-        raise ExplorerInputError(f"{path}: {what} must be a list of token lists (strings)")
-    return value
-
-
-def read_attention(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check attention.json.gz (evaluate stage): format 1, one entry per sentence in every list, and
-    every weights matrix [len(output_tokens)][len(source_tokens) + 1] of numbers in 0..1."""
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ExplorerInputError(f"{path}: no such file (the evaluate stage writes it)") from None
-    except (OSError, EOFError, UnicodeDecodeError, ValueError) as error:
-        raise ExplorerInputError(f"{path}: not a gzip-compressed JSON attention file "
-                                 f"({type(error).__name__}: {error})") from None
-    if not isinstance(data, dict) or data.get("format") != ATTENTION_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ExplorerInputError(f"{path}: expected attention format {ATTENTION_FORMAT}, found {found!r}")
-    sources = _token_lists(data.get("source_tokens"), path, "source_tokens")
-    for search in SEARCHES:
-        block = data.get(search)
-        if not isinstance(block, dict):
-            raise ExplorerInputError(f"{path}: no {search!r} block")
-        outputs = _token_lists(block.get("output_tokens"), path, f"{search}.output_tokens")
-        weights = block.get("weights")
-        if not isinstance(weights, list):
-            raise ExplorerInputError(f"{path}: {search}.weights must be a list of matrices")
-        if not len(sources) == len(outputs) == len(weights):
-            raise ExplorerInputError(f"{path}: {len(sources)} source_tokens, {len(outputs)} {search}.output_tokens "
-                                     f"and {len(weights)} {search}.weights: expected one each per sentence")
-        for number, (source, output, matrix) in enumerate(zip(sources, outputs, weights), start=1):
-            _check_matrix(matrix, len(output), len(source) + 1, path, f"{search} sentence {number}")
-    return data
-
-
-def _check_matrix(matrix: Any, rows: int, columns: int, path: str | os.PathLike[str], where: str) -> None:
-    expected = f"expected {rows}x{columns} ({rows} output tokens, {columns - 1} source tokens + <eos>)"
-    if not isinstance(matrix, list) or len(matrix) != rows:
-        shape = f"{len(matrix)} rows" if isinstance(matrix, list) else type(matrix).__name__
-        raise ExplorerInputError(f"{path}: {where}: weights have {shape}, {expected}")
-    for row in matrix:
-        if not isinstance(row, list) or len(row) != columns:
-            width = len(row) if isinstance(row, list) else type(row).__name__
-            raise ExplorerInputError(f"{path}: {where}: weights have a row of {width}, {expected}")
-        for w in row:
-            if (isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w)
-                    or not -_TOLERANCE <= w <= 1 + _TOLERANCE):
-                raise ExplorerInputError(f"{path}: {where}: weight {w!r} is not a number in 0..1")
 
 
 def load_run(pair: str, name: str, translations_path: str | os.PathLike[str],
@@ -275,11 +173,12 @@ def build_data(runs: Sequence[Run]) -> dict[str, Any]:
         beam.pop("_bytes")
         labels = [t for tokens in sources for t in tokens]
         labels += [t for search in SEARCHES for tokens in run.attention[search]["output_tokens"] for t in tokens]
-        subword = any(PIECE_MARK in t for t in labels)
+        subword = any(WORD_START in t for t in labels)
         entry["subword"] = entry["subword"] or subword
         entry["runs"].append({"name": run.name, "subword": subword, "source_tokens": source_overrides,
                               "greedy": greedy, "beam": beam})
-    return {"format": DATA_FORMAT, "scale": SCALE, "tokens": table.tokens, "pairs": list(pairs.values())}
+    return {"format": DATA_FORMAT, "scale": SCALE, "eos": EOS, "word_start": WORD_START, "tokens": table.tokens,
+            "pairs": list(pairs.values())}
 
 
 def embed_json(data: Any) -> str:
@@ -325,8 +224,7 @@ def page_title(labels: Sequence[Sequence[str]]) -> str:
 
 
 def write_explorer(translations: Sequence[str | os.PathLike[str]], attention: Sequence[str | os.PathLike[str]],
-                   labels: Sequence[Sequence[str]], html: str | os.PathLike[str],
-                   log: logging.Logger = LOG) -> dict[str, Any]:
+                   labels: Sequence[Sequence[str]], html: str | os.PathLike[str]) -> dict[str, Any]:
     """The explorer stage: read every run's ``translations`` TSV and ``attention`` file (``labels[i]`` is the
     ``[pair, run name]`` of the i-th files), write the page to ``html`` atomically; returns the embedded data."""
     if not len(translations) == len(attention) == len(labels):
@@ -341,6 +239,6 @@ def write_explorer(translations: Sequence[str | os.PathLike[str]], attention: Se
     with atomic_open(html) as handle:
         handle.write(page)
     sentences = sum(len(pair["source"]) for pair in data["pairs"])
-    log.info("wrote %s: %d run(s) of %d pair(s), %d test sentences, %.1f MB", html, len(runs),
+    LOG.info("wrote %s: %d run(s) of %d pair(s), %d test sentences, %.1f MB", html, len(runs),
              len(data["pairs"]), sentences, len(page.encode("utf-8")) / 1e6)
     return data

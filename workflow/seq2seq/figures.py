@@ -8,10 +8,10 @@ import os
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from .checkpoint import load_model
 from .corpus import normalize, read_split
+from .formats import read_history
 from .metrics import sentence_bleu
 from .plots import attention_figure, attention_grid, learning_curve, save_figure, train_loss_label
 from .settings import FigureSettings
@@ -32,7 +32,7 @@ def choose_test_sentences(count: int, available: int, seed: int) -> list[int]:
 
 def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], history: str | os.PathLike[str],
                  attention: Sequence[str | os.PathLike[str]], grid: str | os.PathLike[str],
-                 curve: str | os.PathLike[str], settings: FigureSettings, log: logging.Logger = LOG) -> None:
+                 curve: str | os.PathLike[str], settings: FigureSettings) -> None:
     """Heatmaps of ``settings.count`` sampled test sentences then of the extra ``settings.sentences`` (raw text,
     normalized like the training data), one file each in ``attention``, the same sentences as one ``grid``, and
     the learning ``curve`` from ``history``. Sentences are decoded with greedy search (the heatmaps show the
@@ -43,14 +43,14 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
     pairs = read_split(test)
     chosen = [pairs[i] for i in choose_test_sentences(settings.count, len(pairs), settings.seed)]
     if settings.count > len(pairs):
-        log.warning("figures.count is %d but the test split has only %d pairs: some are drawn twice",
+        LOG.warning("figures.count is %d but the test split has only %d pairs: some are drawn twice",
                     settings.count, len(pairs))
     sources = [s for s, _ in chosen] + [normalize(s, metadata.normalization) for s in settings.sentences]
     if len(attention) != len(sources):
         raise ValueError(f"{len(attention)} attention figure paths given for {len(sources)} sentences "
                          f"({len(chosen)} test sentences + {len(settings.sentences)} from the config)")
     translations = translate_sentences(system, sources, source_vocab, target_vocab, None,
-                                       max_len=settings.max_length, log=log)
+                                       max_len=settings.max_length, batch_size=max(1, len(sources)))
     if settings.word_level:
         translations = [t.word_level() for t in translations]
     references = [t for _, t in chosen] + [None] * len(settings.sentences)
@@ -67,6 +67,6 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
     save_figure(attention_grid(translations, titles, settings.grid_columns), grid)
     name = " ".join(str(v) for v in (metadata.pair, metadata.model_name) if v)
     smoothing = float(metadata.training.get("label_smoothing", 0.0))
-    save_figure(learning_curve(pd.read_csv(history, sep="\t"), name,
-                               train_loss_label(system.config.dropout, smoothing)), curve)
-    log.info("drew %d attention heatmaps, a grid and the learning curve", len(translations))
+    save_figure(learning_curve(read_history(history), name,
+                               train_loss_label(getattr(system.config, "dropout", 0.0), smoothing)), curve)
+    LOG.info("drew %d attention heatmaps, a grid and the learning curve", len(translations))

@@ -1,6 +1,5 @@
 """What the stage scripts share: logging, one line per record, to the rule's log file or stderr; the user's
-input errors, a full disk and an interruption as one line; the rule's files as keyword arguments of the stage
-function."""
+input errors, a full disk and an interruption as one line."""
 
 import contextlib
 import errno
@@ -8,7 +7,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Iterator
+from typing import Iterator
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -74,13 +73,3 @@ def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logg
     except Exception:
         log.exception("%s failed", stage)
         raise
-
-
-def rule_files(smk: Any, skip: tuple[str, ...] = ("code", "assets")) -> dict[str, Any]:
-    """A Snakemake job's named inputs and outputs as keyword arguments (``str``, or a list for a list), without
-    the ones that only make the rule rerun (``code``: the package files the script imports)."""
-    files: dict[str, Any] = {}
-    for name, value in [*smk.input.items(), *smk.output.items()]:
-        if name not in skip:
-            files[name] = str(value) if isinstance(value, str) else [str(v) for v in value]
-    return files

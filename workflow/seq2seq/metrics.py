@@ -73,8 +73,8 @@ def _percentiles(scores: np.ndarray, confidence: float) -> tuple[float, float]:
     return (float(low), float(high))
 
 
-def bleu_bootstrap_ci(hypotheses: Sequence[str], references: Sequence[str], resamples: int = 1000,
-                      seed: int = 12345, confidence: float = 0.95) -> tuple[float, float]:
+def bleu_bootstrap_ci(hypotheses: Sequence[str], references: Sequence[str], resamples: int, seed: int,
+                      confidence: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of corpus BLEU: resample sentences with replacement ``resamples`` times.
 
     Each sentence's BLEU sufficient statistics are computed once; a resample sums the picked rows and turns the
@@ -98,7 +98,7 @@ def pooled(runs: Sequence[Sequence[str]], length: int) -> list[str]:
 
 
 def paired_comparison(system: Sequence[Sequence[str]], baseline: Sequence[Sequence[str]],
-                      references: Sequence[str], test: str = "bs", resamples: int = 1000, seed: int = 12345,
+                      references: Sequence[str], test: str, resamples: int, seed: int,
                       confidence: float = 0.95) -> dict:
     """``system`` against ``baseline`` on the same test sentences: BLEU difference, its percentile bootstrap
     interval, and the p-value of sacrebleu's paired test (``bs``: paired bootstrap resampling, ``ar``: paired
@@ -160,8 +160,8 @@ def signatures(resamples: int, seed: int, interval_note: str | None = None) -> d
             f"percentile bootstrap|resamples:{resamples}|seed:{seed}"}
 
 
-def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], resamples: int = 1000,
-                  seed: int = 12345, min_interval_sentences: int = 1) -> dict:
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], resamples: int, seed: int,
+                  min_interval_sentences: int) -> dict:
     """The metrics.json block of one decoding method, without timing.
 
     Keys: ``bleu``, ``bleu_ci95`` ([low, high], or None for fewer than ``min_interval_sentences`` sentences),

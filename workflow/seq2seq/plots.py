@@ -25,10 +25,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
+from .tokens import EOS, WORD_START  # noqa: E402
 
-LOG = logging.getLogger("seq2seq.plots")
+LOG = logging.getLogger(__name__)
 
-EOS = "<eos>"
 # Bounds that keep a figure's size, memory and drawing time small whatever the sentence (a 20,000-word line once
 # made a 1,350,337-pixel-wide PNG and took 18.5 GB): a heatmap draws at most MAX_FIGURE_TOKENS source tokens and as
 # many produced tokens (the first ones, the rest of the source's attention summed in one column), a title line at
@@ -37,7 +37,6 @@ MAX_FIGURE_TOKENS = 100
 MAX_TITLE_CHARS = 200
 MAX_GRID_PANELS = 24
 MAX_FIGURE_INCHES = (24.0, 18.0)  # width, height of one heatmap: cells get smaller beyond (150 dpi: 9.7 Mpixels)
-WORD_START = "\u2581"  # sentencepiece's word-start mark, drawn as a thin underscore-like bar below
 FIGURE_FORMATS = ("png", "svg", "pdf")
 _METADATA = {
     "png": {"Software": None},

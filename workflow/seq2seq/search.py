@@ -1,11 +1,13 @@
 """Decoding as pure functions outside the model: greedy search and beam search.
 
-Both work on any model with the decoding protocol of :class:`seq2seq.model.Seq2Seq`:
+Both work on any model with the decoding part of the contract of :mod:`seq2seq.models.base` (an ensemble
+too):
 
-- ``model.encode(src[B,S], src_lengths[B]) -> enc`` where ``enc.index_select(idx[B'])`` picks/repeats
-  batch entries;
-- ``model.init_state(enc) -> state[L,B,H]``;
-- ``model.decode_step(prev_tokens[B], state[L,B,H], enc) -> (log_probs[B,V], state[L,B,H], attn[B,S])``.
+- ``model.encode(src[B,S], src_lengths[B]) -> enc``;
+- ``model.init_state(enc) -> state``;
+- ``model.decode_step(prev_tokens[B], state, enc) -> (log_probs[B,V], state, attn[B,S])``;
+
+where ``enc.select(idx[B'])`` and ``state.select(idx[B'])`` pick, repeat or reorder batch rows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .batching import pad_sources
-from .vocab import EOS_INDEX, SOS_INDEX
+from .tokens import EOS_INDEX, SOS_INDEX
 
 
 @dataclass
@@ -57,7 +59,7 @@ def greedy(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, max_len: in
     attention = torch.zeros(batch_size, max_len, src.size(1), device=device)  # [B,T,S]
     lengths = torch.full((batch_size,), max_len, dtype=torch.long, device=device)  # [B]
     for step in range(max_len):
-        log_probs, state, attn = model.decode_step(prev, state, enc)  # [R,V], [L,R,H], [R,S]
+        log_probs, state, attn = model.decode_step(prev, state, enc)  # [R,V], R rows, [R,S]
         score, prev = log_probs.max(dim=-1)
         live = rows[~ended]
         tokens[live, step] = prev[~ended]
@@ -72,7 +74,7 @@ def greedy(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, max_len: in
         if 4 * finished >= rows.numel():  # drop the finished rows
             keep = (~ended).nonzero().squeeze(1)
             rows, prev, ended = rows[keep], prev[keep], ended[keep]
-            state, enc = state.index_select(1, keep), enc.index_select(keep)
+            state, enc = state.select(keep), enc.select(keep)
     model.train(was_training)
     lengths_cpu, sources = lengths.tolist(), src_lengths.tolist()
     tokens, attention = tokens.cpu(), attention.cpu()
@@ -106,8 +108,8 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
     batch_size, k = src.size(0), beam_size
     device = src.device
     rows = torch.arange(batch_size, device=device).repeat_interleave(k)  # [B*K]: sentence of each row
-    enc = model.encode(src, src_lengths).index_select(rows)  # rows of one sentence share its encoding
-    state = model.init_state(enc)  # [L,B*K,H]
+    enc = model.encode(src, src_lengths).select(rows)  # rows of one sentence share its encoding
+    state = model.init_state(enc)  # B*K rows
     scores = torch.full((batch_size, k), float("-inf"), device=device)  # [B,K]
     scores[:, 0] = 0.0  # the first step expands one row per sentence
     prev = torch.full((batch_size * k,), SOS_INDEX, dtype=torch.long, device=device)
@@ -127,7 +129,7 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
 
     for step in range(max_len):
         live = alive.numel()
-        log_probs, state, attn = model.decode_step(prev, state, enc)  # [B'K,V], [L,B'K,H], [B'K,S]
+        log_probs, state, attn = model.decode_step(prev, state, enc)  # [B'K,V], B'K rows, [B'K,S]
         # The K best of a sentence's K*V continuations are among the K best of each of its rows: pick those
         # first (a row's score does not change the order within it), then the K best of the K*K.
         per_row = min(k, log_probs.size(-1))
@@ -136,7 +138,7 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
         top_scores, top_ids = candidates.topk(k, dim=1)  # [B',K]
         origin = (torch.arange(live, device=device).unsqueeze(1) * k + top_ids // per_row).view(-1)  # [B'K]
         tokens = row_tokens.view(live, k * per_row).gather(1, top_ids)  # [B',K]
-        state = state.index_select(1, origin)
+        state = state.select(origin)
         history = torch.cat([history.index_select(0, origin), tokens.view(-1, 1)], dim=1)
         attention = torch.cat([attention.index_select(0, origin), attn.float().index_select(0, origin)[:, None]],
                               dim=1)
@@ -167,7 +169,7 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
             keep = (~ended_sentences).nonzero().squeeze(1)
             rows = (keep.unsqueeze(1) * k + offsets).view(-1)
             alive, scores, prev = alive[keep], scores[keep], prev[rows]
-            state, enc = state.index_select(1, rows), enc.index_select(rows)
+            state, enc = state.select(rows), enc.select(rows)
             history, attention = history[rows], attention[rows]
 
     model.train(was_training)
@@ -178,8 +180,8 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
                       attention=[best_attention[b, :n, :s] for b, (n, s) in enumerate(zip(lengths, sources))])
 
 
-def decode_in_batches(model: torch.nn.Module, sources: Sequence[list[int]], beam_size: int = 1, alpha: float = 0.0,
-                      max_len: int = 30, batch_size: int = 64) -> Hypotheses:
+def decode_in_batches(model: torch.nn.Module, sources: Sequence[list[int]], *, max_len: int, batch_size: int,
+                      beam_size: int = 1, alpha: float = 0.0) -> Hypotheses:
     """Decode source id lists (each ending with ``<eos>``) in batches of similar length, longest first (little
     padding, and the first batch shows the peak memory); results come back in input order. ``beam_size`` 1 is
     :func:`greedy`, larger ones :func:`beam_search` with length-penalty exponent ``alpha``. Runs on the device of

@@ -23,7 +23,6 @@ With fewer test sentences than ``evaluation.min_interval_sentences``, the interv
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .fileio import atomic_open, atomic_path
+from .formats import read_history, read_metrics, read_translations
 from .metrics import bleu_bootstrap_ci, paired_comparison, pooled, too_few_for_an_interval
 from .plots import comparison_chart, save_figure
 
@@ -49,16 +49,8 @@ _DECIMALS = 2
 _ROUNDING = {"exact_match": 4, "pairs_per_s": 1, "p_value": 4}
 
 
-def _read_json(path: str | os.PathLike[str]) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read metrics ({error})") from None
-
-
 def _history_numbers(path: str | os.PathLike[str]) -> dict:
-    history = pd.read_csv(path, sep="\t")
+    history = read_history(path)
     return {"epochs": int(history["epoch"].max()) if len(history) else 0,
             "training_minutes": float(history["seconds"].sum()) / 60,
             "pairs_per_s": float(history["pairs_per_s"].mean())}
@@ -85,9 +77,9 @@ class Runs:
         history_of = dict(zip((tuple(label[:2]) for label in trained), histories))
         self.groups: dict[tuple[str, str], list[dict]] = {}
         for (pair, system, name, seed), metrics_path, translations_path in zip(labels, metrics, translations):
-            table = pd.read_csv(translations_path, sep="\t", keep_default_na=False, dtype=str)
-            run = {"metrics": _read_json(metrics_path), "seed": seed, "references": list(table["reference"]),
-                   **{method: list(table[method]) for method in METHODS}, "path": metrics_path}
+            rows = read_translations(translations_path)
+            run = {"metrics": read_metrics(metrics_path), "seed": seed, "references": [r["reference"] for r in rows],
+                   **{method: [r[method] for r in rows] for method in METHODS}, "path": metrics_path}
             if seed is not None:
                 run["history"] = _history_numbers(history_of[(pair, system)])
             self.groups.setdefault((pair, name), []).append(run)
@@ -202,8 +194,8 @@ def _write_tsv(table: pd.DataFrame, path) -> None:
 
 
 def write_summary(metrics: Sequence, translations: Sequence, histories: Sequence, labels: Sequence[Sequence[Any]],
-                  tsv, md, chart, comparisons, baseline: str, compare: dict, min_interval_sentences: int = 1,
-                  log: logging.Logger = LOG) -> pd.DataFrame:
+                  tsv, md, chart, comparisons, baseline: str, compare: dict,
+                  min_interval_sentences: int = 1) -> pd.DataFrame:
     """The summary stage. ``labels``: [pair, system, model or ensemble name, seed (None for an ensemble)] of
     each ``metrics``/``translations`` file; ``histories``: the training runs' (labels with a seed), in order.
     Writes the summary TSV, its Markdown copy, the chart and the ``comparisons`` TSV, each atomically; a pair with
@@ -213,7 +205,7 @@ def write_summary(metrics: Sequence, translations: Sequence, histories: Sequence
     for pair, count in dict(zip(table["pair"], table["sentences"])).items():
         note = too_few_for_an_interval(int(count), min_interval_sentences)
         if note:
-            log.warning("%s: no intervals or p-values in the summary: %s", pair, note)
+            LOG.warning("%s: no intervals or p-values in the summary: %s", pair, note)
     intervals = ["bleu_ci_low", "bleu_ci_high", "greedy_bleu_ci_low", "greedy_bleu_ci_high"]
     shown = explain_missing_intervals(table, table["sentences"], min_interval_sentences, intervals)
     shown = explain_missing_intervals(shown, table["sentences"], min_interval_sentences,
@@ -227,5 +219,5 @@ def write_summary(metrics: Sequence, translations: Sequence, histories: Sequence
     per_seed = {key: {method: [run["metrics"][method]["bleu"] for run in runs] for method in METHODS}
                 for key, runs in groups.items()}
     save_figure(comparison_chart(table, per_seed), chart)
-    log.info("summary of %d systems and %d comparisons written to %s", len(table), len(found), tsv)
+    LOG.info("summary of %d systems and %d comparisons written to %s", len(table), len(found), tsv)
     return table

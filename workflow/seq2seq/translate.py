@@ -13,7 +13,8 @@ from torch import Tensor
 from .batching import fit_source
 from .corpus import normalize
 from .search import decode_in_batches
-from .vocab import UNK_INDEX, Vocabulary, word_label, word_spans
+from .tokens import UNK_INDEX
+from .vocab import Vocabulary, word_label, word_spans
 
 LOG = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Translation:
 
 
 def prepare_sources(sentences: Sequence[str], normalization: str | None, source_vocab: Vocabulary,
-                    max_source_length: int | None, log: logging.Logger = LOG, names: Sequence[str] | None = None
+                    max_source_length: int | None, names: Sequence[str] | None = None
                     ) -> tuple[list[list[int]], list[list[str]]]:
     """Sentences -> (source ids per sentence, ending with <eos>; labels of the tokens read, without <eos>).
 
@@ -68,21 +69,21 @@ def prepare_sources(sentences: Sequence[str], normalization: str | None, source_
         full = source_vocab.encode(sentence)
         ids = fit_source(full, max_source_length)
         if len(ids) < len(full):
-            log.warning("%s has %d tokens but this model reads at most %d (plus <eos>): translating only %r",
+            LOG.warning("%s has %d tokens but this model reads at most %d (plus <eos>): translating only %r",
                         name, len(full) - 1, len(ids) - 1, source_vocab.decode(ids))
         unknown += ids.count(UNK_INDEX)
         total += len(ids) - 1
         sources.append(ids)
         labels.append(source_vocab.labels(ids[:-1]))
     if unknown:
-        log.info("%d of %d source tokens are not in the vocabulary and are read as <unk>", unknown, total)
+        LOG.info("%d of %d source tokens are not in the vocabulary and are read as <unk>", unknown, total)
     return sources, labels
 
 
 def translate_sentences(model: torch.nn.Module, sentences: Sequence[str], source_vocab: Vocabulary,
-                        target_vocab: Vocabulary, normalization: str | None, beam_size: int = 1,
-                        alpha: float = 0.0, max_len: int = 30, batch_size: int = 64,
-                        log: logging.Logger = LOG, names: Sequence[str] | None = None) -> list[Translation]:
+                        target_vocab: Vocabulary, normalization: str | None, *, max_len: int, batch_size: int,
+                        beam_size: int = 1, alpha: float = 0.0, names: Sequence[str] | None = None
+                        ) -> list[Translation]:
     """Translate sentences in batches of similar length (for speed); results come back in input order.
 
     ``beam_size`` 1 uses :func:`seq2seq.search.greedy`, larger ones :func:`seq2seq.search.beam_search` with
@@ -92,7 +93,8 @@ def translate_sentences(model: torch.nn.Module, sentences: Sequence[str], source
     if not sentences:
         return []
     sources, labels = prepare_sources(sentences, normalization, source_vocab,
-                                      getattr(model, "max_source_length", None), log, names)
-    found = decode_in_batches(model, sources, beam_size, alpha, max_len, batch_size)
+                                      getattr(model, "max_source_length", None), names)
+    found = decode_in_batches(model, sources, max_len=max_len, batch_size=batch_size, beam_size=beam_size,
+                              alpha=alpha)
     return [Translation(source, target_vocab.labels(ids), attention, score, target_vocab.decode(ids))
             for source, ids, score, attention in zip(labels, found.tokens, found.scores, found.attention)]

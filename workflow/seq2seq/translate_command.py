@@ -19,9 +19,12 @@ from .corpus import normalize, utf8_lines
 from .devices import resolve_device
 from .logs import InputError
 from .plots import attention_figure, check_figure_path, save_figure
+from .settings import EvaluationSettings
+from .tokens import EOS
 from .translate import translate_sentences
 
 LOG = logging.getLogger("seq2seq.translate")
+EVALUATION = EvaluationSettings()  # the evaluate stage's defaults (the config schema's)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,14 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("sentences", nargs="*", help="sentences to translate (default: read stdin)")
     parser.add_argument("--model", required=True, help="checkpoint written by the train stage (model.pt)")
     parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy search (default)")
-    parser.add_argument("--alpha", type=float, default=0.6, help="GNMT length-penalty exponent for beam search")
-    parser.add_argument("--max-len", type=int, default=30, help="longest output in tokens (default 30)")
+    parser.add_argument("--alpha", type=float, default=EVALUATION.length_penalty,
+                        help=f"GNMT length-penalty exponent for beam search (default {EVALUATION.length_penalty})")
+    parser.add_argument("--max-len", type=int, default=EVALUATION.max_length,
+                        help=f"longest output in tokens (default {EVALUATION.max_length})")
     parser.add_argument("--plot", metavar="FILE", help="save the attention heatmap of the first sentence "
                         "(format from the extension: png, svg, pdf)")
     parser.add_argument("--word-level", action="store_true", help="with --plot and a subword model: draw the "
                         "attention over words (summed over a source word's pieces, averaged over a produced word's)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences translated together")
+    parser.add_argument("--batch-size", type=int, default=EVALUATION.batch_size,
+                        help=f"sentences translated together (default {EVALUATION.batch_size})")
     return parser
 
 
@@ -121,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_input = dict(zip(sources, translations))
     for index, (label, _) in enumerate(inputs):
         translation = by_input.get(index)
-        if translation is not None and translation.output_tokens[-1:] != ["<eos>"]:
+        if translation is not None and translation.output_tokens[-1:] != [EOS]:
             LOG.warning("the translation of %s was cut at --max-len %d tokens", label, args.max_len)
         print(translation.text if translation is not None else "")
     if args.plot:

@@ -29,13 +29,9 @@ import sentencepiece
 from .corpus import CorpusError, read_split
 from .fileio import atomic_path, write_json
 from .settings import VocabSettings
+from .tokens import EOS, EOS_INDEX, PAD, PAD_INDEX, SOS, SOS_INDEX, SPECIALS, UNK, UNK_INDEX, WORD_START
 
 LOG = logging.getLogger(__name__)
-
-PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
-SPECIALS: tuple[str, ...] = (PAD, SOS, EOS, UNK)
-PAD_INDEX, SOS_INDEX, EOS_INDEX, UNK_INDEX = 0, 1, 2, 3
-WORD_START = "\u2581"  # sentencepiece's mark of a piece that begins a word
 
 
 class Vocabulary:

@@ -4,8 +4,6 @@
 (function () {
   "use strict";
 
-  var EOS = "<eos>";
-  var MARK = "\u2581"; // sentencepiece's word-start marker
   // matplotlib's viridis at 0, 0.1, ..., 1 (the colours of the pipeline's attention figures)
   var VIRIDIS = [[68, 1, 84], [72, 36, 117], [65, 68, 135], [53, 95, 141], [42, 120, 142], [33, 145, 140],
     [34, 168, 132], [68, 191, 112], [122, 209, 81], [189, 223, 38], [253, 231, 37]];
@@ -13,6 +11,8 @@
   var DATA = JSON.parse(document.getElementById("explorer-data").textContent);
   var SCALE = DATA.scale;
   var TOKENS = DATA.tokens;
+  var EOS = DATA.eos; // the end-of-sentence label and sentencepiece's word-start mark, as the pipeline writes them
+  var MARK = DATA.word_start;
 
   // ------------------------------------------------------------------ helpers
 

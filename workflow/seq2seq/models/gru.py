@@ -1,4 +1,5 @@
-"""GRU encoder-decoder with a choice of attention. No training or search in here.
+"""The GRU family: the tutorial's encoder-decoder, batched and packed, with a choice of attention
+(:mod:`seq2seq.attention`). No training or search in here.
 
 Shapes: B batch, S source positions, T target positions, E embedding size, H hidden size,
 L layers, V target vocabulary size.
@@ -13,15 +14,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .attention import (
-    Attention,
-    BahdanauAttention,
-    LuongAttention,
-    NoAttention,
-    TutorialAttention,
-)
-from .settings import ModelConfig
-from .vocab import PAD_INDEX
+from ..attention import ATTENTIONS
+from ..tokens import PAD_INDEX
+from .base import Model
+from .gru_config import GRUConfig
 
 
 @dataclass
@@ -37,7 +33,7 @@ class EncoderOutput:
     keys: Tensor
     hidden: Tensor
 
-    def index_select(self, index: Tensor) -> "EncoderOutput":
+    def select(self, index: Tensor) -> "EncoderOutput":
         """Pick/repeat batch rows: index [B'] long -> an EncoderOutput of batch size B'."""
         return EncoderOutput(
             outputs=self.outputs.index_select(0, index),
@@ -47,10 +43,21 @@ class EncoderOutput:
         )
 
 
+@dataclass
+class GRUState:
+    """The decoder's state between steps: hidden [L,B,H]."""
+
+    hidden: Tensor
+
+    def select(self, index: Tensor) -> "GRUState":
+        """Pick/repeat batch rows: index [B'] long -> the state of those B' rows."""
+        return GRUState(self.hidden.index_select(1, index))
+
+
 class Encoder(nn.Module):
     """Embedding -> dropout -> (bi)GRU over packed sequences, so padding never changes a result."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: GRUConfig) -> None:
         super().__init__()
         self.hidden_size = config.hidden_size
         self.layers = config.layers
@@ -82,18 +89,18 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Shared parts of every decoder: target embedding, GRU, output projection.
+    """The parts every GRU decoder has (target embedding, GRU, output projection) and its attention variant,
+    whose ``step`` and ``teacher_forced`` run the decoder (see :mod:`seq2seq.attention`)."""
 
-    Subclasses define ``step`` (one time step) and may override ``teacher_forced`` (all steps with the
-    reference as input) with something faster than the default loop over ``step``.
-    """
-
-    def __init__(self, config: ModelConfig, rnn_input_size: int, attention: Attention) -> None:
+    def __init__(self, config: GRUConfig) -> None:
+        if config.attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {config.attention!r}; expected one of {sorted(ATTENTIONS)}")
+        attention = ATTENTIONS[config.attention](config)  # first: the layers' initialization order of each seed
         super().__init__()
         self.embedding = nn.Embedding(config.target_vocab_size, config.embedding_dim, padding_idx=PAD_INDEX)
         self.dropout = nn.Dropout(config.dropout)
         self.rnn = nn.GRU(
-            rnn_input_size,
+            attention.rnn_input_size(config),
             config.hidden_size,
             num_layers=config.layers,
             batch_first=True,
@@ -106,6 +113,7 @@ class Decoder(nn.Module):
             # scale: N(0, 1) embeddings would start the softmax with logits of standard deviation sqrt(H).
             nn.init.normal_(self.embedding.weight, std=config.hidden_size ** -0.5)
             self.out.weight = self.embedding.weight
+        attention.add_decoder_layers(self, config)
 
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B] or [B,T] -> embedded [B,E] or [B,T,E], with dropout."""
@@ -122,102 +130,30 @@ class Decoder(nn.Module):
 
     def step(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
         """embedded [B,E], state [L,B,H] -> (features [B,H], state [L,B,H], attention [B,S])."""
-        raise NotImplementedError
+        return self.attention.step(self, embedded, state, enc)
 
     def teacher_forced(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
         """embedded [B,T,E] (reference inputs) -> (features [B,T,H], attention [B,T,S])."""
-        features, attentions = [], []
-        for emb_t in embedded.unbind(1):
-            feature, state, attention = self.step(emb_t, state, enc)
-            features.append(feature)
-            attentions.append(attention)
-        return torch.stack(features, 1), torch.stack(attentions, 1)
+        return self.attention.teacher_forced(self, embedded, state, enc)
 
 
-class PlainDecoder(Decoder):
-    """No attention: the GRU runs over the whole target in one call when teacher-forced."""
+class GRUSeq2Seq(Model):
+    """Encoder + decoder, behind the contract of :mod:`seq2seq.models.base`."""
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config, config.embedding_dim, NoAttention())
-
-    def step(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
-        top, state = self.rnn_step(embedded, state)
-        return top, state, enc.mask.new_zeros(enc.mask.shape, dtype=top.dtype)
-
-    def teacher_forced(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
-        outputs, _ = self.rnn(embedded, state)  # [B,T,H]
-        return outputs, outputs.new_zeros(outputs.size(0), outputs.size(1), enc.mask.size(1))
-
-
-class TutorialDecoder(Decoder):
-    """The 2017 tutorial's AttnDecoderRNN: attention over fixed positions from [embedded; previous hidden],
-    attn_combine(Linear(E+H -> H)) + ReLU before the GRU."""
-
-    def __init__(self, config: ModelConfig) -> None:
-        query_size = config.embedding_dim + config.hidden_size
-        super().__init__(config, config.hidden_size, TutorialAttention(query_size, config.max_length))
-        self.combine = nn.Linear(config.embedding_dim + config.hidden_size, config.hidden_size)
-
-    def step(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
-        query = torch.cat([embedded, state[-1]], dim=1)  # [B,E+H]
-        context, weights = self.attention.attend(query, enc.keys, enc.outputs, enc.mask)
-        x = F.relu(self.combine(torch.cat([embedded, context], dim=1)))  # [B,H]
-        top, state = self.rnn_step(x, state)
-        return top, state, weights
-
-
-class BahdanauDecoder(Decoder):
-    """Additive attention from the previous decoder state; context ++ embedded input feed the GRU."""
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config, config.embedding_dim + config.hidden_size, BahdanauAttention(config.hidden_size))
-
-    def step(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
-        context, weights = self.attention.attend(state[-1], enc.keys, enc.outputs, enc.mask)
-        top, state = self.rnn_step(torch.cat([embedded, context], dim=1), state)
-        return top, state, weights
-
-
-class LuongDecoder(Decoder):
-    """Multiplicative attention after the GRU step, h~ = tanh(Wc [c; h_t]); no input feeding, so a
-    teacher-forced pass is one GRU call plus batched attention over all steps."""
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config, config.embedding_dim, LuongAttention(config.hidden_size, config.luong_score))
-        self.Wc = nn.Linear(2 * config.hidden_size, config.hidden_size, bias=False)
-
-    def step(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
-        top, state = self.rnn_step(embedded, state)
-        context, weights = self.attention.attend(top, enc.keys, enc.outputs, enc.mask)
-        return torch.tanh(self.Wc(torch.cat([context, top], dim=1))), state, weights
-
-    def teacher_forced(self, embedded: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
-        outputs, _ = self.rnn(embedded, state)  # [B,T,H]
-        context, weights = self.attention.attend_all(outputs, enc.keys, enc.outputs, enc.mask)
-        return torch.tanh(self.Wc(torch.cat([context, outputs], dim=2))), weights
-
-
-DECODERS: dict[str, type[Decoder]] = {
-    "none": PlainDecoder,
-    "tutorial": TutorialDecoder,
-    "bahdanau": BahdanauDecoder,
-    "luong": LuongDecoder,
-}
-
-
-class Seq2Seq(nn.Module):
-    """Encoder + decoder. Decoding protocol used by ``seq2seq.search``: encode, init_state, decode_step."""
-
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: GRUConfig) -> None:
         super().__init__()
         self.config = config
         self.encoder = Encoder(config)
-        self.decoder = DECODERS[config.attention](config)
+        self.decoder = Decoder(config)
 
     @property
     def max_source_length(self) -> int | None:
         """Longest source (tokens incl. <eos>) the model accepts; the caller cuts longer ones."""
-        return self.config.max_length if self.config.attention == "tutorial" else None
+        return getattr(self.decoder.attention, "max_length", None)
+
+    @property
+    def label(self) -> str:
+        return self.config.attention
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """src [B,S] long (padded with <pad>), src_lengths [B] long -> EncoderOutput."""
@@ -230,26 +166,26 @@ class Seq2Seq(nn.Module):
         keys = self.decoder.attention.project_keys(outputs)
         return EncoderOutput(outputs=outputs, mask=mask, keys=keys, hidden=hidden)
 
-    def init_state(self, enc: EncoderOutput) -> Tensor:
-        """Decoder state [L,B,H]: the encoder's final state."""
-        return enc.hidden
+    def init_state(self, enc: EncoderOutput) -> GRUState:
+        """The encoder's final state."""
+        return GRUState(enc.hidden)
 
-    def decode_step(self, prev_tokens: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
-        """prev_tokens [B] -> (log_probs [B,V] float32, state [L,B,H], attention [B,S])."""
-        features, state, attention = self.decoder.step(self.decoder.embed(prev_tokens), state, enc)
+    def decode_step(self, prev_tokens: Tensor, state: GRUState, enc: EncoderOutput
+                    ) -> tuple[Tensor, GRUState, Tensor]:
+        """prev_tokens [B] -> (log_probs [B,V] float32, state, attention [B,S])."""
+        features, hidden, attention = self.decoder.step(self.decoder.embed(prev_tokens), state.hidden, enc)
         log_probs = F.log_softmax(self.decoder.project(features).float(), dim=-1)
-        return log_probs, state, attention
+        return log_probs, GRUState(hidden), attention
 
-    def forward(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, teacher_forcing: float = 1.0
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, teacher_forcing: float = 1.0
+                ) -> tuple[Tensor, Tensor]:
         """src [B,S], src_lengths [B], tgt_in [B,T] (<sos> + target) -> (logits [B,T,V], attention [B,T,S]).
 
         With ``teacher_forcing < 1`` each step feeds back the model's own argmax instead of the reference
         with probability ``1 - teacher_forcing`` (one draw per step from the torch RNG).
         """
         enc = self.encode(src, src_lengths)
-        state = self.init_state(enc)
+        state = self.init_state(enc).hidden  # [L,B,H], as search starts
         if teacher_forcing >= 1.0:
             features, attention = self.decoder.teacher_forced(self.decoder.embed(tgt_in), state, enc)
             return self.decoder.project(features), attention

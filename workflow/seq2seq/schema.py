@@ -1,0 +1,135 @@
+"""The config schema's engine: ``config.schema.yaml`` (beside this module) is the one place that says what a key
+means and what a missing key defaults to; this reads it, fills defaults in, and turns a violation into one line
+naming the key: ``config: training.epochs: 0 is less than the minimum of 1``."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from jsonschema.exceptions import best_match
+from jsonschema.validators import Draft202012Validator
+
+from .logs import InputError
+
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+class ConfigError(InputError, ValueError):
+    """An invalid setting; the message reads ``config: <dotted.key>: <what is wrong>``."""
+
+
+# --------------------------------------------------------------------------------------------- the schema
+
+@functools.cache
+def load_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+@functools.cache
+def _root_validator() -> Draft202012Validator:
+    """A validator of the whole schema; ``evolve(schema=part)`` validates against a part, resolving its
+    ``$ref`` in the whole."""
+    return Draft202012Validator(load_schema())
+
+
+def _resolve(schema: dict) -> dict:
+    """Follow a local ``$ref`` (``#/definitions/...``), keeping the referring node's own keys."""
+    while "$ref" in schema:
+        target: Any = load_schema()
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def subschema(path: str) -> dict:
+    """The schema of a dotted config path; ``*`` stands for any key of a map (a model's name, a corpus)."""
+    schema = _resolve(load_schema())
+    for part in path.split(".") if path else []:
+        schema = _resolve(schema["additionalProperties"] if part == "*" else schema["properties"][part])
+    return schema
+
+
+# A model's `training:` overrides the keys it sets of the top-level training section; filling the section's
+# defaults into it would silently replace the run's own settings (batch size, device, ...) for that model.
+_OVERRIDES = {("models", "*", "training")}
+
+
+def fill_defaults(instance: Any, schema: dict, path: tuple[str, ...] = ()) -> Any:
+    """``instance`` with the schema's defaults filled in where keys are missing (in place, and returned)."""
+    schema = _resolve(schema)
+    if not isinstance(instance, dict) or path in _OVERRIDES:
+        return instance
+    for key, subschema in schema.get("properties", {}).items():
+        if key not in instance and "default" in _resolve(subschema):
+            instance[key] = copy.deepcopy(_resolve(subschema)["default"])
+        if key in instance:
+            fill_defaults(instance[key], subschema, (*path, key))
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                fill_defaults(value, extra, (*path, "*"))
+    return instance
+
+
+def schema_default(path: str) -> Any:
+    """The default of the dotted config path ``path`` (an object's default comes with its own keys' defaults)."""
+    schema = subschema(path)
+    return fill_defaults(copy.deepcopy(schema["default"]), schema)
+
+
+def schema_choices(path: str) -> list:
+    """The values the schema allows at the dotted config path ``path`` (its ``enum``), in the schema's order."""
+    return list(subschema(path)["enum"])
+
+
+def schema_error(instance: Any, path: str = "", label: str | None = None) -> str | None:
+    """``config: <dotted.key>: <what is wrong>`` for the most relevant violation of the schema of ``path``
+    (the whole config when empty), or None. ``label`` names ``instance`` in the message (default: ``path``)."""
+    error = best_match(_root_validator().evolve(schema=subschema(path)).iter_errors(instance))
+    if error is None:
+        return None
+    prefix = path if label is None else label
+    where = ".".join([*filter(None, prefix.split(".")), *map(str, error.absolute_path)]) or "(top level)"
+    message, shown = error.message, repr(error.instance)
+    if len(shown) > 80 and message.startswith(shown):  # jsonschema repeats the value: keep the line short
+        size = (f" ({len(error.instance):,} items)" if isinstance(error.instance, (list, dict))
+                else f" ({len(error.instance):,} characters)" if isinstance(error.instance, str) else "")
+        message = f"{shown[:60]}...{size}{message[len(shown):]}"
+    return f"config: {where}: {message}"
+
+
+def check(instance: Any, path: str, label: str | None = None) -> None:
+    message = schema_error(instance, path, label)
+    if message:
+        raise ConfigError(message)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
+    """``base`` with ``override`` merged in, nested dicts key by key (as Snakemake merges config files)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def check_yaml(path: str | Path) -> None:
+    """ConfigError naming the file, line and column of a YAML syntax error in ``path`` (Snakemake's own message
+    names neither)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({error.problem or error.context})") from None
