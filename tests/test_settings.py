@@ -22,12 +22,13 @@ def test_the_shipped_config_is_valid():
     check_config(shipped_config())
 
 
-SHIPPED_OVERRIDES = REPO / "workflow" / "configs"
+SHIPPED_OVERRIDES = [*sorted((REPO / "workflow" / "configs").glob("*.yaml")),
+                     *sorted((REPO / "workflow" / "benchmarks" / "recipes").glob("*.yaml"))]
 
 
-@pytest.mark.parametrize("override", sorted(p.name for p in SHIPPED_OVERRIDES.glob("*.yaml")))
+@pytest.mark.parametrize("override", SHIPPED_OVERRIDES, ids=lambda path: path.name)
 def test_every_shipped_override_is_valid_on_top_of_the_shipped_config(override):
-    merged = deep_merge(shipped_config(), yaml.safe_load((SHIPPED_OVERRIDES / override).read_text()))
+    merged = deep_merge(shipped_config(), yaml.safe_load(override.read_text()))
     check_config(merged)
 
 
