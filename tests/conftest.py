@@ -36,6 +36,12 @@ def _unit(module: str) -> str:
     return "finished_run" if module in FINISHED_RUN_MODULES else module
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker more than the CPUs. Much of the suite waits on subprocesses (Snakemake, Slurm's
+    scheduling and status polls), and the Slurm unit holds a worker for minutes while using little CPU."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
