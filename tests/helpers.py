@@ -202,3 +202,16 @@ def save_tiny_checkpoint(path, attention: str = "bahdanau", steps: int = 120, pa
                         parameters=sum(p.numel() for p in model.parameters()))
     save_model(path, model.config, cpu_state(model), source_vocab, target_vocab, metadata)
     return path, pairs
+
+
+class Killed(Exception):
+    """A training process killed between two epochs, as raised by :func:`kill_after_epoch`'s callback."""
+
+
+def kill_after_epoch(epoch_to_kill: int):
+    """An after-epoch callback that raises :class:`Killed` once epoch ``epoch_to_kill`` has ended (and its resume
+    state is saved), as a kill at that moment would."""
+    def callback(epoch: int) -> None:
+        if epoch == epoch_to_kill:
+            raise Killed
+    return callback

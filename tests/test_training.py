@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import model_config, seeded_model
+from helpers import Killed, kill_after_epoch, model_config, seeded_model
 from seq2seq import training
 from seq2seq.batching import collate, encode_pairs, make_batches
 from seq2seq.checkpoint import load_checkpoint, load_model, save_checkpoint
@@ -107,23 +107,12 @@ def test_deterministic_on_cpu(tmp_path, corpus):
     assert [r["valid_loss"] for r in first.history] == [r["valid_loss"] for r in second.history]
 
 
-class Killed(Exception):
-    pass
-
-
-def _kill_after(epoch_to_kill):
-    def callback(epoch):
-        if epoch == epoch_to_kill:
-            raise Killed
-    return callback
-
-
 @pytest.mark.parametrize("attention", ["tutorial", "luong"])
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, corpus, attention):
     overrides = {"teacher_forcing": 0.5} if attention == "tutorial" else {}
     full = _run(tmp_path / "full", corpus, epochs=3, attention=attention, **overrides)
     with pytest.raises(Killed):
-        _run(tmp_path / "cut", corpus, epochs=3, callback=_kill_after(1), attention=attention, **overrides)
+        _run(tmp_path / "cut", corpus, epochs=3, callback=kill_after_epoch(1), attention=attention, **overrides)
     assert (tmp_path / "cut" / "resume.pt").exists()
     # a killed run leaves no output that could pass for the result
     assert not any((tmp_path / "cut" / name).exists() for name in ("model.pt", "last.pt", "history.tsv"))
@@ -136,7 +125,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, corpus, a
 
 def test_incompatible_resume_checkpoint_starts_fresh(tmp_path, corpus, caplog):
     with pytest.raises(Killed):
-        _run(tmp_path, corpus, epochs=2, callback=_kill_after(1))
+        _run(tmp_path, corpus, epochs=2, callback=kill_after_epoch(1))
     with caplog.at_level(logging.WARNING):
         summary = _run(tmp_path, corpus, epochs=2, learning_rate=1e-3)
     assert summary.resumed_from_epoch is None and "starting fresh" in caplog.text
@@ -149,7 +138,7 @@ def test_resume_failing_halfway_starts_exactly_fresh(tmp_path, corpus, caplog, d
     and scheduler were already loaded) must leave nothing behind: the run equals one without it."""
     fresh = _run(tmp_path / "fresh", corpus, epochs=2)
     with pytest.raises(Killed):
-        _run(tmp_path / "cut", corpus, epochs=2, callback=_kill_after(1))
+        _run(tmp_path / "cut", corpus, epochs=2, callback=kill_after_epoch(1))
     resume = tmp_path / "cut" / "resume.pt"
     data = torch.load(resume, weights_only=True)
     if damage == "rng_state":
@@ -169,7 +158,7 @@ def test_resume_failing_halfway_starts_exactly_fresh(tmp_path, corpus, caplog, d
 def test_resume_checkpoint_of_other_code_starts_fresh(tmp_path, corpus, caplog, monkeypatch):
     """After an edit of the training code (Snakemake reruns `train` for it) a resume would mix two versions."""
     with pytest.raises(Killed):
-        _run(tmp_path, corpus, epochs=2, callback=_kill_after(1))
+        _run(tmp_path, corpus, epochs=2, callback=kill_after_epoch(1))
     monkeypatch.setattr("seq2seq.pipeline.dependencies.source_fingerprint", lambda path: "edited")
     with caplog.at_level(logging.WARNING):
         summary = _run(tmp_path, corpus, epochs=2)

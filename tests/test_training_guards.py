@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import Killed, kill_after_epoch
 from seq2seq import checkpoint as checkpoint_module
 from seq2seq.checkpoint import CheckpointError, content_digest, load_checkpoint
 from seq2seq.fileio import DiskFullError, atomic_open
@@ -68,17 +69,6 @@ def _losses(summary):
     return [(row["train_loss"], row["valid_loss"], row["valid_bleu"]) for row in summary.history]
 
 
-class Killed(Exception):
-    pass
-
-
-def _kill_after_epoch(epoch_to_kill):
-    def callback(epoch):
-        if epoch == epoch_to_kill:
-            raise Killed
-    return callback
-
-
 # ---------------------------------------------------------------------------------------------- the digest
 
 @pytest.fixture(scope="module")
@@ -86,7 +76,7 @@ def resume_state(tmp_path_factory, corpus):
     """A resume state saved after epoch 1 of 3 (training killed right after saving it)."""
     folder = tmp_path_factory.mktemp("resume")
     with pytest.raises(Killed):
-        _run(folder, corpus, epoch_callback=_kill_after_epoch(1), average={"epochs": 2})
+        _run(folder, corpus, epoch_callback=kill_after_epoch(1), average={"epochs": 2})
     return (folder / "resume.pt").read_bytes()
 
 
@@ -181,7 +171,7 @@ def test_a_damaged_resume_state_is_never_resumed_from(tmp_path, corpus, caplog):
     uninterrupted = _run(tmp_path / "a", corpus, epochs=2)
     folder = tmp_path / "b"
     with pytest.raises(Killed):
-        _run(folder, corpus, epochs=2, epoch_callback=_kill_after_epoch(1))
+        _run(folder, corpus, epochs=2, epoch_callback=kill_after_epoch(1))
     data = (folder / "resume.pt").read_bytes()
     (folder / "resume.pt").write_bytes(_flip(data, len(data) // 2))
     with caplog.at_level(logging.WARNING):
@@ -221,7 +211,7 @@ def test_a_model_checkpoint_of_the_previous_format_still_loads(tmp_path, corpus)
 def test_a_training_state_of_the_previous_format_is_not_resumed(tmp_path, corpus, caplog):
     folder = tmp_path / "run"
     with pytest.raises(Killed):
-        _run(folder, corpus, epochs=2, epoch_callback=_kill_after_epoch(1))
+        _run(folder, corpus, epochs=2, epoch_callback=kill_after_epoch(1))
     payload = torch.load(folder / "resume.pt", weights_only=True)
     del payload["sha256"]
     payload.update(format=3, weights_sha256=checkpoint_module.state_digest(payload["model_state"]))
