@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default=defaults.device, help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--variants", nargs="+", default=list(ALL_VARIANTS), choices=ALL_VARIANTS)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--amp", action="store_true", help="mixed precision for our model (CUDA only)")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed precision for our model, as training.amp: true (CUDA: bf16 or fp16; CPU: bf16)")
     parser.add_argument("--no-flop-count", action="store_true",
                         help="skip counting FLOPs with FlopCounterMode: our rows' mflops_per_pair and "
                         "flops_fraction are then nan (the tutorial rows keep their analytic counts)")
