@@ -151,7 +151,6 @@ def run_epoch(model: Model, batches: Sequence[Batch], optimizer: torch.optim.Opt
     return progress
 
 
-
 # ---------------------------------------------------------------------------------------------- validation
 
 @dataclass
