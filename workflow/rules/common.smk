@@ -112,12 +112,12 @@ def training_settings(run):
 
 def system_checkpoints(wildcards):
     """The checkpoint of a run, or the members' checkpoints of an ensemble."""
-    runs = (
+    members = (
         ensemble_members(config, wildcards.system)
         if wildcards.system in config["ensembles"]
         else [RUNS[wildcards.system]]
     )
-    return [f"results/{wildcards.pair}/{run.name}/model.pt" for run in runs]
+    return [f"results/{wildcards.pair}/{run.name}/model.pt" for run in members]
 
 
 def text_digest(values):
