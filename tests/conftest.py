@@ -29,20 +29,22 @@ def pytest_report_header(config) -> str | None:
 # wait on the cluster while the other worker gets through the rest.
 FINISHED_RUN_MODULES = ["test_workflow_pipeline", "test_explorer_browser", "test_workflow_report",
                         "test_workflow_reruns", "test_figure_bounds", "test_invocation"]
-LONGEST_FIRST = ["test_workflow_slurm", "finished_run", "test_workflow_experiments", "test_gpu_check"]
+LONGEST_FIRST = ["test_workflow_slurm", "finished_run", "test_workflow_experiments", "test_gpu_check",
+                 "test_workflow_data", "test_training", "test_training_guards", "test_workflow_cluster"]
 
 
 def _unit(module: str) -> str:
     return "finished_run" if module in FINISHED_RUN_MODULES else module
 
 
+@pytest.hookimpl(optionalhook=True)  # optional: xdist's hooks, unknown under `-p no:xdist`
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: one worker more than the CPUs. Much of the suite waits on subprocesses (Snakemake, Slurm's
     scheduling and status polls), and the Slurm unit holds a worker for minutes while using little CPU."""
     return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
