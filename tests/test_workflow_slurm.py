@@ -173,7 +173,7 @@ def training_process(workdir: Path, timeout: float = 300) -> int:
                     return int(proc.name)
             except OSError:  # gone, or not ours to read
                 continue
-        time.sleep(0.05)
+        time.sleep(0.25)  # a scan reads every process's command line: a few ms, more on a busy machine
     raise AssertionError(f"no training process for {workdir} within {timeout:.0f} s")
 
 
