@@ -9,8 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import REPO, TWO_MODELS, copy_workflow, snakemake, tiny_config, write_config, write_raw_corpus
+from helpers import (
+    REPO,
+    TWO_MODELS,
+    copy_workflow,
+    quiet_an_unreachable_slurm,
+    snakemake,
+    tiny_config,
+    write_config,
+    write_raw_corpus,
+)
 
+quiet_an_unreachable_slurm()  # before anything starts Snakemake: see its docstring
 sys.path.insert(0, str(REPO / "workflow" / "benchmarks"))  # the benchmarks are not part of the package
 
 # test_cuda.py needs CUDA (or SEQ2SEQ_CUDA_TESTS_DEVICE=cpu, which gpu_check.py's CPU dry run sets); elsewhere it is
