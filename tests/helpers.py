@@ -19,17 +19,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-# What `scontrol ping` said where Slurm's commands are installed but no controller answered (set by
-# quiet_an_unreachable_slurm, which conftest.py calls when the suite starts), else None.
-SLURM_UNREACHABLE: str | None = None
+# Where quiet_an_unreachable_slurm found no controller: what `scontrol ping` said, in the environment, so that the
+# xdist workers (started after conftest.py ran it in the main process) know it too.
+SLURM_UNREACHABLE_VARIABLE = "SEQ2SEQ_TESTS_SLURM_UNREACHABLE"
 
 
 def quiet_an_unreachable_slurm() -> None:
     """Snakemake's SLURM plugin runs `scontrol show config` whenever Snakemake starts (as it loads its plugins).
     Where Slurm's commands are installed but no controller answers, that waits out a 10 s timeout, in each of
     the suite's many Snakemake starts. There (unless SLURM_CONF is set already) Slurm's commands get no config,
-    so that they fail at once; the slurm tests are skipped then, with what `scontrol ping` said."""
-    global SLURM_UNREACHABLE
+    so that they fail at once; the slurm tests are skipped then, with what `scontrol ping` said
+    (:func:`slurm_unreachable`)."""
     if "SLURM_CONF" in os.environ or not shutil.which("scontrol"):
         return
     try:
@@ -40,8 +40,14 @@ def quiet_an_unreachable_slurm() -> None:
         if "UP" in ping.stdout:
             return
         said = (ping.stdout.strip() or ping.stderr.strip() or "no answer").splitlines()[0]
-    SLURM_UNREACHABLE = said
+    os.environ[SLURM_UNREACHABLE_VARIABLE] = said
     os.environ["SLURM_CONF"] = os.devnull
+
+
+def slurm_unreachable() -> str | None:
+    """What `scontrol ping` said where :func:`quiet_an_unreachable_slurm` found no controller, else None."""
+    return os.environ.get(SLURM_UNREACHABLE_VARIABLE)
+
 
 SUBJECTS = [
     ("I am", "Je suis"), ("He is", "Il est"), ("She is", "Elle est"),

@@ -40,8 +40,7 @@ import pytest
 import torch
 import yaml
 
-import helpers
-from helpers import REPO, snakemake, tiny_config, write_config, write_raw_corpus
+from helpers import REPO, slurm_unreachable, snakemake, tiny_config, write_config, write_raw_corpus
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -71,8 +70,9 @@ def _cluster_problem() -> str | None:
     missing = [name for name in ("sbatch", "scontrol", "sinfo", "squeue", "sacct", "scancel") if not shutil.which(name)]
     if missing:
         return f"no {', '.join(missing)} on PATH: no Slurm here {start}"
-    if helpers.SLURM_UNREACHABLE:  # found when the suite started (conftest.py)
-        return f"no Slurm controller answers (scontrol ping: {helpers.SLURM_UNREACHABLE}) {start}"
+    unreachable = slurm_unreachable()  # found when the suite started (conftest.py)
+    if unreachable:
+        return f"no Slurm controller answers (scontrol ping: {unreachable}) {start}"
     try:
         # scontrol ping answers at once; sinfo retries a controller that is down for 10 s
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
