@@ -62,5 +62,12 @@ def test_runs_of_another_test_split_are_refused_with_the_folder_named(tmp_path):
 
 
 def test_a_pattern_that_matches_nothing_is_an_argument_error(tmp_path):
-    with pytest.raises(Exception, match="no run folder matches"):
+    with pytest.raises(Exception, match="no finished run folder matches"):
         compare.parse_recipe(f"x={tmp_path}/nothing*")
+
+
+def test_a_pattern_leaves_out_runs_still_training(tmp_path, capsys):
+    done = write_run(tmp_path / "seed1", GOOD, 2, 2, 1.0)
+    (tmp_path / "seed2").mkdir()  # training: no metrics.json yet
+    assert compare.parse_recipe(f"x={tmp_path}/seed*") == ("x", [done])
+    assert "leaving out 1 unfinished run(s)" in capsys.readouterr().err

@@ -5,7 +5,7 @@
         'sp-cos20=/tmp/recipes-sp/results/fra-eng/sp-cos20/seed*'
 
 The first recipe is the baseline. Each argument is LABEL=RUN[,RUN...], a run being a finished training's folder
-(``history.tsv``, ``metrics.json``, ``translations.tsv``) or a glob pattern of such folders (quote it). Runs from two
+(``history.tsv``, ``metrics.json``, ``translations.tsv``) or a glob pattern of such folders (quote it; it matches finished runs only). Runs from two
 pipeline folders compare only when their test splits are the same, which is checked (same references, in order):
 the vocabulary (words or subwords) is free, the data split is not.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the package, also where it is not installed
 
-from seq2seq.formats import read_history, read_metrics, read_translations  # noqa: E402
+from seq2seq.formats import FormatError, read_history, read_metrics, read_translations  # noqa: E402
 from seq2seq.metrics import paired_comparison  # noqa: E402
 
 SEARCHES = ("greedy", "beam")
@@ -60,10 +60,18 @@ def parse_recipe(argument: str) -> tuple[str, list[Path]]:
         raise argparse.ArgumentTypeError(f"{argument!r}: expected LABEL=RUN[,RUN...]")
     runs = []
     for pattern in folders.split(","):
-        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if any(c in pattern for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(pattern))
+            finished = [m for m in matches if (m / "metrics.json").exists()]
+            if len(finished) < len(matches):
+                print(f"{label}: leaving out {len(matches) - len(finished)} unfinished run(s) (no metrics.json) "
+                      f"of {pattern}", file=sys.stderr)
+            matches = finished
+        else:
+            matches = [Path(pattern)]
         if not matches:
-            raise argparse.ArgumentTypeError(f"{label}: no run folder matches {pattern!r}")
-        runs += [Path(match) for match in matches]
+            raise argparse.ArgumentTypeError(f"{label}: no finished run folder matches {pattern!r}")
+        runs += matches
     return label, runs
 
 
@@ -105,7 +113,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="the baseline first")
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args(argv)
-    recipes = [(label, [read_run(folder) for folder in folders]) for label, folders in args.recipes]
+    try:
+        recipes = [(label, [read_run(folder) for folder in folders]) for label, folders in args.recipes]
+    except FormatError as error:
+        raise SystemExit(f"compare.py: {error}") from None
     print(compare(recipes, args.resamples))
 
 
