@@ -5,9 +5,9 @@
         'sp-cos20=/tmp/recipes-sp/results/fra-eng/sp-cos20/seed*'
 
 The first recipe is the baseline. Each argument is LABEL=RUN[,RUN...], a run being a finished training's folder
-(``history.tsv``, ``metrics.json``, ``translations.tsv``) or a glob pattern of such folders (quote it; it matches finished runs only). Runs from two
-pipeline folders compare only when their test splits are the same, which is checked (same references, in order):
-the vocabulary (words or subwords) is free, the data split is not.
+(``history.tsv``, ``metrics.json``, ``translations.tsv``) or a glob pattern of such folders (quote it; it matches
+finished runs only). Runs from two pipeline folders compare only when their test splits are the same, which is
+checked (same references, in order): the vocabulary (words or subwords) is free, the data split is not.
 
 For each recipe: epochs run (best), minutes of training as recorded (these depend on the machine's load; time
 epochs on a quiet machine for a speed claim), greedy and beam test BLEU as mean ± sd over its runs, and the
