@@ -24,10 +24,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the package, also where it is not installed
 
 from seq2seq.formats import FormatError, read_history, read_metrics, read_translations  # noqa: E402
 from seq2seq.metrics import paired_comparison  # noqa: E402
+from seq2seq.schema import schema_default  # noqa: E402
+from seq2seq.summary import to_markdown  # noqa: E402
 
 SEARCHES = ("greedy", "beam")
 
@@ -80,8 +84,9 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f}{spread}"
 
 
-def compare(recipes: list[tuple[str, list[Run]]], resamples: int = 1000, seed: int = 12345) -> str:
-    """Markdown table, the first recipe being the baseline."""
+def compare(recipes: list[tuple[str, list[Run]]], resamples: int = schema_default("compare.resamples"),
+            seed: int = schema_default("compare.seed"), test: str = schema_default("compare.test")) -> str:
+    """Markdown table, the first recipe being the baseline (the paired test of the pipeline's summary)."""
     (_, baseline), references = recipes[0], recipes[0][1][0].references
     for label, runs in recipes:
         for run in runs:
@@ -90,7 +95,7 @@ def compare(recipes: list[tuple[str, list[Run]]], resamples: int = 1000, seed: i
                                  "(another data split): the recipes cannot be compared sentence by sentence")
     header = ["recipe", "runs", "epochs (best)", "minutes as run", "greedy BLEU", "beam BLEU",
               "Δ greedy [95% CI], p", "Δ beam [95% CI], p"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for label, runs in recipes:
         cells = [label, str(len(runs)), ", ".join(f"{r.epochs} ({r.best_epoch})" for r in runs),
                  ", ".join(f"{r.minutes:.1f}" for r in runs)]
@@ -100,24 +105,24 @@ def compare(recipes: list[tuple[str, list[Run]]], resamples: int = 1000, seed: i
                 cells.append("")
                 continue
             result = paired_comparison([r.hypotheses[search] for r in runs],
-                                       [r.hypotheses[search] for r in baseline], references, "bs", resamples, seed)
+                                       [r.hypotheses[search] for r in baseline], references, test, resamples, seed)
             cells.append(f"{result['delta']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "
                          f"p = {result['p_value']:.3f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return to_markdown(pd.DataFrame(rows, columns=header))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipes", nargs="+", type=parse_recipe, metavar="LABEL=RUN[,RUN...]",
                         help="the baseline first")
-    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--resamples", type=int, default=schema_default("compare.resamples"))
     args = parser.parse_args(argv)
     try:
         recipes = [(label, [read_run(folder) for folder in folders]) for label, folders in args.recipes]
     except FormatError as error:
         raise SystemExit(f"compare.py: {error}") from None
-    print(compare(recipes, args.resamples))
+    print(compare(recipes, args.resamples), end="")
 
 
 if __name__ == "__main__":
