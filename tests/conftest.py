@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from helpers import (
     REPO,
@@ -34,47 +36,26 @@ def pytest_report_header(config) -> str | None:
 
 
 # The suite runs on every core with pytest-xdist (`-n auto --dist loadscope` in pyproject.toml): each module stays
-# on one worker, so that its module-scoped fixtures are built once, and so do the modules that share the session's
-# `finished_run` (the scheduler below makes them one unit). The longest units go first: the Slurm scenarios mostly
-# wait on the cluster while the other worker gets through the rest.
-FINISHED_RUN_MODULES = ["test_workflow_pipeline", "test_explorer_browser", "test_workflow_report",
-                        "test_workflow_reruns", "test_figure_bounds", "test_invocation"]
-LONGEST_FIRST = ["test_workflow_slurm", "finished_run", "test_workflow_experiments", "test_gpu_check",
-                 "test_workflow_data", "test_training", "test_training_guards", "test_workflow_cluster"]
-
-
-def _unit(module: str) -> str:
-    return "finished_run" if module in FINISHED_RUN_MODULES else module
+# on one worker, so that its module-scoped fixtures are built once. The session's `finished_run` is built once for
+# all workers (see the fixture), so the modules reading it spread over the workers too. The longest modules go
+# first: the Slurm scenarios mostly wait on the cluster while the other workers get through the rest, and the
+# independent end-to-end modules run while the finished run is built.
+LONGEST_FIRST = ["test_workflow_slurm", "test_explorer_browser", "test_workflow_experiments", "test_gpu_check",
+                 "test_workflow_data", "test_runlock", "test_training", "test_training_guards", "test_workflow_reruns",
+                 "test_workflow_pipeline", "test_workflow_cluster", "test_figure_bounds"]
 
 
 @pytest.hookimpl(optionalhook=True)  # optional: xdist's hooks, unknown under `-p no:xdist`
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: one worker more than the CPUs. Much of the suite waits on subprocesses (Snakemake, Slurm's
-    scheduling and status polls), and the Slurm unit holds a worker for minutes while using little CPU."""
+    scheduling and status polls), and the Slurm module holds a worker for minutes while using little CPU."""
     return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1
 
 
-@pytest.hookimpl(tryfirst=True, optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    from xdist.scheduler import LoadScopeScheduling
-
-    class SharedFixtureScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return _unit(Path(module).stem) if module.endswith(".py") else super()._split_scope(nodeid)
-
-    return SharedFixtureScheduling(config, log)
-
-
 def pytest_collection_modifyitems(config, items) -> None:
-    strays = sorted({item.module.__name__ for item in items if "finished_run" in item.fixturenames}
-                    - set(FINISHED_RUN_MODULES))
-    if strays:  # it would be built once more on another worker
-        raise pytest.UsageError(f"tests/conftest.py: add {', '.join(strays)} to FINISHED_RUN_MODULES")
-
     def rank(item) -> int:
-        unit = _unit(item.module.__name__)
-        return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
+        module = item.module.__name__
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: pytest's order within a rank
 
@@ -102,13 +83,35 @@ def tiny_workdir(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """One full run of the tiny corpus with two models that learn it, on a private copy of the workflow, shared
-    by the pipeline tests and the explorer's browser tests (those run first and only read it)."""
-    root = tmp_path_factory.mktemp("pipeline")
-    snakefile = copy_workflow(root / "workflow-copy")
+    """(workdir, configfile, snakefile): one full run of the tiny corpus with two models that learn it, on a
+    private copy of the workflow, built once per test run. Under pytest-xdist the first worker that needs it
+    builds it in the run's temporary folder, which all workers share, and the others wait for it (a file lock);
+    a build that failed fails the others' tests at once, with its message. Tests only read it: one that changes
+    the run or the workflow works on :func:`helpers.copy_finished_run`."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is a folder of the run's
+        shared = shared.parent
+    root, done, failed = shared / "finished-run", shared / "finished-run.done", shared / "finished-run.failed"
+    paths = (root / "run", root / "tiny.yaml", root / "workflow-copy" / "Snakefile")
+    with FileLock(str(shared / "finished-run.lock")):
+        if failed.exists():
+            pytest.fail(f"the shared finished run failed where it was built:\n{failed.read_text()}")
+        if not done.exists():
+            try:
+                build_finished_run(root, *paths)
+            except BaseException as error:
+                failed.write_text(str(error)[-12000:] or type(error).__name__)
+                raise
+            done.touch()
+    return paths
+
+
+def build_finished_run(root: Path, workdir: Path, config: Path, snakefile: Path) -> None:
+    if root.exists():
+        shutil.rmtree(root)
+    copy_workflow(snakefile.parent)
     raw = write_raw_corpus(root / "corpus" / "fra-eng.txt")
-    config = write_config(root / "tiny.yaml", tiny_config(raw, models=TWO_MODELS))
-    workdir = root / "run"
+    write_config(config, tiny_config(raw, models=TWO_MODELS))
     workdir.mkdir()
     snakemake(workdir, "--cores", "2", "--configfile", str(config), snakefile=snakefile)
-    return workdir, config, snakefile
+

@@ -153,6 +153,20 @@ def copy_workflow(destination: Path) -> Path:
     return destination / "Snakefile"
 
 
+def snakemake_scratch(folder: str, names: list[str]) -> list[str]:
+    """For shutil.copytree's ``ignore``: Snakemake's I/O cache and logs, which the dry runs of tests running beside
+    the copy rewrite while it copies (the recorded metadata, what decides reruns, is copied)."""
+    return [name for name in names if name in ("iocache", "log")] if Path(folder).name == ".snakemake" else []
+
+
+def copy_finished_run(finished_run: tuple[Path, Path, Path], destination: Path) -> tuple[Path, Path, Path]:
+    """A copy of the finished run's folder (the run, its config and its workflow copy; modification times kept, as
+    by `cp -a`) to change in a test: (workdir, configfile, snakefile) of the copy."""
+    root = finished_run[0].parent
+    shutil.copytree(root, destination, symlinks=True, ignore=snakemake_scratch)
+    workdir, config, snakefile = (destination / path.relative_to(root) for path in finished_run)
+    return workdir, config, snakefile
+
 def grouped_rules(dry_run_output: str) -> dict[str, str]:
     """The job-count table of `snakemake -n --quiet rules` as {rule: count}."""
     return dict(line.split() for line in dry_run_output.splitlines()

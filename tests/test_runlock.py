@@ -1,5 +1,6 @@
 """Releasing the Snakemake locks of a killed run: a dead run's locks go, a live run's stay (each run is a process
-of its own here, as each Snakemake is)."""
+of its own here, as each Snakemake is); and end to end, a run killed with its training job recovers with one
+command."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
+from helpers import REPO, TINY_TRAINING, TWO_MODELS, snakemake, tiny_config, write_config, write_raw_corpus
 from seq2seq.pipeline.runlock import RUNS_LOCK
 
 REGISTER = ("import sys; from seq2seq.pipeline.runlock import release_stale_locks; "
@@ -58,3 +64,45 @@ def test_the_locks_of_a_live_run_stay_until_it_is_killed(tmp_path):
         if live.poll() is None:
             live.kill()
             live.wait(timeout=60)
+
+
+@pytest.mark.workflow
+def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
+    """Snakemake and its training job killed together, as a closed laptop or a wall-time limit would (SIGKILL:
+    no chance to clean up): the README's one command, `snakemake --cores N --rerun-incomplete`, resumes it,
+    with no `--unlock` first."""
+    raw = write_raw_corpus(tmp_path / "corpus" / "fra-eng.txt")
+    models = {"bahdanau": dict(TWO_MODELS["bahdanau"])}
+    training = {**TINY_TRAINING, "epochs": 12, "early_stopping": {"patience": 100}}
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(raw, models=models, training=training))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    snakemake(workdir, "--cores", "1", "results/fra-eng/vocab/source.json",
+              "results/fra-eng/vocab/target.json", "--configfile", str(config))
+
+    run = workdir / "results" / "fra-eng" / "bahdanau"
+    resume = run / "resume.pt"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--cores", "1", "results/fra-eng/bahdanau/model.pt", "--configfile", str(config)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not resume.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it get a little further than the first epoch
+    os.killpg(process.pid, signal.SIGKILL)  # Snakemake and everything it started
+    assert process.wait(timeout=60) != 0
+    assert resume.exists(), "training never wrote its resume checkpoint"
+    # nothing that a later rule or seq2seq-translate could take for the result
+    assert not any((run / name).exists() for name in ("model.pt", "last.pt", "history.tsv"))
+    assert list((workdir / ".snakemake" / "locks").glob("*.lock")), "expected the dead run's lock"
+
+    result = snakemake(workdir, "--cores", "1", "--rerun-incomplete", "results/fra-eng/bahdanau/model.pt",
+                       "--configfile", str(config))
+    log = (workdir / "results" / "logs" / "train" / "fra-eng" / "bahdanau.log").read_text()
+    assert "resum" in log.lower(), log
+    history = pd.read_csv(run / "history.tsv", sep="\t")
+    assert list(history["epoch"]) == list(range(1, 13))
+    assert not resume.exists()
+    assert "left by a Snakemake run that is no longer alive" in result.stderr

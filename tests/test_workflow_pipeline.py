@@ -1,21 +1,15 @@
-"""The whole pipeline through Snakemake on a tiny corpus: every product, the report, reruns and resuming."""
+"""The whole pipeline through Snakemake on a tiny corpus: every product, the report, and what reruns. (A run killed
+mid-training and resumed: tests/test_runlock.py.)"""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import sacrebleu
 
-from helpers import (BLEU_FLOOR, REPO, TINY_TRAINING, TWO_MODELS, grouped_rules, snakemake, tiny_config,
-                     write_config, write_raw_corpus)
+from helpers import BLEU_FLOOR, TINY_TRAINING, TWO_MODELS, copy_finished_run, grouped_rules, snakemake, write_config
 from seq2seq.corpus import read_split
 from seq2seq.explorer import read_page_data
 
@@ -129,56 +123,11 @@ def test_a_models_training_override_keeps_the_rest_of_the_training_section(finis
     assert "Nothing to be done" in result.stdout + result.stderr, result.stdout
 
 
-def test_editing_the_model_code_reruns_training(finished_run):
-    workdir, config, snakefile = finished_run
+def test_editing_the_model_code_reruns_training(finished_run, tmp_path):
+    workdir, config, snakefile = copy_finished_run(finished_run, tmp_path / "copy")  # the shared run stays as it is
     model_code = snakefile.parent / "workflow" / "seq2seq" / "models" / "gru.py"
-    original = model_code.read_text()
-    model_code.write_text(original + "\n# an edit\n")
-    try:
-        result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config), snakefile=snakefile)
-    finally:
-        model_code.write_text(original)
+    model_code.write_text(model_code.read_text() + "\n# an edit\n")
+    result = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config), snakefile=snakefile)
     jobs = grouped_rules(result.stdout)
     assert jobs.get("train") == "2", result.stdout
     assert "prepare" not in jobs and "vocab" not in jobs
-
-
-def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
-    """Snakemake and its training job killed together, as a closed laptop or a wall-time limit would (SIGKILL:
-    no chance to clean up): the README's one command, `snakemake --cores N --rerun-incomplete`, resumes it,
-    with no `--unlock` first."""
-    raw = write_raw_corpus(tmp_path / "corpus" / "fra-eng.txt")
-    models = {"bahdanau": dict(TWO_MODELS["bahdanau"])}
-    training = {**TINY_TRAINING, "epochs": 12, "early_stopping": {"patience": 100}}
-    config = write_config(tmp_path / "tiny.yaml", tiny_config(raw, models=models, training=training))
-    workdir = tmp_path / "run"
-    workdir.mkdir()
-    snakemake(workdir, "--cores", "1", "results/fra-eng/vocab/source.json",
-              "results/fra-eng/vocab/target.json", "--configfile", str(config))
-
-    run = workdir / "results" / "fra-eng" / "bahdanau"
-    resume = run / "resume.pt"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--cores", "1", "results/fra-eng/bahdanau/model.pt", "--configfile", str(config)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                               start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not resume.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)  # let it get a little further than the first epoch
-    os.killpg(process.pid, signal.SIGKILL)  # Snakemake and everything it started
-    assert process.wait(timeout=60) != 0
-    assert resume.exists(), "training never wrote its resume checkpoint"
-    # nothing that a later rule or seq2seq-translate could take for the result
-    assert not any((run / name).exists() for name in ("model.pt", "last.pt", "history.tsv"))
-    assert list((workdir / ".snakemake" / "locks").glob("*.lock")), "expected the dead run's lock"
-
-    result = snakemake(workdir, "--cores", "1", "--rerun-incomplete", "results/fra-eng/bahdanau/model.pt",
-                       "--configfile", str(config))
-    log = (workdir / "results" / "logs" / "train" / "fra-eng" / "bahdanau.log").read_text()
-    assert "resum" in log.lower(), log
-    history = pd.read_csv(run / "history.tsv", sep="\t")
-    assert list(history["epoch"]) == list(range(1, 13))
-    assert not resume.exists()
-    assert "left by a Snakemake run that is no longer alive" in result.stderr

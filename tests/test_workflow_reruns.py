@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import REPO
+from helpers import REPO, snakemake_scratch
 from seq2seq.runs import check_config
 from seq2seq.schema import deep_merge, load_schema
 from snakemake_plans import plans, with_overrides
@@ -240,7 +240,7 @@ def planned(finished_run, tmp_path_factory) -> dict[str, Any]:
     moved = []
     for name in ("copy", "moved"):
         folder = scratch / name
-        shutil.copytree(root, folder, symlinks=True)
+        shutil.copytree(root, folder, symlinks=True, ignore=snakemake_scratch)
         if name == "moved":
             folder = folder.rename(scratch / "elsewhere")
         moved.append(folder)
