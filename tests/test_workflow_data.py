@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, snakemake, write_config, write_raw_corpus
+from helpers import REPO, snakemake, tiny_config, write_config, write_raw_corpus
 
 pytestmark = pytest.mark.workflow
 
@@ -19,11 +19,20 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def test_data_stages_write_splits_and_vocabularies(tiny_workdir):
-    workdir, config = tiny_workdir
+@pytest.fixture(scope="module")
+def data_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(workdir, configfile): the data stages of the tiny corpus, run once for the module's first two tests."""
+    root = tmp_path_factory.mktemp("data")
+    config = write_config(root / "tiny.yaml", tiny_config(write_raw_corpus(root / "corpus" / "fra-eng.txt")))
+    workdir = root / "run"
+    workdir.mkdir()
     snakemake(workdir, "--cores", "2", "results/fra-eng/vocab/source.json", "results/fra-eng/vocab/target.json",
               "--configfile", str(config))
+    return workdir, config
 
+
+def test_data_stages_write_splits_and_vocabularies(data_run):
+    workdir, _ = data_run
     data = workdir / "results" / "fra-eng" / "data"
     splits = {name: read_tsv(data / f"{name}.tsv") for name in ("train", "valid", "test")}
     assert all(splits.values())
@@ -53,11 +62,10 @@ def test_data_stages_write_splits_and_vocabularies(tiny_workdir):
         assert (workdir / "results" / "logs" / name / "fra-eng.log").exists()
 
 
-def test_data_stages_are_byte_identical_on_rerun(tiny_workdir):
-    workdir, config = tiny_workdir
+def test_data_stages_are_byte_identical_on_rerun(data_run):
+    workdir, config = data_run
     outputs = ["results/fra-eng/data/train.tsv", "results/fra-eng/data/test.tsv",
                "results/fra-eng/data/stats.json", "results/fra-eng/vocab/source.json"]
-    snakemake(workdir, "--cores", "2", *outputs, "--configfile", str(config))
     first = {o: hashlib.sha256((workdir / o).read_bytes()).hexdigest() for o in outputs}
     snakemake(workdir, "--cores", "2", "--forceall", *outputs, "--configfile", str(config))
     second = {o: hashlib.sha256((workdir / o).read_bytes()).hexdigest() for o in outputs}
