@@ -167,6 +167,7 @@ def copy_finished_run(finished_run: tuple[Path, Path, Path], destination: Path) 
     workdir, config, snakefile = (destination / path.relative_to(root) for path in finished_run)
     return workdir, config, snakefile
 
+
 def grouped_rules(dry_run_output: str) -> dict[str, str]:
     """The job-count table of `snakemake -n --quiet rules` as {rule: count}."""
     return dict(line.split() for line in dry_run_output.splitlines()
