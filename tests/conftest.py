@@ -18,6 +18,7 @@ from helpers import (
     quiet_an_unreachable_slurm,
     snakemake,
     tiny_config,
+    tiny_workdir_in,
     write_config,
     write_raw_corpus,
 )
@@ -73,12 +74,8 @@ def one_thread():
 
 @pytest.fixture
 def tiny_workdir(tmp_path: Path) -> tuple[Path, Path]:
-    """(workdir, configfile) with the tiny corpus written in the workdir."""
-    workdir = tmp_path / "run"
-    raw = write_raw_corpus(tmp_path / "corpus" / "fra-eng.txt")
-    config = write_config(tmp_path / "tiny.yaml", tiny_config(raw))
-    workdir.mkdir()
-    return workdir, config
+    """(workdir, configfile) with the tiny corpus written beside the workdir."""
+    return tiny_workdir_in(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,14 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
+def tiny_workdir_in(folder: Path) -> tuple[Path, Path]:
+    """(workdir, configfile) in ``folder``: the tiny corpus, its config (:func:`tiny_config`) and an empty workdir."""
+    config = write_config(folder / "tiny.yaml", tiny_config(write_raw_corpus(folder / "corpus" / "fra-eng.txt")))
+    workdir = folder / "run"
+    workdir.mkdir()
+    return workdir, config
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None,
               timeout: float = 600, snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
     """Run this repository's workflow with `--directory workdir`; on failure show its output."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, snakemake, tiny_config, write_config, write_raw_corpus
+from helpers import REPO, snakemake, tiny_workdir_in, write_config, write_raw_corpus
 
 pytestmark = pytest.mark.workflow
 
@@ -22,10 +22,7 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def data_run(tmp_path_factory) -> tuple[Path, Path]:
     """(workdir, configfile): the data stages of the tiny corpus, run once for the module's first two tests."""
-    root = tmp_path_factory.mktemp("data")
-    config = write_config(root / "tiny.yaml", tiny_config(write_raw_corpus(root / "corpus" / "fra-eng.txt")))
-    workdir = root / "run"
-    workdir.mkdir()
+    workdir, config = tiny_workdir_in(tmp_path_factory.mktemp("data"))
     snakemake(workdir, "--cores", "2", "results/fra-eng/vocab/source.json", "results/fra-eng/vocab/target.json",
               "--configfile", str(config))
     return workdir, config

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import REPO, snakemake_scratch
+from helpers import REPO, copy_finished_run
 from seq2seq.runs import check_config
 from seq2seq.schema import deep_merge, load_schema
 from snakemake_plans import plans, with_overrides
@@ -240,7 +239,7 @@ def planned(finished_run, tmp_path_factory) -> dict[str, Any]:
     moved = []
     for name in ("copy", "moved"):
         folder = scratch / name
-        shutil.copytree(root, folder, symlinks=True, ignore=snakemake_scratch)
+        copy_finished_run(finished_run, folder)
         if name == "moved":
             folder = folder.rename(scratch / "elsewhere")
         moved.append(folder)

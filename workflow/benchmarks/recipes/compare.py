@@ -87,8 +87,9 @@ def mean_sd(values: list[float]) -> str:
 def compare(recipes: list[tuple[str, list[Run]]], resamples: int = schema_default("compare.resamples"),
             seed: int = schema_default("compare.seed"), test: str = schema_default("compare.test")) -> str:
     """Markdown table, the first recipe being the baseline (the paired test of the pipeline's summary)."""
-    (_, baseline), references = recipes[0], recipes[0][1][0].references
-    for label, runs in recipes:
+    baseline = recipes[0][1]
+    references = baseline[0].references
+    for _, runs in recipes:
         for run in runs:
             if run.references != references:
                 raise SystemExit(f"{run.folder}: its test references differ from {baseline[0].folder}'s "
