@@ -14,10 +14,14 @@
 # Daemons, logs and state live in $LOCAL_SLURM_STATE (default /var/tmp/seq2seq-local-slurm), wiped on each
 # start; `stop` ends the daemons it started by the PIDs it recorded there. Slurm reads /etc/slurm/slurm.conf
 # (job steps ignore SLURM_CONF): the script writes it, marked as its own, and never overwrites one it did not write.
+# `stop` removes the files it wrote there: a slurm.conf left behind naming a controller that is gone makes every
+# Slurm command wait about 10 s for it, and so every Snakemake start where the SLURM executor plugin is installed
+# (the plugin asks `scontrol show config` as it loads). LOCAL_SLURM_ETC replaces /etc/slurm for the script's tests.
 set -euo pipefail
 
 STATE=${LOCAL_SLURM_STATE:-/var/tmp/seq2seq-local-slurm}
-ETC=/etc/slurm
+ETC=${LOCAL_SLURM_ETC:-/etc/slurm}
+CONFIG_FILES=(slurm.conf gres.conf slurmdbd.conf)   # what write_config writes in $ETC
 MARK="# written by seq2seq local-cluster/cluster.sh"
 STATE_MARK=.seq2seq-local-cluster   # in $STATE: the folder is ours to wipe
 ACCOUNT=local
@@ -194,7 +198,7 @@ start() {
     install -d -m 0755 "$STATE" "$STATE/slurmctld" "$STATE/slurmd"
     touch "$STATE/$STATE_MARK"
     echo "$accounting" >"$STATE/accounting"
-    trap 'say "start failed: stopping what it started"; stop_daemons' EXIT
+    trap 'say "start failed: stopping what it started"; stop_daemons; remove_config' EXIT
     start_munge
     if [ "$accounting" = yes ]; then
         start_mariadb
@@ -211,7 +215,16 @@ start() {
 stop() {
     [ "$(id -u)" = 0 ] || die "must run as root: sudo $0 stop"
     stop_daemons
+    remove_config
     say "stopped"
+}
+
+remove_config() {  # the config files this script wrote (marked), so that Slurm's commands stop asking for it
+    local file
+    for file in "${CONFIG_FILES[@]}"; do
+        if [ -e "$ETC/$file" ] && grep -qxF "$MARK" "$ETC/$file"; then rm -f "$ETC/$file"; fi
+    done
+    rm -f "$ETC/slurm.conf.tmp"
 }
 
 stop_daemons() {
