@@ -64,6 +64,32 @@ def test_editing_the_model_reruns_train_and_evaluate_but_not_the_data_stages() -
         assert not any(name.startswith("models/") or name == "attention.py" for name in stage_sources(stage)), stage
 
 
+def test_imports_in_every_kind_of_block_are_found(tmp_path: Path) -> None:
+    """Imports inside functions, classes, branches, loops, ``with``, ``try`` (body, handlers, else, finally) and
+    ``match`` cases run when their block does: each counts (the scan reads statements, not expressions)."""
+    blocks = {
+        "in_function": "def f():\n    from .{m} import x\n",
+        "in_method": "class C:\n    def f(self):\n        if True:\n            import seq2seq.{m}\n",
+        "in_else": "if False:\n    pass\nelse:\n    from . import {m}\n",
+        "in_loop": "for _ in ():\n    pass\nelse:\n    while False:\n        from .{m} import x\n",
+        "in_with": "import contextlib\nwith contextlib.suppress(Exception):\n    from .{m} import x\n",
+        "in_handler": "try:\n    pass\nexcept ImportError:\n    from .{m} import x\n",
+        "in_try_else": "try:\n    pass\nexcept ImportError:\n    pass\nelse:\n    from .{m} import x\n",
+        "in_finally": "try:\n    pass\nfinally:\n    from .{m} import x\n",
+        "in_match": "match 1:\n    case 1:\n        from .{m} import x\n    case _:\n        pass\n",
+        "in_async": "async def f():\n    async with g():\n        from .{m} import x\n",
+    }
+    modules = {f"{name}_target": "x = 1\n" for name in blocks}
+    modules.update({name: source.format(m=f"{name}_target") for name, source in blocks.items()})
+    package = _package(tmp_path, modules)
+    script = tmp_path / "script.py"
+    script.write_text("".join(f"import seq2seq.{name}\n" for name in blocks))
+    assert _names(package_modules(script, package)) == {"__init__", *modules}
+    for name in blocks:
+        source = (package / f"{name}.py").read_text()
+        assert f"seq2seq.{name}_target" in _imported_names(source, name, f"seq2seq.{name}", False), name
+
+
 def test_sub_package_imports_at_any_depth(tmp_path: Path) -> None:
     """``from .sub.x import y``, ``from ..z import w`` and ``import seq2seq.sub.x``: each sub-package's
     __init__.py comes with its modules."""

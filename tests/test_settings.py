@@ -9,7 +9,7 @@ import yaml
 from helpers import REPO
 from seq2seq.models.gru_config import GRUConfig
 from seq2seq.runs import check_config
-from seq2seq.schema import ConfigError, check_yaml, deep_merge, load_schema, schema_default, schema_error
+from seq2seq.schema import SCHEMA_PATH, ConfigError, check_yaml, deep_merge, load_schema, schema_default, schema_error
 from seq2seq.settings import PrepareSettings, TrainConfig, training_settings
 
 
@@ -182,3 +182,8 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
     assert str(caught.value) == f"{path}:3:14: not valid YAML (mapping values are not allowed here)"
     path.write_text("training: {epochs: 3}\n", encoding="utf-8")
     check_yaml(path)
+
+
+def test_the_schema_reads_the_same_with_either_yaml_loader() -> None:
+    """load_schema uses libyaml's loader where PyYAML has one (faster at each Snakemake start): the same dict."""
+    assert load_schema() == yaml.load(SCHEMA_PATH.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
