@@ -40,17 +40,15 @@ def module_name(path: Path, package_dir: Path) -> str | None:
     return ".".join([PACKAGE_NAME, *parts])
 
 
-def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+def _statements(body: list[ast.AST]) -> Iterator[ast.AST]:
     """Every statement in ``body`` and, at any depth, in the statement blocks inside them (functions, classes,
     branches, loops, ``with``, ``try`` and its handlers, ``match`` cases). Imports are statements, so this finds
     them all without visiting the expressions, which are most of a module's nodes (``ast.walk`` visits 12 times
     as many in this package; the pipeline reads the imports of every stage at each Snakemake start)."""
-    for node in body:
+    for node in body:  # statements, and the except handlers and match cases that hold statement blocks
         yield node
         for block in ("body", "orelse", "finalbody", "handlers", "cases"):
-            inner = getattr(node, block, None)
-            if isinstance(inner, list):
-                yield from _statements(inner)
+            yield from _statements(getattr(node, block, ()))
 
 
 @functools.lru_cache(maxsize=512)
