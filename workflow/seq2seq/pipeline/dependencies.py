@@ -58,7 +58,7 @@ def _imported_names(source: str, filename: str, this_module: str | None, is_pack
     parses the workflow, and so this, once per rule and per run."""
     tree = ast.parse(source, filename=filename)
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE_NAME)
         elif isinstance(node, ast.ImportFrom):
