@@ -136,6 +136,18 @@ def test_stdin_that_is_not_utf8_names_the_line_whatever_the_locale(checkpoint, t
                                               "line: b'\\xe8')")
 
 
+def test_a_translation_without_a_plot_loads_no_plotting_library(checkpoint) -> None:
+    """matplotlib and pandas are for --plot only: imported on every call, they added a second to each (README)."""
+    code = ("import sys; from seq2seq.translate_command import main; "
+            "status = main(['--model', sys.argv[1], 'je suis content .']); "
+            "print(sorted(name for name in ('matplotlib', 'pandas', 'seq2seq.plots') if name in sys.modules)); "
+            "sys.exit(status)")
+    result = subprocess.run([sys.executable, "-c", code, str(checkpoint)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["i am happy .", "[]"]
+
+
 def test_an_argument_that_is_not_utf8_is_named(checkpoint, capsys) -> None:
     assert main(["--model", str(checkpoint), "je suis", "tr\udce8s grand"]) == 2  # how Python passes bad argv bytes
     assert _one_error_line(capsys) == "seq2seq-translate: error: argument 2 is not UTF-8 text"

@@ -18,7 +18,6 @@ from .checkpoint import load_model
 from .corpus import normalize, utf8_lines
 from .devices import resolve_device
 from .logs import InputError
-from .plots import attention_figure, check_figure_path, save_figure
 from .settings import EvaluationSettings
 from .tokens import EOS
 from .translate import translate_sentences
@@ -108,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     try:
         if args.plot:
+            from .plots import check_figure_path  # here: matplotlib and pandas would slow every other call
+
             check_figure_path(args.plot)
         inputs = read_inputs(args.sentences, sys.stdin)
         if not inputs:
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             LOG.warning("the translation of %s was cut at --max-len %d tokens", label, args.max_len)
         print(translation.text if translation is not None else "")
     if args.plot:
+        from .plots import attention_figure, save_figure
+
         first = translations[0].word_level() if args.word_level else translations[0]
         save_figure(attention_figure(first, title=f"{' '.join(first.source_tokens)}\n-> {first.text}"),
                     args.plot)
