@@ -8,8 +8,17 @@ import yaml
 
 from helpers import REPO
 from seq2seq.models.gru_config import GRUConfig
-from seq2seq.runs import check_config
-from seq2seq.schema import SCHEMA_PATH, ConfigError, check_yaml, deep_merge, load_schema, schema_default, schema_error
+from seq2seq.runs import check_config, pipeline_config
+from seq2seq.schema import (
+    SCHEMA_PATH,
+    ConfigError,
+    check_yaml,
+    deep_merge,
+    key_origin,
+    load_schema,
+    schema_default,
+    schema_error,
+)
 from seq2seq.settings import PrepareSettings, TrainConfig, training_settings
 
 
@@ -56,6 +65,43 @@ def test_check_config_stops_at_a_bad_override_naming_the_key(override, start):
         check_config(deep_merge(shipped_config(), override))
     assert str(caught.value).startswith(start), caught.value
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("message", "key"), [
+    ("config: training.epochs: 0 is less than the minimum of 1", "training.epochs"),
+    ("config: (top level): Additional properties are not allowed ('trainig' was unexpected)", "trainig"),
+    ("config: training: Additional properties are not allowed ('epoch', 'lr' were unexpected)", "training.epoch"),
+    ("config: models.h256.d2: tie_embeddings needs embedding_size == hidden_size", "models.h256.d2"),
+    ("config: (top level): 'pairs' is a required property", None),
+    ("config: pairs lists 'spa-eng', but corpora has no entry 'spa-eng' (known corpora: fra-eng)", None),
+])
+def test_a_config_error_knows_the_key_it_names(message, key):
+    assert ConfigError(message).key == key
+
+
+def test_a_key_comes_from_the_last_file_that_sets_it_or_from_the_command_line(tmp_path):
+    base = tmp_path / "config.yaml"
+    base.write_text("pairs: [fra-eng]\ntraining:\n  epochs: 15\n  learning_rate: 0.003\n")
+    override = tmp_path / "override.yaml"
+    override.write_text("# a comment\ntraining: {epochs: 0}\nmodels:\n  h256.d2:\n    hidden_size: big\n")
+    files = [base, override]
+    assert key_origin("training.epochs", files) == f"{override}:2"  # the later file wins, as in the merge
+    assert key_origin("training.learning_rate", files) == f"{base}:4"
+    assert key_origin("models.h256.d2.hidden_size", files) == f"{override}:5"  # a model name with a dot
+    assert key_origin("pairs.0", files) == f"{base}:1"
+    assert key_origin("training.batch_size", files) is None  # a default: set nowhere
+    assert key_origin("training.epochs", files, {"training": {"epochs": "3"}}) == "--config"
+    assert key_origin("training.learning_rate", files, {"training": {"epochs": "3"}}) == f"{base}:4"
+
+
+def test_a_bad_override_is_named_with_its_line(tmp_path):
+    """How the benchmarks read a config (runs.pipeline_config), and what Snakemake shows (test_workflow_data.py)."""
+    override = tmp_path / "override.yaml"
+    override.write_text("training:\n  epochs: 20\nmodels:\n  bahdanau: {attention: bahdanau, hidden_size: -1}\n")
+    with pytest.raises(ConfigError) as caught:
+        pipeline_config(REPO / "config.yaml", override)
+    assert str(caught.value) == (f"config: models.bahdanau.hidden_size: -1 is less than the minimum of 1 "
+                                 f"({override}:4)")
 
 
 def test_a_config_without_its_choices_names_what_is_missing():

@@ -97,7 +97,8 @@ def test_an_override_leaves_a_model_out_with_null(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"trainig": {"epochs": 3}}, "config: (top level): Additional properties are not allowed ('trainig' was"),
+        ({"trainig": {"epochs": 3}}, "config: (top level): Additional properties are not allowed ('trainig' was "
+                                     "unexpected) (bad.yaml:1)"),
         ({"models": {"m": {"attention": "luong", "embedding_size": 64}}}, "models.m: tie_embeddings needs"),
     ],
 )
@@ -107,6 +108,7 @@ def test_bad_config_fails_before_any_job_with_the_key_named(tmp_path, override, 
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert message in output
+    assert "(bad.yaml:" in output  # where the key is set: the file (relative to the working folder) and line
     assert len(output.splitlines()) < 10, output  # the message, not a dump of the schema
 
 

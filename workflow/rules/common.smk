@@ -18,7 +18,7 @@ from seq2seq.download import local_path
 from seq2seq.pipeline.runlock import release_stale_locks
 from seq2seq import runs
 from seq2seq.runs import baseline, check_config, ensemble_members, training_runs
-from seq2seq.schema import ConfigError
+from seq2seq.schema import ConfigError, located
 from seq2seq.stages import STAGES
 
 # A run killed outright (SIGKILL, a wall-time limit) leaves Snakemake's directory lock behind: release it when
@@ -39,8 +39,10 @@ if workflow.exec_mode.item_to_choice() == "default":
 
 try:
     check_config(config)  # validates, fills in the schema's defaults
-except ConfigError as error:
-    raise WorkflowError(str(error)) from None  # one line, instead of a dump of the schema
+except ConfigError as error:  # one line, instead of a dump of the schema, naming the file and line of the key
+    raise WorkflowError(
+        located(error, [CONFIG_YAML, *workflow.overwrite_configfiles], workflow.config_settings.config)
+    ) from None
 
 PAIRS = list(config["pairs"])
 MODELS = list(config["models"])

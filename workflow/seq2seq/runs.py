@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from .models import config_from_dict, with_source_positions
-from .schema import ConfigError, check, deep_merge, fill_defaults, load_schema
+from .schema import ConfigError, check, deep_merge, fill_defaults, load_schema, located
 from .settings import TrainConfig, prepare_settings, source_positions, training_settings
 
 
@@ -117,4 +117,7 @@ def pipeline_config(config_yaml: str | Path, *overrides: str | Path) -> dict:
     config = yaml.safe_load(Path(config_yaml).read_text(encoding="utf-8")) or {}
     for override in overrides:
         config = deep_merge(config, yaml.safe_load(Path(override).read_text(encoding="utf-8")) or {})
-    return check_config(config)
+    try:
+        return check_config(config)
+    except ConfigError as error:
+        raise ConfigError(located(error, [config_yaml, *overrides])) from None

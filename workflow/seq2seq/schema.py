@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
+import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 from jsonschema.exceptions import best_match
@@ -21,6 +23,20 @@ SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 class ConfigError(InputError, ValueError):
     """An invalid setting; the message reads ``config: <dotted.key>: <what is wrong>``."""
+
+    @property
+    def key(self) -> str | None:
+        """The dotted key the message names (``training.epochs``), or the key the schema did not expect where
+        that is the problem (``training.epoch``); None for a problem of the whole config or of several keys."""
+        named = re.match(r"config: ([A-Za-z0-9_.-]+|\(top level\)): (.*)", str(self))
+        if named is None:
+            return None
+        key, problem = named.groups()
+        key = "" if key == "(top level)" else key
+        unexpected = re.search(r"\('([^']+)'(?:, '[^']+')* (?:was|were) unexpected\)", problem)
+        if unexpected:
+            key = f"{key}.{unexpected.group(1)}" if key else unexpected.group(1)
+        return key or None
 
 
 # --------------------------------------------------------------------------------------------- the schema
@@ -135,3 +151,60 @@ def check_yaml(path: str | Path) -> None:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML ({error.problem or error.context})") from None
+
+
+# -------------------------------------------------------------------------------- where a setting comes from
+
+def _find_key(node: yaml.Node, key: str) -> yaml.Node | None:
+    """The node of the dotted ``key`` in a composed YAML document (key names may hold dots: the longest that
+    fits is taken), or None."""
+    if isinstance(node, yaml.MappingNode):
+        for name_node, value in sorted(node.value, key=lambda item: -len(str(item[0].value))):
+            name = str(name_node.value)
+            if key == name:
+                return name_node
+            if key.startswith(f"{name}."):
+                return _find_key(value, key[len(name) + 1 :])
+    elif isinstance(node, yaml.SequenceNode):
+        head, _, rest = key.partition(".")
+        if head.isdigit() and int(head) < len(node.value):
+            return node.value[int(head)] if not rest else _find_key(node.value[int(head)], rest)
+    return None
+
+
+def _sets_key(mapping: Any, key: str) -> bool:
+    """Whether the nested dict ``mapping`` (Snakemake's ``--config`` values) sets the dotted ``key``."""
+    if isinstance(mapping, Mapping):
+        for name in sorted(map(str, mapping), key=len, reverse=True):
+            if key == name:
+                return True
+            if key.startswith(f"{name}."):
+                return _sets_key(mapping[name], key[len(name) + 1 :])
+    return False
+
+
+def key_origin(key: str, files: Sequence[str | os.PathLike[str]], command_line: Mapping[str, Any] | None = None
+               ) -> str | None:
+    """Where the dotted config ``key`` gets its value: ``--config`` when the command line sets it, else
+    ``file:line`` in the last of ``files`` (in the order they are merged) that sets it; None where none does (a
+    default). A path under the working directory is shown relative to it."""
+    if command_line and _sets_key(command_line, key):
+        return "--config"
+    origin = None
+    for path in files:
+        try:
+            node = _find_key(yaml.compose(Path(path).read_text(encoding="utf-8")), key)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if node is not None:
+            shown = os.path.relpath(path)
+            origin = f"{path if shown.startswith('..') else shown}:{node.start_mark.line + 1}"
+    return origin
+
+
+def located(error: ConfigError, files: Sequence[str | os.PathLike[str]],
+            command_line: Mapping[str, Any] | None = None) -> str:
+    """The error's message, followed by where the key it names is set (``(override.yaml:3)``) when it is set
+    somewhere."""
+    origin = key_origin(error.key, files, command_line) if error.key else None
+    return f"{error} ({origin})" if origin else str(error)
