@@ -1,6 +1,7 @@
 """The config schema's engine: ``config.schema.yaml`` (beside this module) is the one place that says what a key
 means and what a missing key defaults to; this reads it, fills defaults in, and turns a violation into one line
-naming the key: ``config: training.epochs: 0 is less than the minimum of 1``."""
+naming the key: ``config: training.epochs: 0 is less than the minimum of 1``; :func:`located` adds the file and
+line that set it."""
 
 from __future__ import annotations
 
