@@ -92,6 +92,8 @@ def test_a_key_comes_from_the_last_file_that_sets_it_or_from_the_command_line(tm
     assert key_origin("training.batch_size", files) is None  # a default: set nowhere
     assert key_origin("training.epochs", files, {"training": {"epochs": "3"}}) == "--config"
     assert key_origin("training.learning_rate", files, {"training": {"epochs": "3"}}) == f"{base}:4"
+    (tmp_path / "sub").mkdir()
+    assert key_origin("training.epochs", [tmp_path / "sub" / ".." / "override.yaml"]) == f"{override}:2"  # normalized
 
 
 def test_a_bad_override_is_named_with_its_line(tmp_path):

@@ -188,7 +188,7 @@ def key_origin(key: str, files: Sequence[str | os.PathLike[str]], command_line: 
                ) -> str | None:
     """Where the dotted config ``key`` gets its value: ``--config`` when the command line sets it, else
     ``file:line`` in the last of ``files`` (in the order they are merged) that sets it; None where none does (a
-    default). A path under the working directory is shown relative to it."""
+    default). A path under the working directory is shown relative to it, any other one absolute."""
     if command_line and _sets_key(command_line, key):
         return "--config"
     origin = None
@@ -198,8 +198,9 @@ def key_origin(key: str, files: Sequence[str | os.PathLike[str]], command_line: 
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         if node is not None:
-            shown = os.path.relpath(path)
-            origin = f"{path if shown.startswith('..') else shown}:{node.start_mark.line + 1}"
+            absolute = os.path.abspath(path)
+            relative = os.path.relpath(absolute)
+            origin = f"{absolute if relative.startswith('..') else relative}:{node.start_mark.line + 1}"
     return origin
 
 
