@@ -173,23 +173,12 @@ def _find_key(node: yaml.Node, key: str) -> yaml.Node | None:
     return None
 
 
-def _sets_key(mapping: Any, key: str) -> bool:
-    """Whether the nested dict ``mapping`` (Snakemake's ``--config`` values) sets the dotted ``key``."""
-    if isinstance(mapping, Mapping):
-        for name in sorted(map(str, mapping), key=len, reverse=True):
-            if key == name:
-                return True
-            if key.startswith(f"{name}."):
-                return _sets_key(mapping[name], key[len(name) + 1 :])
-    return False
-
-
 def key_origin(key: str, files: Sequence[str | os.PathLike[str]], command_line: Mapping[str, Any] | None = None
                ) -> str | None:
     """Where the dotted config ``key`` gets its value: ``--config`` when the command line sets it, else
     ``file:line`` in the last of ``files`` (in the order they are merged) that sets it; None where none does (a
     default). A path under the working directory is shown relative to it, any other one absolute."""
-    if command_line and _sets_key(command_line, key):
+    if command_line and _find_key(yaml.compose(yaml.safe_dump(dict(command_line))), key) is not None:
         return "--config"
     origin = None
     for path in files:
