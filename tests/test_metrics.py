@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from seq2seq.metrics import (bleu_bootstrap_ci, corpus_bleu, corpus_chrf, corpus_scores, exact_match,
-                             paired_comparison, sentence_bleu, sentence_scores)
+from seq2seq.metrics import (bleu_bootstrap_ci, bleu_statistics, corpus_bleu, corpus_chrf, corpus_scores,
+                             exact_match, paired_comparison, runs_statistics, sentence_bleu, sentence_scores,
+                             statistics_bootstrap_ci)
 
 REFERENCES = ["i am happy .", "he is very tall .", "we are sad .", "you are rich .", "she is not ready ."]
 HYPOTHESES = ["i am happy .", "he is tall .", "we are not sad .", "you are rich .", "she is ready ."]
@@ -87,14 +88,48 @@ def test_a_clearly_worse_copy_gets_a_small_p_value_and_a_negative_interval(test)
 
 
 def test_several_seeds_are_compared_as_their_pooled_systems() -> None:
-    from seq2seq.metrics import bleu_statistics, bleu_from_statistics, paired_comparison, pooled
-
     references = _corpus(100)
     seeds = [[r if (i + s) % 3 else " ".join(r.split()[:-2]) for i, r in enumerate(references)] for s in range(3)]
-    assert pooled(seeds, 6) == seeds[0] + seeds[1] + seeds[2] + seeds[0] + seeds[1] + seeds[2]
     result = paired_comparison(seeds, [references], references, "bs", resamples=100, seed=12345)
-    pooled_bleu = bleu_from_statistics(bleu_statistics(pooled(seeds, 3), references * 3).sum(axis=0))
-    assert result["runs"] == 3 and result["delta"] == pytest.approx(pooled_bleu - 100.0)
+    pooled_bleu = corpus_bleu(seeds[0] + seeds[1] + seeds[2], references * 3)  # the runs as one corpus
+    assert (result["runs"], result["baseline_runs"]) == (3, 1)
+    assert result["delta"] == pytest.approx(pooled_bleu - 100.0)
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_repeating_the_same_outputs_as_more_runs_changes_no_interval_or_p_value(test) -> None:
+    """The intervals and tests resample test sentences, each with all of its runs: copies of one output add no
+    evidence, so one run against one, three copies against three and two against three give the same numbers
+    (pooling runs as independent sentences made the interval narrower and p smaller with every copy)."""
+    system, references = noisy_corpus(200, seed=5)
+    baseline = [" ".join(h.split()[:-1]) if i % 40 == 0 else h for i, h in enumerate(system)]  # 5 words fewer
+    one = paired_comparison([system], [baseline], references, test, resamples=300, seed=7)
+    assert 0.02 < one["p_value"] < 0.5 and one["ci_low"] < 0 < one["ci_high"]  # a difference resampling blurs
+    for system_runs, baseline_runs in ((3, 3), (2, 3), (1, 3)):
+        many = paired_comparison([system] * system_runs, [baseline] * baseline_runs, references, test,
+                                 resamples=300, seed=7)
+        assert many["delta"] == pytest.approx(one["delta"])
+        assert (many["ci_low"], many["ci_high"], many["p_value"]) == pytest.approx(
+            (one["ci_low"], one["ci_high"], one["p_value"])), (system_runs, baseline_runs)
+    stats = bleu_statistics(system, references)
+    assert statistics_bootstrap_ci(runs_statistics([system] * 3, references), 300, 7) == pytest.approx(
+        statistics_bootstrap_ci(stats, 300, 7))
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+@pytest.mark.parametrize("seed", [12345, 3])
+def test_the_p_value_of_single_runs_is_sacrebleus(test, seed, monkeypatch) -> None:
+    """sacrebleu's own PairedTest (seeded through SACREBLEU_SEED) is the reference for one run a side."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    system, references = noisy_corpus(150, seed=8)
+    baseline = [" ".join(h.split()[:-1]) if i % 15 == 0 else h for i, h in enumerate(system)]
+    monkeypatch.setenv("SACREBLEU_SEED", str(seed))
+    _, results = PairedTest([("baseline", baseline), ("system", system)], {"BLEU": BLEU(force=True)}, [references],
+                            test_type=test, n_samples=200)()
+    ours = paired_comparison([system], [baseline], references, test, resamples=200, seed=seed)["p_value"]
+    assert ours == float(results["BLEU"][1].p_value)
 
 
 # --------------------------------------------------------------------------- independent derivations

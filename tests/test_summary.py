@@ -99,7 +99,12 @@ def test_seeds_are_summarized_together_as_by_hand(grid, tmp_path):
     assert list(comparisons.columns) == COMPARISON_COLUMNS
     assert comparisons[["model", "metric"]].values.tolist() == [
         ["worse", "greedy_bleu"], ["worse", "beam_bleu"], ["ens", "greedy_bleu"], ["ens", "beam_bleu"]]
-    assert comparisons["runs"].tolist() == [2, 2, 2, 2]  # the ensemble's one output pairs with both seeds
+    assert comparisons["runs"].tolist() == [2, 2, 1, 1] and comparisons["baseline_runs"].tolist() == [2, 2, 2, 2]
+    # the summary's delta and p-value are beam search's comparison (the greedy one differs)
+    beam = comparisons[(comparisons["model"] == "worse") & (comparisons["metric"] == "beam_bleu")].iloc[0]
+    greedy = comparisons[(comparisons["model"] == "worse") & (comparisons["metric"] == "greedy_bleu")].iloc[0]
+    assert (worse["delta_bleu"], worse["p_value"]) == pytest.approx((beam["delta"], beam["p_value"]), abs=1e-4)
+    assert worse["delta_bleu"] != pytest.approx(greedy["delta"], abs=0.01)
     markdown = (tmp_path / "summary.md").read_text().splitlines()
     assert markdown[0].startswith("| pair | model | kind | attention | seeds | bleu |") and len(markdown) == 5
     assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
@@ -167,3 +172,20 @@ def test_the_spread_over_seeds_is_the_sample_standard_deviation(tmp_path):
     assert statistics.stdev(scores) > 1.0
     assert table.loc[0, "bleu_std"] == pytest.approx(statistics.stdev(scores), abs=0.01)
     assert table.loc[0, "greedy_bleu_std"] == pytest.approx(statistics.stdev(scores), abs=0.01)
+
+
+def test_identical_seeds_give_the_interval_of_one_run(tmp_path):
+    """The interval of several seeds resamples test sentences, each with all of its seeds' outputs: seeds that
+    all wrote the same translations add no evidence and leave it as one run's (greedy and beam alike)."""
+    from seq2seq.metrics import bleu_bootstrap_ci
+
+    beam, greedy = damaged(REFERENCES, 3, 1), damaged(REFERENCES, 2, 1)
+    runs = [fake_run(tmp_path / f"seed{seed}", "m", "bahdanau", beam, greedy) for seed in (1, 2, 3)]
+    groups = Runs([["fra-eng", f"m/seed{seed}", "m", seed] for seed in (1, 2, 3)], [r / "metrics.json" for r in runs],
+                  [r / "translations.tsv" for r in runs], [r / "history.tsv" for r in runs]).groups
+    row = summary_tables(groups, "m", COMPARE)[0].iloc[0]
+    one_beam = bleu_bootstrap_ci(beam, REFERENCES, COMPARE["resamples"], COMPARE["seed"])
+    one_greedy = bleu_bootstrap_ci(greedy, REFERENCES, COMPARE["resamples"], COMPARE["seed"])
+    assert (row["bleu_ci_low"], row["bleu_ci_high"]) == pytest.approx(one_beam, abs=0.01)
+    assert (row["greedy_bleu_ci_low"], row["greedy_bleu_ci_high"]) == pytest.approx(one_greedy, abs=0.01)
+    assert one_beam != pytest.approx(one_greedy, abs=0.01)

@@ -8,12 +8,10 @@ BLEU is computed on our tokens. ``force=True`` only silences sacrebleu's "looks 
 from __future__ import annotations
 
 import math
-import os
 from typing import Sequence
 
 import numpy as np
 from sacrebleu.metrics import BLEU, CHRF
-from sacrebleu.significance import PairedTest
 
 
 def _bleu(**kwargs) -> BLEU:
@@ -59,11 +57,12 @@ def bleu_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> np.
 
 
 def bleu_from_statistics(total: np.ndarray) -> float:
-    """Corpus BLEU (0-100) from summed :func:`bleu_statistics` rows."""
+    """Corpus BLEU (0-100) from summed :func:`bleu_statistics` rows, computed as sacrebleu computes it from its
+    statistics (in the array's own precision: sacrebleu's paired bootstrap sums in float32)."""
     bleu = _bleu()
     order = bleu.max_ngram_order
-    return float(BLEU.compute_bleu(correct=total[2:2 + order].tolist(), total=total[2 + order:].tolist(),
-                                   sys_len=int(total[0]), ref_len=int(total[1]), smooth_method=bleu.smooth_method,
+    return float(BLEU.compute_bleu(correct=total[2:2 + order], total=total[2 + order:], sys_len=int(total[0]),
+                                   ref_len=int(total[1]), smooth_method=bleu.smooth_method,
                                    smooth_value=bleu.smooth_value, max_ngram_order=order).score)
 
 
@@ -73,28 +72,71 @@ def _percentiles(scores: np.ndarray, confidence: float) -> tuple[float, float]:
     return (float(low), float(high))
 
 
-def bleu_bootstrap_ci(hypotheses: Sequence[str], references: Sequence[str], resamples: int, seed: int,
-                      confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of corpus BLEU: resample sentences with replacement ``resamples`` times.
-
-    Each sentence's BLEU sufficient statistics are computed once; a resample sums the picked rows and turns the
-    sum into corpus BLEU, as sacrebleu's own bootstrap does (which however takes its seed from the
-    SACREBLEU_SEED environment variable, hence this function).
-    """
-    _check(hypotheses, references)
-    if not hypotheses:
-        return (0.0, 0.0)
-    stats = bleu_statistics(hypotheses, references)
+def statistics_bootstrap_ci(stats: np.ndarray, resamples: int, seed: int, confidence: float = 0.95
+                            ) -> tuple[float, float]:
+    """Percentile bootstrap interval of corpus BLEU from per-sentence statistics ``stats`` [N, F]: resample the
+    N test sentences with replacement ``resamples`` times; each resample sums the picked rows into corpus BLEU,
+    as sacrebleu's own bootstrap does (which however takes its seed from the SACREBLEU_SEED environment variable,
+    hence this function)."""
     rng = np.random.default_rng(seed)
     scores = np.array([bleu_from_statistics(stats[rng.integers(0, len(stats), size=len(stats))].sum(axis=0))
                        for _ in range(resamples)])
     return _percentiles(scores, confidence)
 
 
-def pooled(runs: Sequence[Sequence[str]], length: int) -> list[str]:
-    """The outputs of a system's runs (seeds) as one corpus of ``length`` runs, cycling through them: each run
-    appears equally often when ``length`` is a multiple of their number, so the pooled BLEU is the runs'."""
-    return [hypothesis for i in range(length) for hypothesis in runs[i % len(runs)]]
+def bleu_bootstrap_ci(hypotheses: Sequence[str], references: Sequence[str], resamples: int, seed: int,
+                      confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of corpus BLEU over the test sentences (:func:`statistics_bootstrap_ci`)."""
+    _check(hypotheses, references)
+    if not hypotheses:
+        return (0.0, 0.0)
+    return statistics_bootstrap_ci(bleu_statistics(hypotheses, references), resamples, seed, confidence)
+
+
+def runs_statistics(runs: Sequence[Sequence[str]], references: Sequence[str], count: int | None = None
+                    ) -> np.ndarray:
+    """A system of several runs (a model's seeds) as one: per test sentence, the sum of the runs' BLEU
+    statistics, each run counted ``count / len(runs)`` times (``count``: a multiple of the number of runs,
+    default that number, so that two systems of unequal run counts weigh alike), [N, F] int64. Their total is
+    the seed-pooled corpus BLEU, and resampling the rows resamples test sentences, the unit the intervals and
+    tests are about: the runs of one sentence are no independent samples (an ensemble's one output counted
+    three times beside three seeds says nothing new)."""
+    count = count or len(runs)
+    if count % len(runs):
+        raise ValueError(f"{count} is not a multiple of {len(runs)} runs")
+    for hypotheses in runs:
+        _check(hypotheses, references)
+    return sum(bleu_statistics(hypotheses, references) for hypotheses in runs) * (count // len(runs))
+
+
+def _p_value(resampled: np.ndarray, observed: float) -> float:
+    """sacrebleu's p-value of a paired test (``significance._compute_p_value``, after multeval): the share of
+    resampled statistics strictly above the observed one, with +1 for the observed itself."""
+    return (int(np.sum(resampled > observed)) + 1) / (len(resampled) + 1)
+
+
+def paired_p_value(system: np.ndarray, baseline: np.ndarray, test: str, resamples: int, seed: int) -> float:
+    """The p-value of sacrebleu's paired test of corpus BLEU on per-sentence statistics [N, F] of two systems:
+    ``bs`` (paired bootstrap resampling, as Moses' bootstrap-hypothesis-difference-significance.pl) or ``ar``
+    (paired approximate randomization: each sentence's two rows swapped with probability 1/2). The same draws
+    and arithmetic as sacrebleu's ``PairedTest`` (which gives the same p-value for single runs; a test checks
+    it), but on rows that may pool several runs (:func:`runs_statistics`), and with ``seed`` used as given
+    (sacrebleu reads it from the environment and leaves the generator unseeded for 0)."""
+    rng = np.random.default_rng(seed)
+    observed = abs(bleu_from_statistics(system.sum(axis=0)) - bleu_from_statistics(baseline.sum(axis=0)))
+    if test == "bs":
+        picks = rng.choice(len(system), size=(resamples, len(system)), replace=True)
+        ours, theirs = system.astype(np.float32), baseline.astype(np.float32)
+        differences = np.abs(np.array([bleu_from_statistics(ours[pick].sum(axis=0)) for pick in picks])
+                             - np.array([bleu_from_statistics(theirs[pick].sum(axis=0)) for pick in picks]))
+        return _p_value(differences - differences.mean(), observed)
+    if test == "ar":
+        swap = rng.integers(2, size=(resamples, len(system)), dtype=bool)
+        first, second = swap @ baseline + ~swap @ system, ~swap @ baseline + swap @ system  # [resamples, F]
+        differences = np.abs(np.array([bleu_from_statistics(row) for row in first])
+                             - np.array([bleu_from_statistics(row) for row in second]))
+        return _p_value(differences, observed)
+    raise ValueError(f"unknown paired test {test!r}; expected bs or ar")
 
 
 def paired_comparison(system: Sequence[Sequence[str]], baseline: Sequence[Sequence[str]],
@@ -102,45 +144,31 @@ def paired_comparison(system: Sequence[Sequence[str]], baseline: Sequence[Sequen
                       confidence: float = 0.95) -> dict:
     """``system`` against ``baseline`` on the same test sentences: BLEU difference, its percentile bootstrap
     interval, and the p-value of sacrebleu's paired test (``bs``: paired bootstrap resampling, ``ar``: paired
-    approximate randomization), both with a fixed seed.
+    approximate randomization, :func:`paired_p_value`), both with a fixed seed.
 
     Each side is a list of runs (a model's seeds; one run for a single model or an ensemble), each a list of
-    hypotheses in test order. Several runs are compared as seed-averaged systems: each side's runs are pooled
-    into one corpus (cycled to a common number of runs, so unequal counts pair too), sentence i of run k paired
-    with sentence i of the other side's run k. Returns ``delta`` (system - baseline, pooled BLEU), ``ci_low``,
-    ``ci_high``, ``p_value``, ``runs`` (the common number of runs).
+    hypotheses in test order. Several runs are compared as seed-averaged systems (:func:`runs_statistics`):
+    the interval and the test resample the test sentences, each carrying all of its runs, so that neither
+    narrows with the number of runs. Returns ``delta`` (system - baseline, seed-pooled BLEU), ``ci_low``,
+    ``ci_high``, ``p_value``, ``runs`` and ``baseline_runs`` (how many runs each side pooled).
     """
-    for runs in (system, baseline):
-        for hypotheses in runs:
-            _check(hypotheses, references)
     count = math.lcm(len(system), len(baseline))
-    system_hyps, baseline_hyps = pooled(system, count), pooled(baseline, count)
-    refs = list(references) * count
-    if system_hyps == baseline_hyps:
+    ours, theirs = runs_statistics(system, references, count), runs_statistics(baseline, references, count)
+    if np.array_equal(ours, theirs):
         # No difference at all. sacrebleu counts resampled differences strictly greater than the observed one,
         # which for identical outputs (every difference exactly 0) gives its smallest p-value, 1/(n+1).
         p_value = 1.0
     else:
-        saved = os.environ.get("SACREBLEU_SEED")
-        os.environ["SACREBLEU_SEED"] = str(seed)  # sacrebleu reads its seed from the environment
-        try:
-            _, results = PairedTest([("baseline", baseline_hyps), ("system", system_hyps)], {"BLEU": _bleu()},
-                                    [refs], test_type=test, n_samples=resamples)()
-        finally:
-            if saved is None:
-                os.environ.pop("SACREBLEU_SEED", None)
-            else:
-                os.environ["SACREBLEU_SEED"] = saved
-        p_value = float(results["BLEU"][1].p_value)
-    ours, theirs = bleu_statistics(system_hyps, refs), bleu_statistics(baseline_hyps, refs)
+        p_value = paired_p_value(ours, theirs, test, resamples, seed)
     rng = np.random.default_rng(seed)
     deltas = []
     for _ in range(resamples):
-        pick = rng.integers(0, len(refs), size=len(refs))
+        pick = rng.integers(0, len(references), size=len(references))
         deltas.append(bleu_from_statistics(ours[pick].sum(axis=0)) - bleu_from_statistics(theirs[pick].sum(axis=0)))
     low, high = _percentiles(np.array(deltas), confidence)
     delta = bleu_from_statistics(ours.sum(axis=0)) - bleu_from_statistics(theirs.sum(axis=0))
-    return {"delta": delta, "ci_low": low, "ci_high": high, "p_value": p_value, "runs": count}
+    return {"delta": delta, "ci_low": low, "ci_high": high, "p_value": p_value, "runs": len(system),
+            "baseline_runs": len(baseline)}
 
 
 def too_few_for_an_interval(sentences: int, minimum: int) -> str | None:

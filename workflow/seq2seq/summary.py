@@ -5,8 +5,8 @@ Columns of results/summary.tsv (and the Markdown copy), BLEU and chrF 0-100:
 
 - pair, model (a model of the config, or an ensemble), kind (model | ensemble), attention, seeds (runs);
 - bleu (beam search, the mean over seeds), bleu_std (sample standard deviation over seeds, empty for one),
-  bleu_min, bleu_max, bleu_ci_low, bleu_ci_high (95% bootstrap interval over test sentences of the
-  seed-pooled system); the same for greedy search as greedy_bleu...;
+  bleu_min, bleu_max, bleu_ci_low, bleu_ci_high (95% bootstrap interval of the seed-pooled system's BLEU,
+  resampling test sentences, each with all of its seeds' outputs); the same for greedy search as greedy_bleu...;
 - chrf, exact_match (beam, means over seeds; exact_match a fraction);
 - parameters (trainable, per run; an ensemble's sum), epochs, training_minutes, pairs_per_s (means over
   seeds; empty for ensembles), sentences (test pairs);
@@ -14,7 +14,8 @@ Columns of results/summary.tsv (and the Markdown copy), BLEU and chrF 0-100:
   the baseline's own row), as in comparisons.tsv.
 
 results/comparisons.tsv: one row per pair x system other than the baseline x metric (greedy_bleu, beam_bleu):
-pair, model, baseline, metric, delta, ci_low, ci_high, p_value, runs (see metrics.paired_comparison). It has
+pair, model, baseline, metric, delta, ci_low, ci_high, p_value, runs, baseline_runs (the runs each side pooled;
+see metrics.paired_comparison). It has
 only its header when the config has one system (nothing to compare).
 
 With fewer test sentences than ``evaluation.min_interval_sentences``, the interval and p-value cells say so
@@ -33,7 +34,7 @@ import pandas as pd
 
 from .fileio import atomic_open, atomic_path
 from .formats import read_history, read_metrics, read_translations
-from .metrics import bleu_bootstrap_ci, paired_comparison, pooled, too_few_for_an_interval
+from .metrics import paired_comparison, runs_statistics, statistics_bootstrap_ci, too_few_for_an_interval
 from .plots import comparison_chart, save_figure
 
 LOG = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ COLUMNS = ["pair", "model", "kind", "attention", "seeds",
            "greedy_bleu", "greedy_bleu_std", "greedy_bleu_min", "greedy_bleu_max", "greedy_bleu_ci_low",
            "greedy_bleu_ci_high", "chrf", "exact_match", "parameters", "epochs", "training_minutes", "pairs_per_s",
            "sentences", "baseline", "delta_bleu", "delta_ci_low", "delta_ci_high", "p_value"]
-COMPARISON_COLUMNS = ["pair", "model", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "runs"]
+COMPARISON_COLUMNS = ["pair", "model", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "runs",
+                      "baseline_runs"]
 METHODS = {"greedy": "greedy_bleu", "beam": "beam_bleu"}
 _DECIMALS = 2
 _ROUNDING = {"exact_match": 4, "pairs_per_s": 1, "p_value": 4}
@@ -101,9 +103,8 @@ def summary_row(pair: str, name: str, runs: list[dict], resamples: int, seed: in
             elif len(runs) == 1:
                 row[f"{column}_ci_low"], row[f"{column}_ci_high"] = first[method]["bleu_ci95"]
             else:
-                references = runs[0]["references"] * len(runs)
-                row[f"{column}_ci_low"], row[f"{column}_ci_high"] = bleu_bootstrap_ci(
-                    pooled([run[method] for run in runs], len(runs)), references, resamples, seed)
+                row[f"{column}_ci_low"], row[f"{column}_ci_high"] = statistics_bootstrap_ci(
+                    runs_statistics([run[method] for run in runs], runs[0]["references"]), resamples, seed)
         row["chrf"] = float(np.mean([run["metrics"]["beam"]["chrf"] for run in runs]))
         row["exact_match"] = float(np.mean([run["metrics"]["beam"]["exact_match"] for run in runs]))
     except (KeyError, IndexError, TypeError) as error:
@@ -131,7 +132,8 @@ def compare_with_baseline(groups: dict[tuple[str, str], list[dict]], baseline: s
                 result.update(ci_low=math.nan, ci_high=math.nan, p_value=math.nan)
             rows.append({"pair": pair, "model": name, "baseline": baseline, "metric": metric,
                          "delta": result["delta"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
-                         "p_value": result["p_value"], "runs": result["runs"]})
+                         "p_value": result["p_value"], "runs": result["runs"],
+                         "baseline_runs": result["baseline_runs"]})
     return rows
 
 
