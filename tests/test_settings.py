@@ -48,6 +48,11 @@ def test_every_shipped_override_is_valid_on_top_of_the_shipped_config(override):
     ({"corpora": {"spa-eng": {"member": "x"}}}, "config: corpora.spa-eng: 'url' is a required property"),
     ({"models": {"a": {"attention": "luong", "training": {"batch_size": "big"}}}},
      "config: models.a.training.batch_size: 'big' is not of type 'integer'"),
+    # numpy's generator takes no negative seed (found only at the summary, after every training, before)
+    ({"compare": {"seed": -1}}, "config: compare.seed: -1 is less than the minimum of 0"),
+    ({"evaluation": {"seed": -1}}, "config: evaluation.seed: -1 is less than the minimum of 0"),
+    # an empty list of members' seeds is no ensemble (it read as "all seeds" before)
+    ({"ensembles": {"e": {"models": ["bahdanau"], "seeds": []}}}, "config: ensembles.e.seeds: [] should be non-empty"),
 ])
 def test_one_line_naming_the_key(config, expected):
     assert schema_error(deep_merge(shipped_config(), config)) == expected
@@ -123,6 +128,11 @@ def test_a_config_without_its_choices_names_what_is_missing():
     ({"prepare": {"filter": {"max_words": 1}}}, "config: prepare.filter.max_words: 1 is less than the minimum of 2"),
     ({"corpora": {"fra-eng": {"url": "x.zip", "source_column": 1}}},
      "config: corpora: source_column and target_column are both 1"),
+    # its default positions count words; the shipped config's subword pieces outnumber them (a fifth of the
+    # tutorial subset's sources would be cut)
+    ({"models": {"t": {"attention": "tutorial"}}},
+     "config: models.t: the tutorial attention reads at most max_length source tokens, and its default (11: "
+     "prepare.filter.max_words + 1) counts words, not the subword pieces of vocab.type sentencepiece"),
 ])
 def test_what_the_schema_cannot_express_is_caught_at_start_too(override, expected):
     config = shipped_config()
@@ -131,6 +141,15 @@ def test_what_the_schema_cannot_express_is_caught_at_start_too(override, expecte
     with pytest.raises(ConfigError) as caught:
         check_config(config)
     assert str(caught.value).startswith(expected)
+
+
+def test_the_tutorial_attention_takes_subwords_with_its_max_length_or_words_by_default():
+    config = shipped_config()
+    config["models"] = {"t": {"attention": "tutorial", "max_length": 24}}
+    assert check_config(config)["models"]["t"]["max_length"] == 24
+    config = deep_merge(shipped_config(), {"vocab": {"type": "word"}})
+    config["models"] = {"t": {"attention": "tutorial"}}
+    check_config(config)
 
 
 def test_a_models_training_override_sets_only_its_own_keys():

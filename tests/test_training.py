@@ -383,3 +383,15 @@ def test_tensorboard_event_files_are_written_next_to_the_run(tmp_path, corpus):
     events.Reload()
     assert {"train_loss", "valid_loss", "valid_bleu", "learning_rate"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("valid_bleu")] == [1, 2]
+
+
+def test_sources_longer_than_the_models_max_length_are_counted_in_a_warning(caplog) -> None:
+    pairs = [("a b c d", "x"), ("a b", "y"), ("a b c d e f", "z")]  # 5, 3 and 7 tokens with <eos>
+    vocab = WordVocabulary.build(source for source, _ in pairs)
+    with caplog.at_level(logging.WARNING, logger="seq2seq.training"):
+        assert training.warn_about_cut_sources(pairs, vocab, limit=7) == 0
+        assert not caplog.records
+        assert training.warn_about_cut_sources(pairs, vocab, limit=4) == 2
+    [record] = caplog.records
+    assert record.getMessage().startswith("2 of 3 training sources (66.7%) are longer than the model's max_length=4")
+    assert "the longest has 7" in record.getMessage()

@@ -108,7 +108,22 @@ def check_config(config: dict) -> dict:
     for name in config["models"]:
         model_config(model_settings(config, name), 1, 1, f"models.{name}")
         TrainConfig.from_dict(training_settings(config, name))
+        _check_source_positions(config, name)
     return config
+
+
+def _check_source_positions(config: Mapping[str, Any], name: str) -> None:
+    """The tutorial attention scores a fixed number of source positions, by default one per word the prepare
+    filter lets through (plus <eos>); subword pieces outnumber words, and that default would silently cut a
+    fifth of the tutorial subset's sources. With subwords it must be set."""
+    entry = config["models"][name]
+    if (entry.get("attention") == "tutorial" and entry.get("max_length") is None
+            and config["vocab"]["type"] == "sentencepiece"):
+        raise ConfigError(
+            f"config: models.{name}: the tutorial attention reads at most max_length source tokens, and its "
+            f"default ({source_positions(config['prepare']['filter']['max_words'])}: prepare.filter.max_words + 1) "
+            f"counts words, not the subword pieces of vocab.type sentencepiece: set models.{name}.max_length "
+            f"(pieces with <eos>; the train stage warns if a source is longer) or use vocab: {{type: word}}")
 
 
 def pipeline_config(config_yaml: str | Path, *overrides: str | Path) -> dict:

@@ -312,6 +312,18 @@ class Session:
         return make_batches(self.train_examples, shuffle=True, seed=self.config.seed, epoch=epoch, **self.batching)
 
 
+def warn_about_cut_sources(pairs: Sequence[tuple[str, str]], source_vocab: Vocabulary, limit: int) -> int:
+    """Warn when a model that reads at most ``limit`` source tokens (the tutorial attention's ``max_length``)
+    is trained on longer sources, which it sees cut; returns how many are."""
+    lengths = [len(source_vocab.encode(source)) for source, _ in pairs]
+    cut = sum(length > limit for length in lengths)
+    if cut:
+        LOG.warning("%d of %d training sources (%.1f%%) are longer than the model's max_length=%d tokens (with "
+                    "<eos>) and are cut; the longest has %d: set the model's max_length to it to keep them whole",
+                    cut, len(lengths), 100 * cut / len(lengths), limit, max(lengths))
+    return cut
+
+
 def start_session(data: TrainingData, architecture: Any, config: TrainConfig, metadata: Metadata | None,
                   threads: int | None) -> Session:
     """Device, seeds, a fresh model, optimizer, learning rate and gradient scaler, the encoded data and batches."""
@@ -327,8 +339,11 @@ def start_session(data: TrainingData, architecture: Any, config: TrainConfig, me
     torch.manual_seed(config.seed)
     model = build_model(architecture).to(device)
     optimizer = build_optimizer(model, config)
-    train_examples = encode_pairs(data.train_pairs, data.source_vocab, data.target_vocab, model.max_source_length)
-    valid_examples = encode_pairs(data.valid_pairs, data.source_vocab, data.target_vocab, model.max_source_length)
+    limit = model.max_source_length
+    train_examples = encode_pairs(data.train_pairs, data.source_vocab, data.target_vocab, limit)
+    valid_examples = encode_pairs(data.valid_pairs, data.source_vocab, data.target_vocab, limit)
+    if limit is not None:
+        warn_about_cut_sources(data.train_pairs, data.source_vocab, limit)
     if not train_examples or not valid_examples:
         raise ValueError(f"need training and validation pairs, got {len(train_examples)} and {len(valid_examples)}")
     batching = {"batch_size": None, "batch_tokens": config.batch_tokens} if config.batch_tokens else {
