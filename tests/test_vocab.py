@@ -144,3 +144,6 @@ def test_word_spans_group_pieces_into_words():
     assert word_spans(labels) == [(0, 1), (1, 3), (3, 6), (6, 7), (7, 8)]
     assert [word_label(labels[a:b]) for a, b in word_spans(labels)] == ["je", "tres", "fatigue", ".", "<eos>"]
     assert word_spans(["je", "suis", "<eos>"]) == [(0, 1), (1, 2), (2, 3)]  # words: one each
+    # a character sentencepiece never saw is <unk> inside its word (as the explorer's words view groups it)
+    unknown = ["\u2581t", "u", "\u2581es", "\u2581", "<unk>", "g", "r", "a", "n", "d", "\u2581.", "<eos>"]
+    assert [word_label(unknown[a:b]) for a, b in word_spans(unknown)] == ["tu", "es", "<unk>grand", ".", "<eos>"]

@@ -196,13 +196,16 @@ def load_vocabulary(path: str | os.PathLike[str]) -> Vocabulary:
 
 
 def word_spans(labels: Sequence[str]) -> list[tuple[int, int]]:
-    """[start, end) of each word in a sequence of labels: a subword piece starting with ``▁`` (or a special
-    such as ``<eos>``) begins a new word; word-level labels are one word each."""
+    """[start, end) of each word in a sequence of labels: a subword piece starting with ``▁`` begins a new word,
+    and ``<eos>``, ``<sos>`` and ``<pad>`` are words of their own; ``<unk>`` (a character sentencepiece never saw)
+    stays inside its word, as the explorer groups pieces (``▁`` ``<unk>`` ``g`` ``r`` -> ``<unk>gr``). Word-level
+    labels are one word each."""
     if not any(label.startswith(WORD_START) for label in labels):  # words already
         return [(i, i + 1) for i in range(len(labels))]
+    alone = set(SPECIALS) - {UNK}
     spans: list[tuple[int, int]] = []
     for i, label in enumerate(labels):
-        starts = not spans or label.startswith(WORD_START) or label in SPECIALS or labels[i - 1] in SPECIALS
+        starts = not spans or label.startswith(WORD_START) or label in alone or labels[i - 1] in alone
         if starts:
             spans.append((i, i + 1))
         else:
