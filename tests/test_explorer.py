@@ -20,6 +20,9 @@ SENTENCES = [
     ("tu es grand .", "you are tall .", "you are big .", "you are tall ."),
     ("il est </script><b>x</b> .", "he is <x> .", "he is .", "he is ."),
 ]
+# characters Python's str.split() and JavaScript's \s disagree on (U+0085, U+001C to U+001F: whitespace to Python
+# alone; U+FEFF: to JavaScript alone), then some whitespace to both: inside the texts below, tokens their str.split()
+ODD_SPACES = "\x85\x1c\x1d\x1e\x1f\ufeff\xa0\u2028\u3000\x0b\x0c"
 
 
 def weights(rows: int, columns: int, seed: int) -> list[list[float]]:
@@ -61,6 +64,11 @@ def write_run(folder: Path, subword: bool = False, seed: int = 0, sentences=SENT
     return folder / "translations.tsv", folder / "attention.json.gz", record
 
 
+def js_words(text: str) -> list[str]:
+    """explorer.js's words(): ``text.split(" ").filter(Boolean)``, the text split on U+0020 spaces alone."""
+    return [word for word in text.split(" ") if word]
+
+
 def decode(data: dict, pair: int, run: int, search: str, i: int) -> tuple[list[str], list[str], list[list[float]]]:
     """(source tokens, output tokens, weights) of one sentence from the page's data, as explorer.js reads it."""
     entry = data["pairs"][pair]
@@ -69,13 +77,13 @@ def decode(data: dict, pair: int, run: int, search: str, i: int) -> tuple[list[s
 
     def source_tokens(k: int) -> list[str]:
         override = block["source_tokens"].get(str(k))
-        return [tokens[t] for t in override] if override else entry["source"][k].split()
+        return [tokens[t] for t in override] if override is not None else js_words(entry["source"][k])
 
     def output_tokens(name: str, k: int) -> list[str]:
         if name == "beam" and k in block["beam"]["same"]:
             return output_tokens("greedy", k)
         override = block[name]["output_tokens"].get(str(k))
-        return [tokens[t] for t in override] if override else [*block[name]["text"][k].split(), EOS]
+        return [tokens[t] for t in override] if override is not None else [*js_words(block[name]["text"][k]), EOS]
 
     if search == "beam" and i in block["beam"]["same"]:
         search = "greedy"
@@ -143,6 +151,27 @@ def test_the_embedded_data_round_trips(two_runs, tmp_path: Path) -> None:
     # the word-level run stores no token lists at all: they are the texts split on spaces
     assert pair["runs"][0]["source_tokens"] == {} and pair["runs"][0]["greedy"]["output_tokens"] == {}
     assert any(PIECE in t for t in data["tokens"])
+
+
+def test_texts_with_any_whitespace_round_trip(tmp_path: Path) -> None:
+    """The page splits a text on U+0020 spaces alone (explorer.js's words()): a sentence whose tokens are not that
+    split carries its tokens, so that texts with whitespace Python and JavaScript disagree on read back right."""
+    sentences = [(f"je{space}suis content .", "i am happy .", f"i{space}am happy .", f"i am{space}glad .")
+                 for space in ODD_SPACES]
+    sentences.append(("  tu  es grand . ", "you are tall .", "you are  tall .", " you are tall ."))
+    tsv, gz, record = write_run(tmp_path / "run", sentences=sentences)
+    data = write_explorer([tsv], [gz], [["fra-eng", "m"]], tmp_path / "explorer.html")
+    assert data["pairs"][0]["source"] == [s[0] for s in sentences]
+    for search in ("greedy", "beam"):
+        for i, (source, *_) in enumerate(sentences):
+            tokens, output, matrix = decode(data, 0, 0, search, i)
+            assert (tokens, output) == (record["source_tokens"][i], record[search]["output_tokens"][i]), \
+                f"{search} sentence {i} ({source!r}): the page reads other tokens than those stored"
+            assert len(matrix) == len(output) and all(len(row) == len(tokens) + 1 for row in matrix)
+    # the last sentence's tokens are its texts split on spaces: nothing stored for them
+    last = str(len(sentences) - 1)
+    run = data["pairs"][0]["runs"][0]
+    assert last not in run["source_tokens"] and last not in run["greedy"]["output_tokens"]
 
 
 def test_beam_sentences_equal_to_greedy_are_stored_once(tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""The explorer page in a real browser (headless Chromium through Playwright), built by a tiny pipeline run.
+"""The explorer page in a real browser (headless Chromium through Playwright), built by a tiny pipeline run, and pages
+built here from made-up runs (by explorer.py's build_data and render_page, no pipeline run) for what the tiny run
+cannot show: beam attention that differs from greedy, subword pieces grouped into words, odd whitespace.
 
 Needs the ``playwright`` Python package and a Chromium at /usr/bin/chromium (Debian: ``apt-get install chromium``;
 no browser download is needed or done; ``SEQ2SEQ_CHROMIUM`` names another path). Skipped, saying why, when either
@@ -12,12 +14,14 @@ import gzip
 import importlib.util
 import json
 import os
+import random
 import re
 from pathlib import Path
 
 import pytest
 
 from helpers import TWO_MODELS
+from seq2seq.explorer import EOS, WORD_START, Run, build_data, render_page
 
 CHROMIUM = Path(os.environ.get("SEQ2SEQ_CHROMIUM", "/usr/bin/chromium"))  # Debian's; elsewhere say where
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -79,18 +83,85 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser_available, browser, run_results):
-    """The page loaded from file://, with every console error and uncaught exception collected."""
+def load(browser, html: Path):
+    """(page, errors): ``html`` loaded from file://, with every console error and uncaught exception collected."""
     page = browser.new_page(viewport={"width": 1500, "height": 950})
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto((run_results / "explorer.html").as_uri())
+    page.goto(html.as_uri())
     page.wait_for_selector("html[data-ready]")
+    return page, errors
+
+
+@pytest.fixture
+def page(browser_available, browser, run_results):
+    """The pipeline's page, loaded from file://, with every console error and uncaught exception collected."""
+    page, errors = load(browser, run_results / "explorer.html")
     yield page
     assert errors == [], errors
     page.close()
+
+
+@pytest.fixture
+def open_page(browser_available, browser, tmp_path):
+    """open_page(runs): the page of these runs (seq2seq.explorer.Run, see :func:`made_up_run`), written and loaded
+    like the pipeline's; it must start, and log no error."""
+    opened = []
+
+    def open_(runs: list[Run]):
+        html = tmp_path / f"explorer-{len(opened)}.html"
+        html.write_text(render_page(build_data(runs)), encoding="utf-8")
+        page, errors = load(browser, html)
+        opened.append((page, errors))
+        assert page.evaluate("document.documentElement.dataset.ready") == "true", f"the page did not start: {errors}"
+        return page
+
+    yield open_
+    for page, errors in opened:
+        assert errors == [], errors
+        page.close()
+
+
+def made_up_weights(rows: int, columns: int, seed: int) -> list[list[float]]:
+    """A row-stochastic matrix of random weights, rounded to 4 decimals like the evaluate stage's."""
+    rng = random.Random(seed)
+    matrix = []
+    for _ in range(rows):
+        raw = [rng.random() ** 3 for _ in range(columns)]
+        matrix.append([round(x / sum(raw), 4) for x in raw])
+    return matrix
+
+
+def text_of(tokens: list[str]) -> str:
+    """The text the evaluate stage writes for tokens (pieces joined, a "▁" a space; words joined by spaces)."""
+    tokens = [t for t in tokens if t != EOS]
+    if any(WORD_START in t for t in tokens):
+        return "".join(tokens).replace(WORD_START, " ").strip()
+    return " ".join(tokens)
+
+
+def made_up_run(name: str, sentences: list[dict], pair: str = "fra-eng") -> Run:
+    """A run as explorer.load_run returns it. Each sentence: {"source": text, "source_tokens": [...] (default: the
+    text's str.split(), as the word-level vocabulary reads it), "greedy": its output, "beam": its output (default:
+    greedy's), "seed": int, "beam_seed": int (default: the seed, so greedy's weights where the tokens are greedy's)};
+    an output is a text (its tokens: its str.split() and <eos>) or a token list (its text: :func:`text_of`)."""
+    rows, attention = [], {"format": 1, "source_tokens": [], "greedy": {"output_tokens": [], "weights": []},
+                           "beam": {"output_tokens": [], "weights": []}}
+    for k, sentence in enumerate(sentences):
+        source = sentence.get("source_tokens") or sentence["source"].split()
+        attention["source_tokens"].append(source)
+        texts = {}
+        for search in ("greedy", "beam"):
+            output = sentence.get(search, sentence["greedy"])
+            tokens, texts[search] = ([*output.split(), EOS], output) if isinstance(output, str) else \
+                (output, text_of(output))
+            seed = sentence["seed"] if search == "greedy" else sentence.get("beam_seed", sentence["seed"])
+            attention[search]["output_tokens"].append(tokens)
+            attention[search]["weights"].append(made_up_weights(len(tokens), len(source) + 1, seed))
+        rows.append({"source": sentence["source"], "reference": texts["greedy"], **texts,
+                     "greedy_bleu": 10.0 * k, "greedy_chrf": 20.0, "beam_bleu": None, "beam_chrf": 30.0})
+    return Run(pair, name, rows, attention, f"{name}/translations.tsv", f"{name}/attention.json.gz")
 
 
 def heatmap(page, model: str) -> dict:
@@ -100,7 +171,9 @@ def heatmap(page, model: str) -> dict:
         const cells = [...table.querySelectorAll("td.cell")];
         return {
             search: table.dataset.search,
+            view: table.dataset.view,
             cols: [...table.querySelectorAll("th.col-label")].map(th => th.textContent),
+            titles: [...table.querySelectorAll("th.col-label")].map(th => th.title),
             rows: [...table.querySelectorAll("th.row-label")].map(th => th.textContent),
             weights: [...table.querySelectorAll("tbody tr")].map(tr => [...tr.querySelectorAll("td.cell")]
                 .map(td => Number(td.dataset.w))),
@@ -110,14 +183,15 @@ def heatmap(page, model: str) -> dict:
 
 
 def assert_heatmap_matches(drawn: dict, attention: dict, search: str, i: int) -> None:
+    """The drawn heatmap is sentence i's matrix of ``search`` in ``attention`` (attention.json.gz's content)."""
     source = attention["source_tokens"][i]
     output = attention[search]["output_tokens"][i]
     assert drawn["search"] == search
     assert drawn["cols"] == [*source, "<eos>"]  # source tokens in order, then <eos>
-    assert drawn["rows"] == output  # one row per produced token, in order
+    assert drawn["rows"] == output, f"sentence {i}: the rows are not {search}'s output"  # one per produced token
     assert drawn["cells"] == len(output) * (len(source) + 1)
-    for got, want in zip(drawn["weights"], attention[search]["weights"][i]):
-        assert got == pytest.approx(want, abs=0.5 / SCALE + 1e-4)
+    for r, (got, want) in enumerate(zip(drawn["weights"], attention[search]["weights"][i])):
+        assert got == pytest.approx(want, abs=0.5 / SCALE + 1e-4), f"sentence {i}, row {r}: not {search}'s weights"
 
 
 def test_loads_without_errors_and_reports_its_load_time(page, run_results, record_property) -> None:
@@ -205,17 +279,141 @@ def test_hovering_a_label_highlights_its_row_or_column(page, run_results) -> Non
     assert page.locator(f"{card} td.cell.hl").count() == 0
 
 
-def test_the_search_switch_swaps_greedy_and_beam_attention(page, run_results) -> None:
+def test_the_pipelines_page_draws_beam_attention_in_the_beam_view(page, run_results) -> None:
+    """Each model's beam matrix on the pipeline's page (in the tiny run it equals greedy's: the next test has them
+    differ); word-level models have no pieces/words switch."""
     runs = expected(run_results)
-    attention = runs["bahdanau"]["attention"]
-    differs = [k for k in range(len(attention["source_tokens"]))
-               if attention["greedy"]["weights"][k] != attention["beam"]["weights"][k]]
-    i = differs[0] if differs else 0
+    i = 1
     page.click(f"tbody.sentence[data-index='{i}']")
-    assert_heatmap_matches(heatmap(page, "bahdanau"), attention, "greedy", i)
     page.click("#search-switch button[data-value=beam]")
     for model in TWO_MODELS:
         assert_heatmap_matches(heatmap(page, model), runs[model]["attention"], "beam", i)
+    assert page.is_hidden("#view-control")
+
+
+def far_apart(a: list[list[float]], b: list[list[float]]) -> bool:
+    """Two matrices of one shape with a cell apart by more than the page's rounding could hide."""
+    return any(abs(x - y) > 0.05 for row_a, row_b in zip(a, b) for x, y in zip(row_a, row_b))
+
+
+def test_the_search_switch_swaps_greedy_and_beam_attention(open_page) -> None:
+    """The beam view draws each run's beam matrix, the greedy view its greedy one: sentence 1's beam output
+    differs from greedy's, sentence 2's has greedy's tokens with other weights, sentence 0's is greedy's (which the
+    data stores once)."""
+    sentences = [
+        {"source": "je suis content .", "greedy": "i am happy .", "seed": 1},
+        {"source": "tu es très grand .", "greedy": "you are tall .", "beam": "you are very tall .", "seed": 2,
+         "beam_seed": 3},
+        {"source": "il est fatigué .", "greedy": "he is tired .", "seed": 4, "beam_seed": 5},
+    ]
+    runs = [made_up_run("bahdanau", sentences),
+            made_up_run("luong", [{**s, "seed": s["seed"] + 10, "beam_seed": s.get("beam_seed", s["seed"]) + 10}
+                                  for s in sentences])]
+    for run in runs:  # what the test needs of its runs, so that it cannot pass by drawing greedy's matrix
+        greedy, beam = run.attention["greedy"], run.attention["beam"]
+        assert beam["output_tokens"][1] != greedy["output_tokens"][1]
+        assert beam["output_tokens"][2] == greedy["output_tokens"][2]
+        assert far_apart(beam["weights"][2], greedy["weights"][2])
+        assert beam["weights"][0] == greedy["weights"][0]
+    page = open_page(runs)
+    page.click("tbody.sentence[data-index='1']")
+    for run in runs:
+        assert_heatmap_matches(heatmap(page, run.name), run.attention, "greedy", 1)
+    page.click("#search-switch button[data-value=beam]")
+    for i in (1, 2, 0):
+        page.click(f"tbody.sentence[data-index='{i}']")
+        for run in runs:
+            assert_heatmap_matches(heatmap(page, run.name), run.attention, "beam", i)
     page.click("#search-switch button[data-value=greedy]")
-    assert_heatmap_matches(heatmap(page, "bahdanau"), attention, "greedy", i)
-    assert page.is_hidden("#view-control")  # word-level models: no pieces/words switch
+    page.click("tbody.sentence[data-index='2']")
+    for run in runs:
+        assert_heatmap_matches(heatmap(page, run.name), run.attention, "greedy", 2)
+
+
+def word_groups(tokens: list[str]) -> list[list[int]]:
+    """The words view's words as positions in ``tokens`` (explorer.js's groupPieces): a piece starting with "▁"
+    starts a word, <eos> is a word of its own, any other piece (an <unk> too) continues the word before it."""
+    groups: list[list[int]] = []
+    for k, token in enumerate(tokens):
+        if not groups or token == EOS or tokens[groups[-1][0]] == EOS or token.startswith(WORD_START):
+            groups.append([k])
+        else:
+            groups[-1].append(k)
+    return groups
+
+
+def words_view(attention: dict, search: str, i: int) -> tuple[list[str], list[str], list[list[float]], list[str]]:
+    """(column labels, row labels, weights, column titles) of sentence i in the words view: the weights as the page
+    holds them (w x 255, rounded), summed over a source word's pieces and averaged over a produced word's."""
+    cols, rows = [*attention["source_tokens"][i], EOS], attention[search]["output_tokens"][i]
+    held = [[round(w * SCALE) / SCALE for w in row] for row in attention[search]["weights"][i]]
+    col_groups, row_groups = word_groups(cols), word_groups(rows)
+
+    def label(tokens: list[str], group: list[int]) -> str:
+        return "".join(tokens[k] for k in group).replace(WORD_START, "") or WORD_START
+
+    weights = [[sum(held[r][c] for r in g for c in h) / len(g) for h in col_groups] for g in row_groups]
+    return ([label(cols, h) for h in col_groups], [label(rows, g) for g in row_groups], weights,
+            [" ".join(cols[c] for c in h) for h in col_groups])
+
+
+def assert_words_view(drawn: dict, attention: dict, search: str, i: int) -> None:
+    cols, rows, weights, titles = words_view(attention, search, i)
+    assert (drawn["search"], drawn["view"]) == (search, "words")
+    assert drawn["cols"] == cols, f"sentence {i}: other source words than the pieces spell"
+    assert drawn["rows"] == rows, f"sentence {i}: other produced words than the pieces spell"
+    assert drawn["titles"] == titles  # a word's pieces, shown on hover
+    for r, (got, want) in enumerate(zip(drawn["weights"], weights)):
+        assert got == pytest.approx(want, abs=1e-4), f"sentence {i}, word row {r}: not the pieces' weights"
+
+
+def test_the_words_view_groups_a_subword_runs_pieces_into_words(open_page) -> None:
+    """In the words view a subword run's heatmap has a column per source word (its pieces' weights summed) and a
+    row per produced word (its pieces' rows averaged); an <unk> piece inside a word stays in that word. A word-level
+    run's heatmap stays as it was, and the pieces view comes back."""
+    sentences = [
+        {"source": "je suis content .", "source_tokens": ["▁je", "▁su", "is", "▁content", "▁."],
+         "greedy": ["▁i", "▁am", "▁ha", "ppy", "▁.", EOS], "beam": ["▁i", "▁am", "▁gl", "ad", "▁.", EOS],
+         "seed": 1, "beam_seed": 2},
+        {"source": "tu es ŋgrand .", "source_tokens": ["▁t", "u", "▁es", "▁", "<unk>", "g", "r", "a", "n", "d", "▁."],
+         "greedy": ["▁you", "▁are", "▁", "<unk>", "ll", "▁.", EOS], "seed": 3},
+    ]
+    pieces = made_up_run("pieces", sentences)
+    words = made_up_run("words", [{"source": s["source"], "greedy": text_of(s["greedy"]),
+                                   "beam": text_of(s.get("beam", s["greedy"])), "seed": 7 + k}
+                                  for k, s in enumerate(sentences)])
+    # the words the page must show for sentence 1, spelled out: "▁", "<unk>", "g", ... are the one word <unk>grand
+    assert words_view(pieces.attention, "greedy", 1)[:2] == (["tu", "es", "<unk>grand", ".", EOS],
+                                                              ["you", "are", "<unk>ll", ".", EOS])
+    page = open_page([words, pieces])
+    assert page.is_visible("#view-control")
+    page.click("tbody.sentence[data-index='1']")
+    page.click("#view-switch button[data-value=words]")
+    assert_words_view(heatmap(page, "pieces"), pieces.attention, "greedy", 1)
+    assert_heatmap_matches(heatmap(page, "words"), words.attention, "greedy", 1)
+    page.click("#search-switch button[data-value=beam]")
+    page.click("tbody.sentence[data-index='0']")
+    assert_words_view(heatmap(page, "pieces"), pieces.attention, "beam", 0)
+    page.click("#view-switch button[data-value=pieces]")
+    assert_heatmap_matches(heatmap(page, "pieces"), pieces.attention, "beam", 0)
+
+
+# whitespace to Python's str.split() alone, to JavaScript's \s alone (U+FEFF), then to both
+ODD_SPACES = "\x85\x1c\x1d\x1e\x1f\ufeff\xa0\u2028\u3000"
+
+
+def test_texts_with_any_whitespace_draw_their_tokens(open_page) -> None:
+    """A text holding whitespace other than spaces, whose tokens (its str.split()) are not the words the page
+    splits it into, still starts the page and draws the tokens the run has (the page's data carries them)."""
+    sentences = [{"source": f"je{space}suis content .", "greedy": f"i{space}am happy .", "beam": f"i am{space}glad .",
+                  "seed": k} for k, space in enumerate(ODD_SPACES)]
+    run = made_up_run("m", sentences)
+    page = open_page([run])
+    for search in ("greedy", "beam"):
+        for i, sentence in enumerate(sentences):
+            matrix = page.evaluate("([search, i]) => window.explorer.matrix(0, 0, search, i)", [search, i])
+            assert (matrix["cols"], matrix["rows"]) == ([*run.attention["source_tokens"][i], EOS],
+                                                        run.attention[search]["output_tokens"][i]), \
+                f"{search} sentence {i} ({sentence['source']!r}): other tokens than the run's"
+    page.click("tbody.sentence[data-index='0']")
+    assert_heatmap_matches(heatmap(page, "m"), run.attention, "greedy", 0)

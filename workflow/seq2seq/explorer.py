@@ -14,9 +14,9 @@ written ``\\u003c``, so that no sentence can end the script element)::
      "pairs": [{"name": "fra-eng", "subword": false,     # true when some run's does
                 "source": [text, ...], "reference": [text, ...],   # per test sentence, as translations.tsv
                 "runs": [{"name": "bahdanau", "subword": false,      # true when some token carries "\u2581"
-                          "source_tokens": {"i": [token index, ...]},   # only where not source[i].split()
+                          "source_tokens": {"i": [token index, ...]},   # only where not words(source[i])
                           "greedy": {"text": [...], "bleu": [...], "chrf": [...],
-                                     "output_tokens": {"i": [...]},  # only where not text[i].split() + <eos>
+                                     "output_tokens": {"i": [...]},  # only where not words(text[i]) + <eos>
                                      "same": [],                     # (beam) sentences equal to greedy
                                      "weights": base64},
                           "beam": {... the same ...}}]}]}
@@ -24,6 +24,10 @@ written ``\\u003c``, so that no sentence can end the script element)::
 ``weights`` is every sentence's matrix [len(output_tokens)][len(source_tokens) + 1], row by row, one byte per
 cell (weight x 255, rounded), sentences in order; the beam block leaves out the sentences listed in ``same``,
 whose output tokens and bytes equal greedy's. Scores are rounded to 1 decimal; a missing score is null.
+
+``words(text)`` is the text split on the space U+0020 alone, empty strings dropped (:func:`words`, and explorer.js's
+``words()``, the same rule): not ``str.split()``, whose whitespace is not JavaScript's ``\\s`` (U+0085, U+001C to
+U+001F, U+FEFF...), so that the page reads every text as the tokens Python checked it against.
 """
 
 from __future__ import annotations
@@ -81,6 +85,12 @@ def load_run(pair: str, name: str, translations_path: str | os.PathLike[str],
     return Run(pair, name, rows, attention, os.fspath(translations_path), os.fspath(attention_path))
 
 
+def words(text: str) -> list[str]:
+    """The words of a text as the page reads them: split on U+0020 spaces only, empty strings dropped. explorer.js's
+    ``words()`` is the same rule; a token list equal to it is not stored (see the module docstring)."""
+    return [word for word in text.split(" ") if word]
+
+
 def _quantize(matrix: list[list[float]]) -> bytes:
     return bytes(min(SCALE, max(0, round(w * SCALE))) for row in matrix for w in row)
 
@@ -123,7 +133,7 @@ def _search_block(run: Run, search: str, table: _TokenTable, greedy: dict | None
                 and cells == greedy["_bytes"][i]:
             same.append(i)
             continue
-        if output != [*text.split(), EOS]:
+        if output != [*words(text), EOS]:
             overrides[str(i)] = table.encode(output)
         blob += cells
     block: dict[str, Any] = {
@@ -166,7 +176,7 @@ def build_data(runs: Sequence[Run]) -> dict[str, Any]:
                                          f"must come from the same test split")
         sources = run.attention["source_tokens"]
         source_overrides = {str(i): table.encode(tokens) for i, (tokens, row) in enumerate(zip(sources, run.rows))
-                            if tokens != row["source"].split()}
+                            if tokens != words(row["source"])}
         greedy = _search_block(run, "greedy", table)
         beam = _search_block(run, "beam", table, greedy)
         greedy.pop("_bytes")

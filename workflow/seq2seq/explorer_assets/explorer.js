@@ -42,7 +42,12 @@
     return node;
   }
 
-  function words(text) { return text.split(/\s+/).filter(Boolean); } // Python's str.split()
+  // the words of a text: split on U+0020 spaces alone, as explorer.py's words() (not on \s, whose whitespace is
+  // not Python's str.split()'s): a sentence whose tokens are not its words carries them in the data
+  function words(text) { return text.split(" ").filter(Boolean); }
+
+  // the terms typed in the search box: any whitespace separates them
+  function queryTerms(query) { return query.split(/\s+/).filter(Boolean); }
 
   function fold(text) {
     return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
@@ -217,7 +222,7 @@
   function order() {
     if (state.order) return state.order;
     var p = pair(), runs = p.shownRuns();
-    var terms = words(fold(state.query));
+    var terms = queryTerms(fold(state.query));
     var list = [];
     for (var i = 0; i < p.n; i++) if (keep(p, i, runs) && matches(p, i, terms, runs)) list.push(i);
     var parts = state.sort.split("-"), key = parts[0], direction = parts[1] === "desc" ? -1 : 1;
@@ -424,7 +429,7 @@
     table.querySelectorAll("thead th[data-search]").forEach(function (th) {
       th.classList.toggle("current", th.dataset.search === state.search);
     });
-    var terms = words(fold(state.query));
+    var terms = queryTerms(fold(state.query));
     var fragment = document.createDocumentFragment();
     for (var k = start; k < end; k++) fragment.appendChild(sentenceBody(p, list[k], runs, terms));
     if (!list.length) {
