@@ -70,6 +70,7 @@ def test_make_batches_is_seeded_by_seed_and_epoch():
     order = lambda bs: [_rows(b) for b in bs]  # noqa: E731
     assert order(make_batches(examples, 32, True, 1, 0)) == order(make_batches(examples, 32, True, 1, 0))
     assert order(make_batches(examples, 32, True, 1, 0)) != order(make_batches(examples, 32, True, 1, 1))
+    assert order(make_batches(examples, 32, True, 1, 0)) != order(make_batches(examples, 32, True, 2, 0))  # the seed
     fixed = make_batches(examples, 32, shuffle=False, seed=0)
     assert [len(t) for b in fixed for _, t in _rows(b)] == sorted(len(t) for _, t in examples)
 

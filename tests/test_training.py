@@ -356,22 +356,26 @@ def test_a_scaled_fp16_step_unscales_before_clipping():
     assert float(step) == pytest.approx(float(full_step), rel=0.1)
 
 
-@pytest.mark.parametrize("select", ["last", "best"])
-def test_checkpoint_averaging_publishes_the_mean_of_the_kept_epochs(tmp_path, corpus, select):
+@pytest.mark.parametrize(("select", "averaged"), [("last", [3, 4]), ("best", [1, 4])])
+def test_checkpoint_averaging_publishes_the_mean_of_the_kept_epochs(tmp_path, corpus, monkeypatch, select, averaged):
+    """Validation BLEU 30, 10, 20, 25: the last two epochs are 3 and 4, the best two 1 and 4. model.pt is the
+    mean of those epochs' own weights (read from resume.pt as each epoch ends)."""
     from seq2seq.training import average_states
 
-    summary = _run(tmp_path, corpus, epochs=4, average={"epochs": 3, "select": select})
-    assert len(summary.averaged_epochs) == 3
-    history = {row["epoch"]: row["valid_bleu"] for row in summary.history}
-    if select == "last":
-        assert summary.averaged_epochs == [2, 3, 4]
-    else:
-        assert summary.averaged_epochs == sorted(sorted(history, key=lambda e: (history[e], e))[-3:])
-    kept = load_checkpoint(tmp_path / "last.pt")["training_state"]["kept_states"]
+    Scripted(bleu=[30.0, 10.0, 20.0, 25.0]).install(monkeypatch)
+    weights = {}
+
+    def keep(epoch: int) -> None:
+        weights[epoch] = load_checkpoint(tmp_path / "resume.pt")["model_state"]
+
+    summary = _run(tmp_path, corpus, epochs=4, callback=keep, average={"epochs": 2, "select": select},
+                   early_stopping={"patience": 10})
+    assert summary.averaged_epochs == averaged
     published = load_checkpoint(tmp_path / "model.pt")
-    expected = average_states([kept[e] for e in summary.averaged_epochs])
+    expected = average_states([weights[e] for e in averaged])
     assert all(torch.allclose(published["model_state"][k], expected[k]) for k in expected)
-    assert published["metadata"]["averaged_epochs"] == summary.averaged_epochs
+    assert not all(torch.equal(weights[3][k], weights[1][k]) for k in expected)  # the epochs did differ
+    assert published["metadata"]["averaged_epochs"] == averaged
 
 
 def test_tensorboard_event_files_are_written_next_to_the_run(tmp_path, corpus):

@@ -70,7 +70,9 @@ def resolve_amp(amp: bool | str, device: torch.device, flags: Iterable[str] | No
 def scheduled_learning_rate(step: int, total_steps: int, peak: float, final: float, warmup_steps: int,
                             shape: str) -> float:
     """The learning rate of batch ``step`` (0-based) of ``total_steps``: a linear rise over ``warmup_steps`` to
-    ``peak``, then a ``shape`` ("cosine" or "linear") fall to ``final`` at the last step (and ``final`` after)."""
+    ``peak``, then a ``shape`` ("cosine" or "linear") fall that reaches ``final`` at step ``total_steps``, just
+    after the last batch (whose rate is one step's fall above ``final``; ``final`` for any later step), as the
+    common warm-up-and-decay schedules count."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
