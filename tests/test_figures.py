@@ -10,6 +10,7 @@ from seq2seq import figures
 from seq2seq.checkpoint import cpu_state, save_model
 from seq2seq.corpus import normalize, write_split
 from seq2seq.figures import choose_test_sentences, draw_figures
+from seq2seq.logs import InputError
 from seq2seq.metadata import Metadata
 from seq2seq.metrics import sentence_bleu
 from seq2seq.models.gru import GRUSeq2Seq
@@ -47,6 +48,34 @@ def test_figures_stage_draws_sampled_and_extra_sentences_reproducibly(tmp_path, 
     with pytest.raises(ValueError, match="2 attention figure paths given for 3 sentences"):
         draw_figures(model, test, history, attention[:2], tmp_path / "g.png", tmp_path / "c.png",
                      FigureSettings(count=2, sentences=["tu es grand ."]))
+
+
+@pytest.mark.parametrize(("wrong", "reason"), [
+    ("attention", "a .png file, but the figure format (figures.format, --format) is svg: name it .svg or set the "
+                  "format to png"),
+    ("curve", "a .pdf file, but the figure format (figures.format, --format) is svg: name it .svg or set the "
+              "format to pdf"),
+    ("grid", "unsupported figure format ('.jpg'; use .png, .svg or .pdf)"),
+])
+def test_a_file_not_named_in_the_chosen_format_is_one_line_before_anything_is_drawn(tmp_path, stage, monkeypatch,
+                                                                                       wrong, reason) -> None:
+    """Each file is saved in the format of its extension: one that is not figures.format (--format) would be
+    written in another format than asked, silently; the stage names it before loading the model."""
+    model, test, history, _ = stage
+    monkeypatch.setattr(figures, "load_model", lambda *a, **k: pytest.fail("loaded the model anyway"))
+    out = tmp_path / "out"
+    files = {"attention": [out / "attention_01.svg", out / "attention_02.svg"], "grid": out / "grid.svg",
+             "curve": out / "curve.svg"}
+    bad = {"attention": out / "attention_02.png", "curve": out / "curve.pdf", "grid": out / "grid.jpg"}[wrong]
+    if wrong == "attention":
+        files["attention"][1] = bad
+    else:
+        files[wrong] = bad
+    with pytest.raises(InputError) as error:
+        draw_figures(model, test, history, **files, settings=FigureSettings(count=1, sentences=["tu es grand ."],
+                                                                            format="svg"))
+    assert str(error.value) == f"{bad}: {reason}"
+    assert not out.exists(), "something was written before the check"
 
 
 def test_each_heatmap_shows_the_greedy_translation_its_attention_and_its_score(tmp_path, stage, monkeypatch) -> None:

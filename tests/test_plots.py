@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -42,14 +43,20 @@ def test_subword_pieces_are_labelled_readably_and_the_word_view_sums_to_one() ->
 
 
 def test_heatmap_has_one_label_per_token_in_order() -> None:
-    t = translation()
+    """Rows are the produced tokens, columns the source tokens then <eos>: 4 x 6 weights draw as a 4 x 6 image
+    equal to them (a square matrix would not tell a transposed image apart)."""
+    t = translation(output="i am happy <eos>")
+    weights = t.attention.numpy()
+    assert weights.shape == (4, 6)
     ax = Figure().add_subplot()
-    image = attention_heatmap(ax, t.source_tokens, t.output_tokens, t.attention.numpy())
+    image = attention_heatmap(ax, t.source_tokens, t.output_tokens, weights)
     assert labels(ax.get_xticklabels()) == ["je", "suis", "tres", "content", ".", "<eos>"]
     assert list(ax.get_xticks()) == list(range(6))
-    assert labels(ax.get_yticklabels()) == ["i", "am", "very", "happy", ".", "<eos>"]
-    assert list(ax.get_yticks()) == list(range(6))
-    assert image.get_array().shape == (6, 6)
+    assert labels(ax.get_yticklabels()) == ["i", "am", "happy", "<eos>"]
+    assert list(ax.get_yticks()) == list(range(4))
+    drawn = np.asarray(image.get_array())
+    assert drawn.shape == (4, 6), f"the image is {drawn.shape}, expected (produced tokens, source tokens + 1)"
+    np.testing.assert_allclose(drawn, weights, err_msg="the image is not the weights, row for row")
 
 
 def test_heatmap_rejects_weights_of_the_wrong_shape() -> None:

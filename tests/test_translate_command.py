@@ -12,10 +12,16 @@ import sys
 import pytest
 import torch
 
-from helpers import save_tiny_checkpoint
+from helpers import model_config, save_tiny_checkpoint, tiny_pairs
+from seq2seq import plots
 from seq2seq import translate_command as translate
-from seq2seq.checkpoint import save_checkpoint
+from seq2seq.checkpoint import cpu_state, load_model, save_checkpoint, save_model
+from seq2seq.corpus import normalize
+from seq2seq.metadata import Metadata
+from seq2seq.models.gru import GRUSeq2Seq
+from seq2seq.translate import translate_sentences
 from seq2seq.translate_command import main
+from seq2seq.vocab import SentencePieceVocabulary
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +42,76 @@ def test_command_reads_stdin_with_beam_search_and_saves_a_plot(checkpoint, capsy
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "we are very tired ."
     assert len(lines) == 2 and lines[1].startswith("she is")
+    assert plot.read_bytes().startswith(b"<?xml")
+
+
+# Inputs on which the tiny model's greedy and beam searches disagree (greedy repeats a word or drops the subject).
+DIFFERENT_UNDER_BEAM = ["tres fatigue", "riche es n nous malade", "content nous grand riche suis", "tres pret"]
+
+
+def test_beam_option_decodes_with_the_packages_beam_search_at_that_size(checkpoint, capsys) -> None:
+    """--beam 3 --alpha 0.6 prints what beam search of size 3 with that length penalty finds, which differs from
+    the greedy translation on these inputs (so a command that ignored --beam would print the greedy one)."""
+    model, source_vocab, target_vocab, _ = load_model(checkpoint, device="cpu")
+    options = {"max_len": 30, "batch_size": 64}
+    greedy = [t.text for t in translate_sentences(model, DIFFERENT_UNDER_BEAM, source_vocab, target_vocab, None,
+                                                  **options)]
+    beam = [t.text for t in translate_sentences(model, DIFFERENT_UNDER_BEAM, source_vocab, target_vocab, None,
+                                                beam_size=3, alpha=0.6, **options)]
+    assert greedy != beam, f"greedy and beam search agree on {DIFFERENT_UNDER_BEAM}: choose other inputs"
+    assert main(["--model", str(checkpoint), "--beam", "3", "--alpha", "0.6", "--max-len", "30", "--batch-size",
+                 "64", *DIFFERENT_UNDER_BEAM]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == beam, f"printed {printed}, beam search finds {beam} (greedy: {greedy})"
+
+
+@pytest.fixture(scope="module")
+def subword_checkpoint(tmp_path_factory):
+    """An untrained GRU model over sentencepiece vocabularies of the tiny corpus (only the tokens count)."""
+    pairs = [(normalize(fr, "unicode"), normalize(en, "unicode")) for en, fr in tiny_pairs()]
+    source = SentencePieceVocabulary.train([s for s, _ in pairs], 60, "unigram")
+    target = SentencePieceVocabulary.train([t for _, t in pairs], 60, "unigram")
+    torch.manual_seed(0)
+    model = GRUSeq2Seq(model_config(len(source), len(target), "bahdanau"))
+    path = tmp_path_factory.mktemp("subword") / "model.pt"
+    save_model(path, model.config, cpu_state(model), source, target, Metadata(normalization="unicode"))
+    return path, source
+
+
+@pytest.mark.parametrize("word_level", [False, True])
+def test_word_level_plots_a_subword_models_attention_over_words(subword_checkpoint, tmp_path, monkeypatch,
+                                                               capsys, word_level) -> None:
+    """--word-level: the heatmap's columns are the source words then <eos> and its rows the produced words (no
+    piece marks); without it, the pieces the model read."""
+    path, source_vocab = subword_checkpoint
+    sentence = "nous sommes très fatigué ."
+    pieces = source_vocab.labels(source_vocab.encode(sentence)[:-1])
+    assert len(pieces) > len(sentence.split()), f"every word is one piece ({pieces}): choose another sentence"
+    drawn = []
+
+    def spy(translation, title=""):
+        figure = real(translation, title)
+        drawn.append((translation, figure))
+        return figure
+
+    real = plots.attention_figure
+    monkeypatch.setattr(plots, "attention_figure", spy)
+    plot = tmp_path / "attention.svg"
+    arguments = ["--model", str(path), "--max-len", "6", "--plot", str(plot), sentence]
+    assert main(arguments + (["--word-level"] if word_level else [])) == 0
+    capsys.readouterr()
+    [(shown, figure)] = drawn
+    columns = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
+    rows = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
+    if word_level:
+        assert shown.source_tokens == sentence.split(), shown.source_tokens
+        assert columns == [*sentence.split(), "<eos>"], f"the columns are {columns}, not the source words"
+        assert rows == shown.output_tokens, f"the rows are {rows}, not the produced words"
+        assert not any("\u2581" in t or t.startswith(("_", "\u00b7")) for t in rows), f"pieces among the rows: {rows}"
+        assert shown.attention.shape == (len(shown.output_tokens), len(sentence.split()) + 1)
+    else:
+        assert shown.source_tokens == pieces
+        assert len(columns) == len(pieces) + 1 and columns[0].startswith("_") and columns[-1] == "<eos>", columns
     assert plot.read_bytes().startswith(b"<?xml")
 
 
@@ -197,6 +273,28 @@ def test_a_bad_plot_path_is_one_line_before_anything_is_translated(checkpoint, t
     assert translate.main(["--model", str(checkpoint), "--plot", str(plot), "je suis content ."]) == 2
     assert _one_error_line(capsys) == f"seq2seq-translate: error: {plot}: {reason.format(tmp=tmp_path)}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_plot_path_that_is_not_a_regular_file_is_one_line_before_anything_is_translated(
+        checkpoint, tmp_path, capsys, monkeypatch, kind) -> None:
+    """An existing folder named like a figure (which the save cannot replace: it failed with a traceback after
+    printing the translation) or another path that is not a regular file (a FIFO) is refused up front, as the
+    README promises for every mistake, and left as it was."""
+    plot = tmp_path / "attention.png"
+    if kind == "folder":
+        plot.mkdir()
+        (plot / "keep.txt").write_text("not to be touched")
+        reason = "is a folder, not a file"
+    else:
+        os.mkfifo(plot)
+        reason = "exists and is not a regular file"
+    monkeypatch.setattr(translate, "translate_sentences", lambda *a, **k: pytest.fail("translated anyway"))
+    assert translate.main(["--model", str(checkpoint), "--plot", str(plot), "je suis content ."]) == 2
+    assert _one_error_line(capsys) == f"seq2seq-translate: error: {plot}: {reason}"
+    assert capsys.readouterr().out == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["attention.png"]
+    assert kind == "fifo" or (plot / "keep.txt").read_text() == "not to be touched"
 
 
 def test_an_unwritable_plot_folder_is_one_line(checkpoint, tmp_path, capsys, monkeypatch) -> None:

@@ -12,8 +12,9 @@ import numpy as np
 from .checkpoint import load_model
 from .corpus import normalize, read_split
 from .formats import read_history
+from .logs import InputError
 from .metrics import sentence_bleu
-from .plots import attention_figure, attention_grid, learning_curve, save_figure, train_loss_label
+from .plots import attention_figure, attention_grid, figure_format, learning_curve, save_figure, train_loss_label
 from .settings import FigureSettings
 from .translate import translate_sentences
 
@@ -30,6 +31,19 @@ def choose_test_sentences(count: int, available: int, seed: int) -> list[int]:
     return [i % available for i in range(count)]
 
 
+def check_figure_formats(paths: Sequence[str | os.PathLike[str]], fmt: str) -> None:
+    """InputError naming the first of ``paths`` whose extension is not a supported figure format or not ``fmt``
+    (figures.format: the files are saved in the format of their extension, so a mismatch would be ignored)."""
+    for path in paths:
+        try:
+            extension = figure_format(path)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        if extension != fmt:
+            raise InputError(f"{path}: a .{extension} file, but the figure format (figures.format, --format) is "
+                             f"{fmt}: name it .{fmt} or set the format to {extension}")
+
+
 def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], history: str | os.PathLike[str],
                  attention: Sequence[str | os.PathLike[str]], grid: str | os.PathLike[str],
                  curve: str | os.PathLike[str], settings: FigureSettings) -> None:
@@ -38,7 +52,9 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
     the learning ``curve`` from ``history``. Sentences are decoded with greedy search (the heatmaps show the
     attention of the greedy path); ``settings.word_level`` draws a subword model's attention over words. Test
     sentences are titled with their sentence BLEU against the reference; the extra ones have no reference.
+    Every file's extension must be ``settings.format`` (InputError naming the file before anything is drawn).
     """
+    check_figure_formats([*attention, grid, curve], settings.format)
     system, source_vocab, target_vocab, metadata = load_model(model, device="cpu")
     pairs = read_split(test)
     chosen = [pairs[i] for i in choose_test_sentences(settings.count, len(pairs), settings.seed)]

@@ -264,10 +264,15 @@ def figure_format(path: str | os.PathLike[str]) -> str:
 
 
 def check_figure_path(path: str | os.PathLike[str]) -> None:
-    """Fail now, before any work, if a figure could not be saved at ``path``: an unsupported extension, a
-    folder that does not exist or cannot be written (tried with a temporary file, which is removed)."""
+    """Fail now, before any work, if a figure could not be saved at ``path``: an unsupported extension, an
+    existing path that is not a regular file (a folder: the atomic save could not replace it), a folder that
+    does not exist or cannot be written (tried with a temporary file, which is removed)."""
     figure_format(path)
-    folder = Path(path).parent
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        raise ValueError(f"{path}: " + ("is a folder, not a file" if target.is_dir()
+                                        else "exists and is not a regular file"))
+    folder = target.parent
     if not folder.is_dir():
         raise ValueError(f"{path}: the folder {folder} does not exist")
     try:
