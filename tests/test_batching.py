@@ -71,6 +71,9 @@ def test_make_batches_is_seeded_by_seed_and_epoch():
     assert order(make_batches(examples, 32, True, 1, 0)) == order(make_batches(examples, 32, True, 1, 0))
     assert order(make_batches(examples, 32, True, 1, 0)) != order(make_batches(examples, 32, True, 1, 1))
     assert order(make_batches(examples, 32, True, 1, 0)) != order(make_batches(examples, 32, True, 2, 0))  # the seed
+    # each seed's orders are its own: seed 2 does not replay seed 1's one epoch earlier (as with seed + epoch)
+    seed1 = [order(make_batches(examples, 32, True, 1, epoch)) for epoch in range(1, 6)]
+    assert not any(order(make_batches(examples, 32, True, 2, epoch)) in seed1 for epoch in range(1, 6))
     fixed = make_batches(examples, 32, shuffle=False, seed=0)
     assert [len(t) for b in fixed for _, t in _rows(b)] == sorted(len(t) for _, t in examples)
 

@@ -125,7 +125,8 @@ def make_batches(examples: Sequence[Example], batch_size: int | None, shuffle: b
     of the whole batch, while the encoder's packed GRU skips source padding anyway (on the fra-eng
     training split this leaves 0.6% of target positions as padding instead of 6.6%).
     shuffle=True: shuffle the examples, sort each chunk of about ``BUCKET_BATCHES`` batches by length,
-    cut it into batches, shuffle the batch order; all randomness from ``random.Random(seed + epoch)``.
+    cut it into batches, shuffle the batch order; all randomness from ``random.Random(f"{seed}:{epoch}")``
+    (a string seed is hashed: with ``seed + epoch``, seed s + 1 replayed seed s's orders one epoch earlier).
     shuffle=False: sort all examples by length (stable), batches in ascending length order.
     Every example lands in exactly one batch.
     """
@@ -141,7 +142,7 @@ def make_batches(examples: Sequence[Example], batch_size: int | None, shuffle: b
     order = list(range(len(examples)))
     length = lambda i: (len(examples[i][1]), len(examples[i][0]))  # noqa: E731
     if shuffle:
-        rng = random.Random(seed + epoch)
+        rng = random.Random(f"{seed}:{epoch}")
         rng.shuffle(order)
         if batch_tokens is None:
             chunk = BUCKET_BATCHES * batch_size
