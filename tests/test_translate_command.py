@@ -324,3 +324,15 @@ def test_a_checkpoint_of_another_release_or_with_a_mismatched_vocabulary_is_one_
         expected = f"{path}: vocabulary sizes do not match the model config"
     assert main(["--model", str(path), "je suis content ."]) == 2
     assert _one_error_line(capsys) == f"seq2seq-translate: error: {expected}"
+
+
+@pytest.mark.parametrize("alpha", ["-0.5", "nan"])
+def test_a_negative_length_penalty_is_refused(checkpoint, capsys, monkeypatch, alpha) -> None:
+    """Beam search's early stop (no live hypothesis can beat the best finished one) holds for alpha >= 0 only."""
+    monkeypatch.setattr(translate, "translate_sentences", lambda *a, **k: pytest.fail("translated anyway"))
+    with pytest.raises(SystemExit) as exited:
+        translate.main(["--model", str(checkpoint), "--beam", "3", "--alpha", alpha, "je suis content ."])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"seq2seq-translate: error: --alpha must be 0 or more (the pipeline's evaluation.length_penalty too), "
+        f"got {float(alpha)}")

@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.beam < 1 or args.max_len < 1 or args.batch_size < 1:
         parser.error("--beam, --max-len and --batch-size must be at least 1")
+    if not args.alpha >= 0:  # beam search stops early by a bound that holds for alpha >= 0 only (and not for NaN)
+        parser.error(f"--alpha must be 0 or more (the pipeline's evaluation.length_penalty too), got {args.alpha}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_CommandFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
