@@ -5,8 +5,10 @@ Columns of results/summary.tsv (and the Markdown copy), BLEU and chrF 0-100:
 
 - pair, model (a model of the config, or an ensemble), kind (model | ensemble), attention, seeds (runs);
 - bleu (beam search, the mean over seeds), bleu_std (sample standard deviation over seeds, empty for one),
-  bleu_min, bleu_max, bleu_ci_low, bleu_ci_high (95% bootstrap interval of the seed-pooled system's BLEU,
-  resampling test sentences, each with all of its seeds' outputs); the same for greedy search as greedy_bleu...;
+  bleu_min, bleu_max, bleu_ci_low, bleu_ci_high (95% bootstrap interval: one seed's from its metrics.json, drawn
+  with evaluation.bootstrap_resamples and evaluation.seed; several seeds' of the seed-pooled system's BLEU,
+  drawn here with compare.resamples and compare.seed, resampling test sentences, each with all of its seeds'
+  outputs); the same for greedy search as greedy_bleu...;
 - chrf, exact_match (beam, means over seeds; exact_match a fraction);
 - parameters (trainable, per run; an ensemble's sum), epochs, training_minutes, pairs_per_s (means over
   seeds; empty for ensembles), sentences (test pairs);
