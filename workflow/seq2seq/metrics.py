@@ -2,7 +2,9 @@
 
 Hypotheses and references are detokenized strings; here they are the pipeline's normalized sentences, tokens
 joined by single spaces (``"i am happy ."``). sacrebleu's default 13a tokenizer leaves such text as it is, so
-BLEU is computed on our tokens. ``force=True`` only silences sacrebleu's "looks tokenized" warning.
+BLEU is computed on our tokens, with one exception: a word model's ``<unk>`` is split into ``< unk >``, three
+tokens (a subword model's unknown piece decodes to one, ``⁇``). With the default ``vocab.min_freq: 1`` the models
+hardly ever produce it. ``force=True`` only silences sacrebleu's "looks tokenized" warning.
 """
 
 from __future__ import annotations
