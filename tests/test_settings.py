@@ -130,6 +130,8 @@ def test_a_config_without_its_choices_names_what_is_missing():
      "config: corpora: source_column and target_column are both 1"),
     # its default positions count words; the shipped config's subword pieces outnumber them (a fifth of the
     # tutorial subset's sources would be cut)
+    ({"figures": {"sentences": ["il est grand .", "123 -- 45"]}},
+     "config: figures.sentences: item 2 ('123 -- 45') has nothing left after prepare.normalization 'ascii'"),
     ({"models": {"t": {"attention": "tutorial"}}},
      "config: models.t: the tutorial attention reads at most max_length source tokens, and its default (11: "
      "prepare.filter.max_words + 1) counts words, not the subword pieces of vocab.type sentencepiece"),

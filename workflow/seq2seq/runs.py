@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from .corpus import normalize
 from .models import config_from_dict, with_source_positions
 from .schema import ConfigError, check, deep_merge, fill_defaults, load_schema, located
 from .settings import TrainConfig, prepare_settings, source_positions, training_settings
@@ -109,7 +110,18 @@ def check_config(config: dict) -> dict:
         model_config(model_settings(config, name), 1, 1, f"models.{name}")
         TrainConfig.from_dict(training_settings(config, name))
         _check_source_positions(config, name)
+    _check_figure_sentences(config)
     return config
+
+
+def _check_figure_sentences(config: Mapping[str, Any]) -> None:
+    """A sentence of ``figures.sentences`` with no word left after the models' normalization would be drawn as
+    a heatmap of an empty source."""
+    mode = config["prepare"]["normalization"]
+    for i, sentence in enumerate(config["figures"]["sentences"]):
+        if not normalize(sentence, mode):
+            raise ConfigError(f"config: figures.sentences: item {i + 1} ({sentence!r}) has nothing left after "
+                              f"prepare.normalization {mode!r}: nothing to draw")
 
 
 def _check_source_positions(config: Mapping[str, Any], name: str) -> None:
