@@ -90,6 +90,9 @@ ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 SchedulerType=sched/backfill
+# the main scheduler stops at the first pending job it cannot start: a job waiting for the one GPU held the 1-CPU
+# jobs queued behind it until the next backfill pass (every 30 s by default); on this one small node, every 2 s
+SchedulerParameters=bf_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # without a default a job takes the node's whole memory and jobs run one at a time
