@@ -115,7 +115,7 @@ def check_config(config: dict) -> dict:
 
 
 def _check_figure_sentences(config: Mapping[str, Any]) -> None:
-    """A sentence of ``figures.sentences`` with no word left after the models' normalization would be drawn as
+    """A sentence of ``figures.sentences`` with nothing left after the models' normalization would be drawn as
     a heatmap of an empty source."""
     mode = config["prepare"]["normalization"]
     for i, sentence in enumerate(config["figures"]["sentences"]):

@@ -17,8 +17,7 @@ Columns of results/summary.tsv (and the Markdown copy), BLEU and chrF 0-100:
 
 results/comparisons.tsv: one row per pair x system other than the baseline x metric (greedy_bleu, beam_bleu):
 pair, model, baseline, metric, delta, ci_low, ci_high, p_value, runs, baseline_runs (the runs each side pooled;
-see metrics.paired_comparison). It has
-only its header when the config has one system (nothing to compare).
+see metrics.paired_comparison). It has only its header when the config has one system (nothing to compare).
 
 With fewer test sentences than ``evaluation.min_interval_sentences``, the interval and p-value cells say so
 ("too few test sentences (14 < ...)") instead of holding numbers that would mean nothing.
