@@ -66,6 +66,24 @@ def test_evaluate_stage_writes_metrics_and_translations(tmp_path, checkpoint) ->
     assert table["beam_bleu"].iloc[0] == pytest.approx(100.0)
 
 
+def test_the_length_penalty_and_the_beam_size_reach_beam_search(tmp_path, checkpoint, monkeypatch) -> None:
+    """evaluation.length_penalty and beam_size are what the beam pass decodes with (the other tests use the
+    default 0.6, which a stage that dropped the setting would also use), and the greedy pass is greedy."""
+    model, pairs = checkpoint
+    used = []
+    real = evaluation.translate_sentences
+
+    def spy(*args, **kwargs):
+        used.append((kwargs["beam_size"], kwargs["alpha"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "translate_sentences", spy)
+    metrics, _, _ = evaluate(tmp_path, model, pairs[::20], beam_size=4, length_penalty=2.5, bootstrap_resamples=20,
+                             min_interval_sentences=100)
+    assert sorted(used) == [(1, 2.5), (4, 2.5)]
+    assert (metrics["beam_size"], metrics["alpha"]) == (4, 2.5)
+
+
 def test_bleu_is_scored_on_the_detokenized_text_not_on_the_pieces(tmp_path, checkpoint, monkeypatch) -> None:
     """A subword model's translations are pieces ("▁ti red") and text ("tired"): BLEU, chrF and exact match
     score the text, the same text translations.tsv holds (decoding is replaced by pieces of the reference)."""

@@ -51,6 +51,8 @@ def test_every_shipped_override_is_valid_on_top_of_the_shipped_config(override):
     # numpy's generator takes no negative seed (found only at the summary, after every training, before)
     ({"compare": {"seed": -1}}, "config: compare.seed: -1 is less than the minimum of 0"),
     ({"evaluation": {"seed": -1}}, "config: evaluation.seed: -1 is less than the minimum of 0"),
+    ({"evaluation": {"length_penalty": 500}},  # ((5 + 30) / 6) ** 500 overflowed beam search after greedy
+     "config: evaluation.length_penalty: 500 is greater than the maximum of 10"),
     # an empty list of members' seeds is no ensemble (it read as "all seeds" before)
     ({"ensembles": {"e": {"models": ["bahdanau"], "seeds": []}}}, "config: ensembles.e.seeds: [] should be non-empty"),
 ])

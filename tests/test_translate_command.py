@@ -326,13 +326,40 @@ def test_a_checkpoint_of_another_release_or_with_a_mismatched_vocabulary_is_one_
     assert _one_error_line(capsys) == f"seq2seq-translate: error: {expected}"
 
 
-@pytest.mark.parametrize("alpha", ["-0.5", "nan"])
-def test_a_negative_length_penalty_is_refused(checkpoint, capsys, monkeypatch, alpha) -> None:
-    """Beam search's early stop (no live hypothesis can beat the best finished one) holds for alpha >= 0 only."""
+@pytest.mark.parametrize("alpha", ["-0.5", "nan", "10.5", "inf"])
+def test_a_length_penalty_out_of_range_is_refused(checkpoint, capsys, monkeypatch, alpha) -> None:
+    """Beam search's early stop (no live hypothesis can beat the best finished one) holds for alpha >= 0 only;
+    a huge alpha overflows the penalty of a long output (alpha 500 raised OverflowError), inf ranks nothing."""
     monkeypatch.setattr(translate, "translate_sentences", lambda *a, **k: pytest.fail("translated anyway"))
     with pytest.raises(SystemExit) as exited:
         translate.main(["--model", str(checkpoint), "--beam", "3", "--alpha", alpha, "je suis content ."])
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"seq2seq-translate: error: --alpha must be 0 or more (the pipeline's evaluation.length_penalty too), "
+        f"seq2seq-translate: error: --alpha must be from 0 to 10 (as the pipeline's evaluation.length_penalty), "
         f"got {float(alpha)}")
+
+
+def test_the_length_penalty_reaches_beam_search(checkpoint, capsys, monkeypatch) -> None:
+    """--alpha is the exponent beam search uses (every other test passes the default, 0.6, which a command that
+    dropped the option would also use)."""
+    used = []
+
+    def spy(*args, **kwargs):
+        used.append((kwargs.get("beam_size"), kwargs.get("alpha")))
+        return translate_sentences(*args, **kwargs)
+
+    monkeypatch.setattr(translate, "translate_sentences", spy)
+    assert main(["--model", str(checkpoint), "--beam", "3", "--alpha", "2.5", "je suis content ."]) == 0
+    assert used == [(3, 2.5)]
+    assert main(["--model", str(checkpoint), "--beam", "3", "--alpha", "10", "je suis content ."]) == 0  # the bound
+    assert used[-1] == (3, 10.0)
+    at_2_5, at_10 = capsys.readouterr().out.splitlines()
+    assert at_2_5 == "i am happy ." and len(at_10.split()) > 4  # a large alpha favours long outputs
+
+
+def test_a_closed_stdin_is_nothing_to_translate(checkpoint, capsys, monkeypatch) -> None:
+    """Started with standard input closed (`seq2seq-translate --model m.pt <&-`), Python's sys.stdin is None."""
+    monkeypatch.setattr("sys.stdin", None)
+    assert main(["--model", str(checkpoint)]) == 2
+    assert _one_error_line(capsys) == (
+        "seq2seq-translate: error: nothing to translate: give sentences as arguments or one per line on stdin")

@@ -18,12 +18,14 @@ from .checkpoint import load_model
 from .corpus import normalize, utf8_lines
 from .devices import resolve_device
 from .logs import InputError
+from .schema import subschema
 from .settings import EvaluationSettings
 from .tokens import EOS
 from .translate import translate_sentences
 
 LOG = logging.getLogger("seq2seq.translate")
 EVALUATION = EvaluationSettings()  # the evaluate stage's defaults (the config schema's)
+MAX_ALPHA = subschema("evaluation.length_penalty")["maximum"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +71,8 @@ def read_inputs(arguments: Sequence[str], stdin) -> list[tuple[str, str]]:
                 raise InputError(f"argument {number} is not UTF-8 text") from None
             inputs.append((f"argument {number}", text))
         return inputs
+    if stdin is None:  # started with standard input closed (`<&-`)
+        return []
     stream = getattr(stdin, "buffer", None)
     lines = utf8_lines(stream, "stdin") if stream is not None else enumerate(
         (line.rstrip("\r\n") for line in stdin), start=1)
@@ -102,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.beam < 1 or args.max_len < 1 or args.batch_size < 1:
         parser.error("--beam, --max-len and --batch-size must be at least 1")
-    if not args.alpha >= 0:  # beam search stops early by a bound that holds for alpha >= 0 only (and not for NaN)
-        parser.error(f"--alpha must be 0 or more (the pipeline's evaluation.length_penalty too), got {args.alpha}")
+    # beam search stops early by a bound that holds for alpha >= 0 only (and not for NaN); a huge alpha overflows
+    if not 0 <= args.alpha <= MAX_ALPHA:
+        parser.error(f"--alpha must be from 0 to {MAX_ALPHA} (as the pipeline's evaluation.length_penalty), "
+                     f"got {args.alpha}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_CommandFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
