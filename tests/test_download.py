@@ -118,6 +118,48 @@ def test_corrupt_zip_is_reported(tmp_path):
     assert leftovers(tmp_path / "out") == []
 
 
+def _damaged_member(path: Path) -> Path:
+    """A zip whose deflated member has bytes flipped in the middle of its data (the directory intact)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("fra.txt", "".join(f"I am {i}.\tJe suis {i} {i * i}.\n" for i in range(3000)))
+    data = bytearray(path.read_bytes())
+    start = 30 + len("fra.txt") + 200  # past the local header, inside the deflate stream
+    data[start:start + 20] = bytes(255 - b for b in data[start:start + 20])
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _with_flag(path: Path, compress_type: int = zipfile.ZIP_STORED, flag_bits: int = 0) -> Path:
+    """A zip of one stored member, with its method or flag bits rewritten in both headers (as another tool
+    would have written them)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("fra.txt", TEXT)
+    data = bytearray(path.read_bytes())
+    for header, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.index(header) + offset
+        data[at:at + 2] = flag_bits.to_bytes(2, "little")
+        data[at + 2:at + 4] = compress_type.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("archive, message", [
+    (_damaged_member, r"broken.zip: not a valid zip archive \(.+\)"),
+    (lambda path: _with_flag(path, compress_type=9),  # Deflate64, which Python's zipfile cannot read
+     r"broken.zip: member 'fra.txt': .*compression.*; re-pack the archive with deflate"),
+    (lambda path: _with_flag(path, flag_bits=0x1),
+     r"broken.zip: member 'fra.txt' is password-protected; give an unencrypted archive"),
+])
+def test_a_damaged_or_unreadable_member_is_one_line_and_leaves_nothing(tmp_path, archive, message):
+    """Found by reading the member, not the directory: zlib's, zipfile's and the encryption errors become one line
+    (the checksum, when one is set, catches damage first; the manythings and tutorial configs set none)."""
+    broken = archive(tmp_path / "broken.zip")
+    with pytest.raises(DownloadError, match=message) as error:
+        fetch_corpus(str(broken), tmp_path / "out" / "x.txt", member="fra.txt")
+    assert "\n" not in str(error.value)
+    assert leftovers(tmp_path / "out") == []
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

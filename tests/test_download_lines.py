@@ -43,6 +43,21 @@ def test_an_archive_member_of_long_lines_is_refused_and_its_copy_removed(tmp_pat
     assert leftovers(dest.parent) == []
 
 
+@pytest.mark.parametrize("byte", [b"\x00", b"\x07", b"\x1b"])
+def test_a_file_of_control_bytes_is_one_long_line(tmp_path, byte) -> None:
+    """A file of zero bytes (a common kind of damage) is one line for prepare, which refuses it after reading it
+    whole: the download refuses it first (a NUL is not whitespace; only 0x09-0x0D, 0x1C-0x20 are)."""
+    source = tmp_path / "zeros.txt"
+    source.write_bytes(byte * 5000)
+    dest = tmp_path / "raw" / "fra-eng.txt"
+    with pytest.raises(DownloadError, match=r"zeros.txt:1: 1 of 1 lines have more than prepare.max_line_chars="
+                                            r"1,000 characters \(line 1: 5,000\)"):
+        fetch_corpus(str(source), dest, max_line_chars=1000)
+    assert leftovers(dest.parent) == []
+    with pytest.raises(CorpusError, match="1 of 1 lines are malformed"):
+        read_raw_pairs(source, max_line_chars=1000)
+
+
 def test_a_few_long_lines_pass_as_prepare_lets_them(tmp_path) -> None:
     source = tmp_path / "pairs.txt"
     source.write_text("".join(f"I am {i}.\tJe suis {i}.\n" for i in range(99)) + "x" * 5000 + "\n",
@@ -54,7 +69,8 @@ def test_a_few_long_lines_pass_as_prepare_lets_them(tmp_path) -> None:
 
 def _random_corpus(rng: random.Random) -> bytes:
     pieces = [b"Go.\tVa !", b"", b"   ", b"\r", "\u00a0\u3000".encode(), "Je suis l\u00e0.\tI am here.".encode(),
-              b"x" * 30, "\u00e9".encode() * 25, b" " * 40, "\u3000".encode() * 30, b"a\tb" + b"\r" * 20]
+              b"x" * 30, "\u00e9".encode() * 25, b" " * 40, "\u3000".encode() * 30, b"a\tb" + b"\r" * 20,
+              b"\x00" * 30, b"\x07\x1b" * 12, b"\x1c\x1f" * 20]
     lines = [rng.choice(pieces) * rng.randint(1, 3) for _ in range(rng.randint(1, 12))]
     text = b"\n".join(lines) + rng.choice([b"", b"\n", b"\r\n"])
     return (b"\xef\xbb\xbf" + text) if rng.random() < 0.3 else text

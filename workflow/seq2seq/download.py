@@ -11,6 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable
 
@@ -101,9 +102,11 @@ def download_corpus(raw: str | os.PathLike[str], settings: DownloadSettings) -> 
 
 _BOM = b"\xef\xbb\xbf"
 _CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that continue a character
-# Bytes that make a line non-blank for str.strip() whatever follows: printable ASCII, and lead bytes of characters
-# that are never whitespace (U+00C0 and up, except the ranges that hold U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000).
-_NOT_BLANK = bytes([*range(0x21, 0x80), *range(0xC3, 0xE1), *range(0xE4, 0xF5)])
+# Bytes that make a line non-blank for str.strip() whatever follows: ASCII but whitespace (a NUL or another control
+# byte that is not whitespace counts: a file of zero bytes is one long line), and lead bytes of characters that are
+# never whitespace (U+00C0 and up, except the ranges that hold U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000).
+_NOT_BLANK = bytes([*range(0x00, 0x09), *range(0x0E, 0x1C), *range(0x21, 0x80), *range(0xC3, 0xE1),
+                    *range(0xE4, 0xF5)])
 _OTHER = bytes(sorted(set(range(256)) - set(_NOT_BLANK)))
 
 
@@ -272,11 +275,15 @@ def _extract_member(archive: Path, member: str | None, target: Path, label: str,
                 )
             if member not in names:
                 raise DownloadError(f"{label}: no member {member!r} in the archive; members: {names}")
+            if zf.getinfo(member).flag_bits & 0x1:
+                raise DownloadError(f"{label}: member {member!r} is password-protected; give an unencrypted archive")
             with zf.open(member) as src, open(target, "wb") as out:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     out.write(chunk)
                     if observe is not None:
                         observe(chunk)
-    except zipfile.BadZipFile as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # a damaged archive or member
         raise DownloadError(f"{label}: not a valid zip archive ({error})") from error
+    except NotImplementedError as error:  # zipfile reads stored, deflate, bzip2 and lzma members only
+        raise DownloadError(f"{label}: member {member!r}: {error}; re-pack the archive with deflate") from error
     return member
