@@ -55,6 +55,31 @@ def test_an_ensemble_averages_its_members_log_probabilities(trained) -> None:
     assert torch.allclose(new_state.members[1].hidden, second[1].hidden, atol=1e-6)
 
 
+def test_a_member_without_attention_does_not_dilute_the_ensembles_attention(trained) -> None:
+    """A `none` member reports all-zero rows: the ensemble's rows are the attending members' mean and sum to 1
+    (a plain mean over [bahdanau, none] summed to 0.5, drawn at half intensity on the fixed 0-1 scale)."""
+    model, source_vocab, target_vocab, _ = trained
+    torch.manual_seed(7)
+    blind = GRUSeq2Seq(model_config(len(source_vocab), len(target_vocab), "none", tie_embeddings=True)).eval()
+    src = torch.tensor([source_vocab.encode(s) for s in ["je suis content .", "tu es grand ."]])
+    lengths = torch.tensor([src.size(1)] * 2)
+    prev = torch.tensor([1, 1])
+
+    def attention(system):
+        enc = system.encode(src, lengths)
+        return system.decode_step(prev, system.init_state(enc), enc)[2]
+
+    alone = attention(model)
+    assert torch.allclose(alone.sum(-1), torch.ones(2), atol=1e-6)
+    assert torch.equal(attention(Ensemble([model, blind]).eval()), alone)
+    assert torch.equal(attention(Ensemble([blind, model, blind]).eval()), alone)
+    assert torch.count_nonzero(attention(Ensemble([blind, blind]).eval())) == 0
+    translations = translate_sentences(Ensemble([blind, model]).eval(), SENTENCES, source_vocab, target_vocab,
+                                       "ascii", beam_size=3, max_len=10, batch_size=64)
+    for translation in translations:
+        assert torch.allclose(translation.attention.sum(-1), torch.ones(len(translation.output_tokens)), atol=1e-5)
+
+
 def test_load_system_refuses_members_with_other_vocabularies(trained, tmp_path) -> None:
     model, source_vocab, target_vocab, _ = trained
     save_model(tmp_path / "a.pt", model.config, cpu_state(model), source_vocab, target_vocab, Metadata(parameters=7))

@@ -1,8 +1,9 @@
 """Several trained models decoding as one system: the mean of their log-probabilities at every step.
 
 :class:`Ensemble` speaks the decoding part of the model contract (:mod:`seq2seq.models.base`: ``encode``,
-``init_state``, ``decode_step``), so greedy and beam search run on it unchanged. Its attention is the members'
-mean. Members may be of any family and size; they share the vocabularies.
+``init_state``, ``decode_step``), so greedy and beam search run on it unchanged. Its attention is the mean of
+the members that attend (a member without attention reports all-zero rows and is left out, so that rows still sum
+to 1). Members may be of any family and size; they share the vocabularies.
 """
 
 from __future__ import annotations
@@ -58,14 +59,18 @@ class Ensemble(nn.Module):
 
     def decode_step(self, prev_tokens: Tensor, state: EnsembleBatch, enc: EnsembleBatch
                     ) -> tuple[Tensor, EnsembleBatch, Tensor]:
-        """prev_tokens [B] -> (mean log_probs [B,V], the members' states, mean attention [B,S])."""
+        """prev_tokens [B] -> (mean log_probs [B,V], the members' states, attention [B,S]: the mean over the
+        members that attend, all zeros where none does)."""
         log_probs, states, attentions = [], [], []
         for member, member_state, member_enc in zip(self.members, state.members, enc.members):
             lp, st, att = member.decode_step(prev_tokens, member_state, member_enc)
             log_probs.append(lp)
             states.append(st)
             attentions.append(att.float())
-        return torch.stack(log_probs).mean(dim=0), EnsembleBatch(states), torch.stack(attentions).mean(dim=0)
+        weights = torch.stack(attentions)  # [M,B,S]
+        attending = (weights.sum(dim=-1, keepdim=True) > 0).sum(dim=0)  # [B,1]: members with a non-zero row
+        return (torch.stack(log_probs).mean(dim=0), EnsembleBatch(states),
+                weights.sum(dim=0) / attending.clamp(min=1))
 
 
 def load_system(paths: Sequence[str | os.PathLike[str]], device: str | torch.device = "cpu"
