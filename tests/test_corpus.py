@@ -142,6 +142,15 @@ def test_empty_file_is_an_error(tmp_path):
         read_raw_pairs(write(tmp_path / "e.txt", "\n\n"))
 
 
+@pytest.mark.parametrize("read", [read_raw_pairs, read_split])
+def test_a_missing_file_or_a_folder_is_one_line(tmp_path, read):
+    """What a stage run by hand (python -m seq2seq prepare --raw ...) meets: a CorpusError, not an OSError."""
+    with pytest.raises(CorpusError, match=r"^\S*nope\.txt: cannot read it \(No such file or directory\)$"):
+        read(tmp_path / "nope.txt")
+    with pytest.raises(CorpusError, match=r"^\S*: cannot read it \(Is a directory\)$"):
+        read(tmp_path)
+
+
 def test_non_utf8_line_is_named(tmp_path):
     raw = tmp_path / "latin1.txt"
     raw.write_bytes("Go.\tVa !\nHe is tired.\tIl est fatigué.\n".encode("latin-1"))

@@ -101,7 +101,11 @@ def utf8_lines(path: str | os.PathLike[str] | BinaryIO, name: str | None = None)
     naming the file, the line and the byte (a text-mode read would only name a buffer offset), whatever the
     locale."""
     if isinstance(path, (str, os.PathLike)):
-        with open(path, "rb") as handle:
+        try:
+            handle = open(path, "rb")
+        except OSError as error:  # a stage run by hand on a missing file or a folder: one line, no traceback
+            raise CorpusError(f"{os.fspath(path)}: cannot read it ({error.strerror or error})") from None
+        with handle:
             yield from utf8_lines(handle, name or os.fspath(path))
         return
     for number, raw in enumerate(path, start=1):
