@@ -76,6 +76,28 @@ def test_json_round_trip(tmp_path):
         load_vocabulary(tmp_path / "bad.json")
 
 
+SPECIALS_JSON = '"specials": ["<pad>", "<sos>", "<eos>", "<unk>"]'
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("[]", "expected a JSON object, found list"),
+    ("null", "expected a JSON object, found NoneType"),
+    ('{"type": "word", ' + SPECIALS_JSON + ', "tokens": "abc"}', "'tokens' is not a list of words"),
+    ('{"type": "word", ' + SPECIALS_JSON + ', "tokens": [1, 2]}', "'tokens' is not a list of words"),
+    ('{"type": "word", ' + SPECIALS_JSON + ', "tokens": ["a", ""]}', "'tokens' is not a list of words"),
+    ('{"type": "sentencepiece", "model": ""}', "not a sentencepiece model"),
+    ('{"type": "sentencepiece", "model": "bm90IGEgbW9kZWw="}', "not a sentencepiece model"),
+    ('{"type": "sentencepiece", "model": "no base64!"}', "Only base64 data is allowed|Incorrect padding"),
+    ('{"type": "sentencepiece", "model": 5}', "'model' is not base64 text"),
+])
+def test_a_vocabulary_file_of_the_wrong_shape_is_one_line(tmp_path, text, reason):
+    """Valid JSON that is no vocabulary: a CorpusError naming the file, not an AttributeError or IndexError,
+    and never a vocabulary of the characters of a string."""
+    (tmp_path / "v.json").write_text(text, encoding="utf-8")
+    with pytest.raises(CorpusError, match=rf"v\.json: not a valid vocabulary file \(.*({reason})"):
+        load_vocabulary(tmp_path / "v.json")
+
+
 def test_build_vocabularies_uses_the_train_split_only(tmp_path):
     write_split(tmp_path / "train.tsv", [("je suis grand .", "i am tall ."), ("je suis petit .", "i am small .")])
     write_split(tmp_path / "test.tsv", [("il est triste .", "he is sad .")])
@@ -133,10 +155,25 @@ def test_sentencepiece_files_are_identical_across_runs(subword_files, tmp_path):
 
 def test_sentencepiece_is_trained_on_the_train_split_only(tmp_path):
     write_split(tmp_path / "train.tsv", [("aaa bbb .", "ccc ddd .")] * 20)
-    source, _ = build_vocabularies(tmp_path / "train.tsv", VocabSettings(type="sentencepiece", size=10))
-    pieces = set(source.labels(range(len(source))))
-    assert not pieces & {"\u2581zzz", "z"}  # nothing of text it never saw
+    for split in ("valid.tsv", "test.tsv"):  # beside it, as the prepare stage writes them
+        write_split(tmp_path / split, [("zzz aaa .", "zzz ccc .")] * 20)
+    source, target = build_vocabularies(tmp_path / "train.tsv", VocabSettings(type="sentencepiece", size=10))
+    for vocabulary in (source, target):
+        pieces = set(vocabulary.labels(range(len(vocabulary))))
+        assert not {piece for piece in pieces if "z" in piece}  # nothing of the other splits' text
     assert vocabulary_from_dict(source.to_dict()).model == source.model
+
+
+def test_a_sentencepiece_size_below_the_characters_is_one_line_naming_the_side(tmp_path):
+    """The schema allows vocab.size 8; sentencepiece needs a piece per character seen (and ▁, and the 4
+    specials), and said so in a 50-line traceback advising an option the pipeline does not have."""
+    write_split(tmp_path / "train.tsv", [("ab ab .", "abcdefgh ijklmnop .")] * 20)
+    assert len(SentencePieceVocabulary.train(["ab ab ."] * 20, 12, "unigram")) <= 12  # the source side fits
+    with pytest.raises(CorpusError) as error:
+        build_vocabularies(tmp_path / "train.tsv", VocabSettings(type="sentencepiece", size=12))
+    assert str(error.value) == (
+        f"{tmp_path / 'train.tsv'}: vocab.size=12 is too small for the target side: the sentences need at least 22 "
+        f"pieces (every character and the 4 specials); set vocab.size to 22 or more")
 
 
 def test_word_spans_group_pieces_into_words():

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,8 +126,19 @@ class WordVocabulary(Vocabulary):
     def from_dict(cls, data: dict) -> "WordVocabulary":
         if list(data.get("specials", [])) != list(SPECIALS):
             raise ValueError(f"unexpected specials {data.get('specials')!r}, expected {list(SPECIALS)}")
-        return cls(tokens=[*SPECIALS, *data["tokens"]], counts=dict(data.get("counts", {})),
+        tokens = data["tokens"]
+        if not isinstance(tokens, list) or not all(isinstance(token, str) and token for token in tokens):
+            raise ValueError("'tokens' is not a list of words")
+        return cls(tokens=[*SPECIALS, *tokens], counts=dict(data.get("counts", {})),
                    min_freq=int(data.get("min_freq", 1)))
+
+
+class VocabularySizeError(ValueError):
+    """A sentencepiece size below the pieces the sentences' characters need (``needed``, specials included)."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"the sentences need at least {needed} pieces (every character and the 4 specials)")
+        self.needed = needed
 
 
 class SentencePieceVocabulary(Vocabulary):
@@ -137,8 +149,11 @@ class SentencePieceVocabulary(Vocabulary):
 
     def __init__(self, model: bytes) -> None:
         self.model = bytes(model)
-        self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.model)
-        found = tuple(self._processor.id_to_piece(i) for i in range(len(SPECIALS)))
+        try:
+            self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.model)
+            found = tuple(self._processor.id_to_piece(i) for i in range(len(SPECIALS)))
+        except (RuntimeError, IndexError) as error:  # not a model, or one with fewer pieces than the specials
+            raise ValueError(f"not a sentencepiece model ({error})") from None
         if found != SPECIALS:
             raise ValueError(f"sentencepiece model with specials {list(found)}, expected {list(SPECIALS)}")
 
@@ -147,12 +162,20 @@ class SentencePieceVocabulary(Vocabulary):
         """Train on normalized sentences. Deterministic: same sentences and settings, same model bytes (one
         trainer thread: the result depends on the thread count)."""
         model = io.BytesIO()
-        sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=model, vocab_size=size, model_type=model_type,
-            pad_id=PAD_INDEX, bos_id=SOS_INDEX, eos_id=EOS_INDEX, unk_id=UNK_INDEX, pad_piece=PAD, bos_piece=SOS,
-            eos_piece=EOS, unk_piece=UNK, normalization_rule_name="identity",  # the prepare stage normalized
-            character_coverage=1.0, input_sentence_size=0, shuffle_input_sentence=False, num_threads=1,
-            hard_vocab_limit=False, minloglevel=2)
+        try:
+            sentencepiece.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences), model_writer=model, vocab_size=size, model_type=model_type,
+                pad_id=PAD_INDEX, bos_id=SOS_INDEX, eos_id=EOS_INDEX, unk_id=UNK_INDEX, pad_piece=PAD,
+                bos_piece=SOS, eos_piece=EOS, unk_piece=UNK,
+                normalization_rule_name="identity",  # the prepare stage normalized
+                character_coverage=1.0, input_sentence_size=0, shuffle_input_sentence=False, num_threads=1,
+                hard_vocab_limit=False, minloglevel=2)
+        except RuntimeError as error:
+            # every character seen is a piece (character_coverage 1.0): a smaller size cannot hold them
+            needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(error))
+            if needed is None:
+                raise
+            raise VocabularySizeError(int(needed.group(1))) from None
         return cls(model.getvalue())
 
     def __len__(self) -> int:
@@ -173,7 +196,9 @@ class SentencePieceVocabulary(Vocabulary):
 
     @classmethod
     def from_dict(cls, data: dict) -> "SentencePieceVocabulary":
-        return cls(base64.b64decode(data["model"]))
+        if not isinstance(data["model"], str):
+            raise ValueError("'model' is not base64 text")
+        return cls(base64.b64decode(data["model"], validate=True))
 
 
 VOCABULARY_TYPES = {"word": WordVocabulary, "sentencepiece": SentencePieceVocabulary}
@@ -181,6 +206,8 @@ VOCABULARY_TYPES = {"word": WordVocabulary, "sentencepiece": SentencePieceVocabu
 
 def vocabulary_from_dict(data: dict) -> Vocabulary:
     """The vocabulary a :meth:`Vocabulary.to_dict` form describes (``type`` absent: a word vocabulary)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, found {type(data).__name__}")
     kind = data.get("type", "word")
     if kind not in VOCABULARY_TYPES:
         raise ValueError(f"unknown vocabulary type {kind!r}; expected one of {sorted(VOCABULARY_TYPES)}")
@@ -226,8 +253,14 @@ def build_vocabularies(train_path: str | os.PathLike[str],
         raise CorpusError(f"{train_path}: the train split has no pairs")
     sides = ([s for s, _ in pairs], [t for _, t in pairs])
     if settings.type == "sentencepiece":
-        vocabularies = tuple(SentencePieceVocabulary.train(side, settings.size, settings.model_type)
-                             for side in sides)
+        trained = []
+        for name, side in zip(("source", "target"), sides):
+            try:
+                trained.append(SentencePieceVocabulary.train(side, settings.size, settings.model_type))
+            except VocabularySizeError as error:
+                raise CorpusError(f"{train_path}: vocab.size={settings.size} is too small for the {name} side: "
+                                  f"{error}; set vocab.size to {error.needed} or more") from None
+        vocabularies = tuple(trained)
     else:
         vocabularies = tuple(WordVocabulary.build(side, settings.min_freq) for side in sides)
     LOG.info("%s: %d pairs -> %s vocabularies of %d (source) and %d (target)", train_path, len(pairs),
