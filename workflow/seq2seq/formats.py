@@ -63,6 +63,18 @@ def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
     missing = [c for c in HISTORY_COLUMNS if c not in table.columns]
     if missing:
         raise FormatError(f"{path}:1: missing column(s) {', '.join(missing)} (expected {', '.join(HISTORY_COLUMNS)})")
+    for column in HISTORY_COLUMNS:
+        values = pd.to_numeric(table[column], errors="coerce")
+        problems = {"not a number": values.isna() & table[column].notna()}  # NaN where the writer wrote nan
+        if column == "epoch":
+            problems["not a whole number"] = values.isna() | (values % 1 != 0)
+        for problem, bad in problems.items():
+            if bad.any():
+                row = int(bad.to_numpy().nonzero()[0][0])
+                cell = table[column].iloc[row]
+                shown = "empty" if pd.isna(cell) else f"{str(cell)!r}"
+                raise FormatError(f"{path}:{row + 2}: {column} is {shown}, {problem}")
+        table[column] = values.astype(int) if column == "epoch" else values
     return table
 
 
