@@ -55,18 +55,28 @@ class CorpusError(InputError, ValueError):
 def normalize(text: str, mode: str = schema_default("prepare.normalization")) -> str:
     """Normalize one sentence; tokens of the result are separated by single spaces."""
     if mode == "ascii":
-        # Same steps and order as the tutorial's unicodeToAscii(s.lower().strip()) + two regexes.
-        s = "".join(c for c in unicodedata.normalize("NFD", text.lower().strip())
-                    if unicodedata.category(c) != "Mn")
-        s = re.sub(r"([.!?])", r" \1", s)
-        s = re.sub(r"[^a-zA-Z.!?]+", " ", s)
-    elif mode == "unicode":
+        return _ascii_normalize(text)[0]
+    if mode == "unicode":
         s = unicodedata.normalize("NFC", text.lower().strip()).translate(_APOSTROPHES)
         s = re.sub(r"([.!?])", r" \1", s)
         s = _keep_letters(s)
     else:
         raise ValueError(f"unknown normalization {mode!r}; expected one of {list(NORMALIZATIONS)}")
     return " ".join(s.split())
+
+
+_NOT_A_TO_Z_LETTER = re.compile(r"[^\W\d_a-z]")  # a word character that is no digit, no _ and no a-z
+
+
+def _ascii_normalize(text: str) -> tuple[str, str]:
+    """(the ``ascii`` normalization of ``text``, the letters it dropped): letters without an ASCII form once
+    their accents are gone (œ, ß, ø, Cyrillic, CJK ...) become spaces, as in the tutorial."""
+    # Same steps and order as the tutorial's unicodeToAscii(s.lower().strip()) + two regexes.
+    s = "".join(c for c in unicodedata.normalize("NFD", text.lower().strip()) if unicodedata.category(c) != "Mn")
+    dropped = "" if s.isascii() else "".join(_NOT_A_TO_Z_LETTER.findall(s))
+    s = re.sub(r"([.!?])", r" \1", s)
+    s = re.sub(r"[^a-zA-Z.!?]+", " ", s)
+    return " ".join(s.split()), dropped
 
 
 def _keep_letters(s: str) -> str:
@@ -93,6 +103,7 @@ class RawPairs:
     read: int                          # non-blank lines
     malformed: int
     malformed_lines: list[int] = field(default_factory=list)  # first few line numbers
+    lines: list[int] = field(default_factory=list)  # each pair's line number
 
 
 def utf8_lines(path: str | os.PathLike[str] | BinaryIO, name: str | None = None) -> Iterator[tuple[int, str]]:
@@ -134,6 +145,7 @@ def read_raw_pairs(
         raise ValueError(f"source_column/target_column must be distinct and >= 1, got {source_column}/{target_column}")
     needed = max(source_column, target_column)
     pairs: list[tuple[str, str]] = []
+    lines: list[int] = []
     read = malformed = 0
     first_bad: list[tuple[int, str]] = []
     for number, line in utf8_lines(path):
@@ -157,6 +169,7 @@ def read_raw_pairs(
                 problem = "empty " + ("source" if not source else "target")
             else:
                 pairs.append((source, target))
+                lines.append(number)
         if problem:
             malformed += 1
             if len(first_bad) < _MALFORMED_LOGGED:
@@ -173,7 +186,8 @@ def read_raw_pairs(
             f"check the file and source_column/target_column"
         )
     logger.info("%s: read %d lines, %d pairs, %d malformed", path, read, len(pairs), malformed)
-    return RawPairs(pairs=pairs, read=read, malformed=malformed, malformed_lines=[n for n, _ in first_bad])
+    return RawPairs(pairs=pairs, read=read, malformed=malformed, malformed_lines=[n for n, _ in first_bad],
+                    lines=lines)
 
 
 # --------------------------------------------------------------------------- filtering and splitting
@@ -256,11 +270,18 @@ def prepare_corpus(
                           settings.max_line_chars)
 
     kept: list[tuple[str, str]] = []
-    for source, target in read.pairs:
-        source = normalize(source, settings.normalization)
-        target = normalize(target, settings.normalization)
+    dropped = LettersDropped()
+    for (raw_source, raw_target), line in zip(read.pairs, read.lines):
+        if settings.normalization == "ascii":
+            (source, lost_source), (target, lost_target) = _ascii_normalize(raw_source), _ascii_normalize(raw_target)
+        else:
+            source, target = normalize(raw_source, settings.normalization), normalize(raw_target,
+                                                                                        settings.normalization)
+            lost_source = lost_target = ""
         if keep_pair(source, target, settings.max_words, prefixes):
             kept.append((source, target))
+            dropped.add(line, (raw_source, lost_source, source), (raw_target, lost_target, target))
+    dropped.check(raw, len(kept))
     if not kept:
         raise CorpusError(
             f"{raw}: no pairs left after filtering {len(read.pairs)} pairs (max_words={settings.max_words}, "
@@ -285,6 +306,7 @@ def prepare_corpus(
         **{name: len(rows) for name, rows in splits.items()},
         "sources": {name: len({s for s, _ in rows}) for name, rows in splits.items()},
         "test_targets_in_train": sum(target in train_targets for _, target in splits["test"]),
+        "letters_dropped": dropped.sentences,
         "normalization": settings.normalization,
         "filter": {"max_words": settings.max_words, "target_prefixes": list(prefixes) if prefixes else None},
         "split": {"valid": settings.valid_fraction, "test": settings.test_fraction, "seed": settings.seed},
@@ -298,6 +320,45 @@ def prepare_corpus(
     logger.info("prepared %s: %s", raw, {k: numbers[k] for k in ("read", "malformed", "kept",
                 "duplicates_removed", "train", "valid", "test", "test_targets_in_train")})
     return numbers
+
+
+class LettersDropped:
+    """What the ``ascii`` normalization dropped from the kept pairs: per side, the sentences that lost letters and
+    those left without any; the first of each with its line."""
+
+    def __init__(self) -> None:
+        self.sentences = {"source": 0, "target": 0}
+        self.emptied = {"source": 0, "target": 0}
+        self.first: dict[str, tuple[int, str, str]] = {}  # side -> (line, raw text, letters lost)
+        self.first_emptied: dict[str, tuple[int, str]] = {}
+
+    def add(self, line: int, *sides: tuple[str, str, str]) -> None:
+        """``sides``: (raw text, letters lost, normalized text) of the source, then the target."""
+        for name, (text, lost, normalized) in zip(("source", "target"), sides):
+            if not lost:
+                continue
+            self.sentences[name] += 1
+            self.first.setdefault(name, (line, text, lost))
+            if not any("a" <= c <= "z" for c in normalized):
+                self.emptied[name] += 1
+                self.first_emptied.setdefault(name, (line, text))
+
+    def check(self, raw: str | os.PathLike[str], kept: int) -> None:
+        """Refuse a side that lost every letter in most of the kept pairs (another script than Latin: its
+        sentences became punctuation); warn, naming the first line, where letters were lost at all."""
+        for name in ("source", "target"):
+            if kept and self.emptied[name] > kept / 2:
+                line, text = self.first_emptied[name]
+                raise CorpusError(
+                    f"{raw}:{line}: prepare.normalization 'ascii' keeps the letters a-z only, and {self.emptied[name]}"
+                    f" of {kept} {name} sentences lost all of theirs (line {line}: {text[:40]!r}); set "
+                    f"prepare.normalization: unicode")
+            if self.sentences[name]:
+                line, text, lost = self.first[name]
+                logger.warning(
+                    "%s:%d: prepare.normalization 'ascii' keeps the letters a-z only: %d of %d kept %s sentences "
+                    "lost letters (first, line %d: %r of %r); 'unicode' keeps them", raw, line,
+                    self.sentences[name], kept, name, line, "".join(dict.fromkeys(lost)), text[:60])
 
 
 def _sha256(path: str | os.PathLike[str]) -> str:
