@@ -78,3 +78,34 @@ def test_a_missing_file_argument_is_argparses_usage_error(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["vocab", "--train", "x.tsv"])
     assert caught.value.code == 2 and "required: --source, --target" in capsys.readouterr().err
+
+
+LABELS = {"explorer": "[[fra-eng, bahdanau]]", "summary": "[[fra-eng, bahdanau, bahdanau, 1]]"}
+
+
+@pytest.mark.parametrize("stage", [name for name in STAGES if name != "download"])
+def test_a_stage_run_by_hand_on_missing_inputs_is_one_line_naming_one(tmp_path, stage, capsys):
+    """Every file argument points at nothing: one line naming one of them, exit status 1, nothing written (the
+    prepare, vocab and train commands printed a FileNotFoundError traceback, twice)."""
+    arguments = [stage]
+    for name in STAGES[stage].files:
+        arguments += [f"--{name.replace('_', '-')}", str(tmp_path / f"nope-{name}")]
+    if stage in LABELS:
+        arguments += ["--labels", LABELS[stage]]
+    with pytest.raises(SystemExit) as caught:
+        main(arguments)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert caught.value.code == 1 and len(lines) == 1, lines
+    assert " failed: " in lines[0] and str(tmp_path / "nope-") in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage", sorted(LABELS))
+def test_the_systems_labels_are_a_required_option(stage, capsys):
+    """Without --labels the summary and the explorer failed with a TypeError on None."""
+    arguments = [stage]
+    for name in STAGES[stage].files:
+        arguments += [f"--{name.replace('_', '-')}", "x"]
+    with pytest.raises(SystemExit) as caught:
+        main(arguments)
+    assert caught.value.code == 2 and "required: --labels" in capsys.readouterr().err

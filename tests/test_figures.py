@@ -78,6 +78,23 @@ def test_a_file_not_named_in_the_chosen_format_is_one_line_before_anything_is_dr
     assert not out.exists(), "something was written before the check"
 
 
+@pytest.mark.parametrize("history_text", [None, HISTORY.replace("\t2.0\t510", "\tslow\t510")])
+def test_a_missing_or_damaged_history_stops_the_stage_before_any_figure_is_saved(tmp_path, stage,
+                                                                                history_text) -> None:
+    """Run by hand, the stage saved every heatmap and the grid, then failed on the history (Snakemake removes a
+    failed job's outputs; a hand run kept them)."""
+    model, test, history, _ = stage
+    if history_text is None:
+        history.unlink()
+    else:
+        history.write_text(history_text)
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"history\.tsv"):
+        draw_figures(model, test, history, [out / "attention_01.png", out / "attention_02.png"], out / "grid.png",
+                     out / "curve.png", FigureSettings(count=1, sentences=["tu es grand ."]))
+    assert not out.exists()
+
+
 def test_each_heatmap_shows_the_greedy_translation_its_attention_and_its_score(tmp_path, stage, monkeypatch) -> None:
     """The drawn sentences are the sampled test pairs then the config's (normalized as the training data); each
     figure gets the greedy translation with its attention, titled with the sentence BLEU against the reference."""

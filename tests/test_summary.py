@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from seq2seq.formats import HISTORY_COLUMNS, TRANSLATION_COLUMNS
+from seq2seq.logs import InputError
 from seq2seq.metrics import corpus_bleu, corpus_chrf, exact_match, sentence_scores
 from seq2seq.summary import COLUMNS, COMPARISON_COLUMNS, Runs, summary_tables, to_markdown, write_summary
 
@@ -128,7 +129,7 @@ def test_summary_errors_name_the_file(tmp_path):
         groups = Runs([["fra-eng", "luong", "luong", 1]], [tmp_path / "bad.json"], [run / "translations.tsv"],
                       [run / "history.tsv"]).groups
         summary_tables(groups, "luong", COMPARE)
-    with pytest.raises(ValueError, match="as many metrics"):
+    with pytest.raises(InputError, match="as many metrics"):
         Runs([["fra-eng", "luong", "luong", 1]], [], [run / "translations.tsv"], [run / "history.tsv"])
 
 

@@ -25,7 +25,7 @@ from .metadata import Metadata
 from .models import DEFAULT_FAMILY, FAMILIES, with_source_positions
 from .schema import schema_default
 from .settings import source_positions
-from .stages import STAGES, ModelEntry, Stage, yaml_value
+from .stages import REQUIRED, STAGES, ModelEntry, Stage, yaml_value
 
 # Fields that are not options: the vocabulary sizes come from the vocabularies, the rest of Metadata from training.
 _VOCABULARY_SIZES = {"source_vocab_size", "target_vocab_size"}
@@ -64,8 +64,9 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(_option(argument), dest=argument, required=True, nargs="+" if several else None,
                              metavar="PATH", help=text.removesuffix(" ..."))
         for argument, (default, text, parse) in stage.extra.items():
-            sub.add_argument(_option(argument), dest=argument, default=default, type=parse, metavar="VALUE",
-                             help=text)
+            required = default is REQUIRED
+            sub.add_argument(_option(argument), dest=argument, default=None if required else default, type=parse,
+                             required=required, metavar="VALUE", help=text)
         for argument, cls in stage.settings.items():
             if cls is ModelEntry:
                 _add_model_options(sub, argument)

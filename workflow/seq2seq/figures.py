@@ -57,6 +57,7 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
     check_figure_formats([*attention, grid, curve], settings.format)
     system, source_vocab, target_vocab, metadata = load_model(model, device="cpu")
     pairs = read_split(test)
+    epochs = read_history(history)  # every input read before the first figure is saved
     chosen = [pairs[i] for i in choose_test_sentences(settings.count, len(pairs), settings.seed)]
     if settings.count > len(pairs):
         LOG.warning("figures.count is %d but the test split has only %d pairs: some are drawn twice",
@@ -83,6 +84,6 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
     save_figure(attention_grid(translations, titles, settings.grid_columns), grid)
     name = " ".join(str(v) for v in (metadata.pair, metadata.model_name) if v)
     smoothing = float(metadata.training.get("label_smoothing", 0.0))
-    save_figure(learning_curve(read_history(history), name,
+    save_figure(learning_curve(epochs, name,
                                train_loss_label(getattr(system.config, "dropout", 0.0), smoothing)), curve)
     LOG.info("drew %d attention heatmaps, a grid and the learning curve", len(translations))

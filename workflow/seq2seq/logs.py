@@ -42,10 +42,10 @@ def setup_logging(path: str | os.PathLike[str] | None = None) -> None:
 @contextlib.contextmanager
 def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
     """Log to ``path`` for the block; a failure is written there too (Snakemake shows the log of a failed job,
-    and cluster job logs do not outlive it). An :class:`InputError` (a full disk among them) ends the process
-    with its one-line message on stderr too (exit status 1, no traceback: the user's mistake or the machine's,
-    not ours); Ctrl-C (or an :class:`Interrupted` stage) with one line and 128 + the signal's number; anything
-    else propagates with its traceback."""
+    and cluster job logs do not outlive it). An :class:`InputError` (a full disk, and a file or folder that is not
+    there, among them) ends the process with its one-line message on stderr too (exit status 1, no traceback: the
+    user's mistake or the machine's, not ours); Ctrl-C (or an :class:`Interrupted` stage) with one line and 128 +
+    the signal's number; anything else propagates with its traceback."""
     setup_logging(path)
     log = logging.getLogger(f"seq2seq.{stage}")
 
@@ -59,6 +59,8 @@ def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logg
         yield log
     except InputError as error:
         raise one_line(f"{stage} failed: {error}", 1) from None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:  # a stage run by hand on a wrong path
+        raise one_line(f"{stage} failed: {error.filename}: {error.strerror}", 1) from None
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             log.exception("%s failed", stage)

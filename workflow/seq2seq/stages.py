@@ -42,11 +42,15 @@ def device_for_job(device: str, gpus: int) -> str:
     return "cpu" if device == "auto" and gpus == 0 else device
 
 
+REQUIRED = object()  # the default of an ``extra`` option that the command line must give
+
+
 @dataclass(frozen=True)
 class Stage:
     """A stage: ``function`` (``module:name`` in the package), its file arguments (``name: help``; a trailing
     ``...`` in the help: several paths), the settings classes whose fields become options (``argument name:
-    class``), other options (``name: (default, help, parse)``), ``label`` (its logger and its messages:
+    class``), other options (``name: (default, help, parse)``; default :data:`REQUIRED`: no default), ``label``
+    (its logger and its messages:
     "training failed: ..."), and ``job``: the arguments other than files of a Snakemake job of its rule (which
     names its inputs and outputs as the function's file arguments; ``job_skips``: rule files that are not)."""
 
@@ -128,7 +132,7 @@ STAGES: dict[str, Stage] = {
             "attention": "attention.json.gz of each system ...",
             "html": "the page to write, e.g. results/explorer.html"},
         "explorer", lambda smk: {"labels": smk.params.labels},
-        extra={"labels": (None, "YAML list of [pair, system], one per system, e.g. '[[fra-eng, bahdanau]]'",
+        extra={"labels": (REQUIRED, "YAML list of [pair, system], one per system, e.g. '[[fra-eng, bahdanau]]'",
                           yaml_value)},
         job_skips=("assets",)),  # the page's own HTML, CSS and JavaScript: inputs so that editing them reruns it
     "summary": Stage(
@@ -140,7 +144,7 @@ STAGES: dict[str, Stage] = {
         lambda smk: {"labels": smk.params.labels, "baseline": smk.params.baseline,
                      "compare": dict(smk.params.compare),
                      "min_interval_sentences": smk.params.min_interval_sentences},
-        extra={"labels": (None, "YAML list of [pair, system, model or ensemble, seed or null], one per system",
+        extra={"labels": (REQUIRED, "YAML list of [pair, system, model or ensemble, seed or null], one per system",
                           yaml_value),
                "baseline": (None, "the model or ensemble the others are compared with", str),
                "compare": ({}, "the compare section (YAML), e.g. '{test: bs, resamples: 1000, seed: 12345}'",

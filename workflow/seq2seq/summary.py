@@ -35,6 +35,7 @@ import pandas as pd
 
 from .fileio import atomic_open, atomic_path
 from .formats import read_history, read_metrics, read_translations
+from .logs import InputError
 from .metrics import paired_comparison, runs_statistics, statistics_bootstrap_ci, too_few_for_an_interval
 from .plots import comparison_chart, save_figure
 
@@ -72,11 +73,12 @@ class Runs:
     def __init__(self, labels: Sequence[Sequence[Any]], metrics: Sequence, translations: Sequence,
                  histories: Sequence) -> None:
         if not len(labels) == len(metrics) == len(translations):
-            raise ValueError(f"summary needs as many metrics ({len(metrics)}) and translations "
+            raise InputError(f"summary needs as many metrics ({len(metrics)}) and translations "
                              f"({len(translations)}) as labels ({len(labels)})")
         trained = [label for label in labels if label[3] is not None]
         if len(histories) != len(trained):
-            raise ValueError(f"summary needs one history per training run: {len(histories)} for {len(trained)}")
+            raise InputError(f"summary needs one history per training run (a label with a seed): {len(histories)} "
+                             f"for {len(trained)}")
         history_of = dict(zip((tuple(label[:2]) for label in trained), histories))
         self.groups: dict[tuple[str, str], list[dict]] = {}
         for (pair, system, name, seed), metrics_path, translations_path in zip(labels, metrics, translations):
