@@ -80,7 +80,8 @@ def test_check_config_stops_at_a_bad_override_naming_the_key(override, start):
     ("config: training: Additional properties are not allowed ('epoch', 'lr' were unexpected)", "training.epoch"),
     ("config: models.h256.d2: tie_embeddings needs embedding_size == hidden_size", "models.h256.d2"),
     ("config: (top level): 'pairs' is a required property", None),
-    ("config: pairs lists 'spa-eng', but corpora has no entry 'spa-eng' (known corpora: fra-eng)", None),
+    ("config: pairs: 'spa-eng' has no entry in corpora (known corpora: fra-eng)", "pairs"),
+    ("config: corpora.deu-eng: source_column and target_column are both 2", "corpora.deu-eng"),
 ])
 def test_a_config_error_knows_the_key_it_names(message, key):
     assert ConfigError(message).key == key
@@ -113,6 +114,21 @@ def test_a_bad_override_is_named_with_its_line(tmp_path):
                                  f"({override}:4)")
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("pairs: [fra-eng, deu-eng]\ncorpora:\n  deu-eng:\n    target_column: 2\n",
+     "config: corpora.deu-eng: source_column and target_column are both 2 ({override}:3)"),
+    ("# the pair's name reversed\npairs: [eng-fra]\n",
+     "config: pairs: 'eng-fra' has no entry in corpora (known corpora: deu-eng, fra-eng) ({override}:2)"),
+])
+def test_errors_found_across_keys_name_the_corpus_and_where_it_is_set(tmp_path, text, expected):
+    """Both named no corpus or no line ('config: corpora: ...', 'config: pairs lists ...')."""
+    override = tmp_path / "override.yaml"
+    override.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        pipeline_config(REPO / "config.yaml", override)
+    assert str(caught.value) == expected.format(override=override)
+
+
 def test_a_config_without_its_choices_names_what_is_missing():
     expected = "config: (top level): 'pairs' is a required property"
     assert schema_error({"corpora": shipped_config()["corpora"]}) == expected
@@ -126,10 +142,10 @@ def test_a_config_without_its_choices_names_what_is_missing():
     ({"models": {"bahdanau": {"attention": "bahdanau", "embedding_size": 64}}},
      "config: models.bahdanau: tie_embeddings needs embedding_size == hidden_size (got 64 and 256); "
      "set tie_embeddings: false"),
-    ({"pairs": ["spa-eng"]}, "config: pairs lists 'spa-eng', but corpora has no entry 'spa-eng'"),
+    ({"pairs": ["spa-eng"]}, "config: pairs: 'spa-eng' has no entry in corpora (known corpora: deu-eng, fra-eng)"),
     ({"prepare": {"filter": {"max_words": 1}}}, "config: prepare.filter.max_words: 1 is less than the minimum of 2"),
     ({"corpora": {"fra-eng": {"url": "x.zip", "source_column": 1}}},
-     "config: corpora: source_column and target_column are both 1"),
+     "config: corpora.fra-eng: source_column and target_column are both 1"),
     # its default positions count words; the shipped config's subword pieces outnumber them (a fifth of the
     # tutorial subset's sources would be cut)
     ({"figures": {"sentences": ["il est grand .", "123 -- 45"]}},

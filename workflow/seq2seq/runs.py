@@ -103,7 +103,7 @@ def check_config(config: dict) -> dict:
     _check_runs(config)
     for pair in config["pairs"]:
         if pair not in config["corpora"]:
-            raise ConfigError(f"config: pairs lists '{pair}', but corpora has no entry '{pair}' "
+            raise ConfigError(f"config: pairs: '{pair}' has no entry in corpora "
                               f"(known corpora: {', '.join(sorted(config['corpora']))})")
         prepare_settings(config, pair)
     for name in config["models"]:

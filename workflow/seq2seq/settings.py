@@ -191,6 +191,8 @@ def vocab_settings(config: Mapping[str, Any]) -> dict:
 
 def prepare_settings(config: Mapping[str, Any], pair: str) -> PrepareSettings:
     corpus, prepare = config["corpora"][pair], config["prepare"]
+    if corpus["source_column"] == corpus["target_column"]:  # here, where the corpus is known
+        raise ConfigError(f"config: corpora.{pair}: source_column and target_column are both {corpus['source_column']}")
     return PrepareSettings(
         source_column=corpus["source_column"], target_column=corpus["target_column"],
         normalization=prepare["normalization"], max_words=prepare["filter"]["max_words"],
