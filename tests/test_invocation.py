@@ -61,6 +61,10 @@ def test_a_product_given_to_configfile_is_called_a_target(tmp_path, monkeypatch)
                "results/fra-eng/bahdanau/metrics.json --configfile my.yaml)")
     assert misplaced_target(["my.yaml", tmp_path / "results/fra-eng/bahdanau/metrics.json"]) == message
     assert misplaced_target(["results/summary.tsv"]).startswith("--configfile results/summary.tsv: a target")
+    assert misplaced_target(["data/raw/stats.json"]).startswith("--configfile data/raw/stats.json: a target")
+    assert misplaced_target(["results/my.yaml"]).startswith("--configfile results/my.yaml: a target")
+    # a local corpus's override beside the shipped data/fra-eng.zip is a config file (it was called a target)
+    assert misplaced_target(["data/local.yaml", tmp_path / "data" / "local.yml"]) is None
 
 
 @pytest.mark.workflow

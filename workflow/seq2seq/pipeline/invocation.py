@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Sequence
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-PRODUCT_FOLDERS = ("results", "data")  # where the pipeline writes: no config file lives there
+# Where the pipeline writes, and what it writes there: results/ holds JSON products (metrics.json, stats.json),
+# data/ only the downloaded text (a user's local.yaml beside data/fra-eng.zip is a config file)
+PRODUCT_SUFFIXES = {"results": CONFIG_SUFFIXES, "data": (".json",)}
 
 
 def report_problem(argv: Sequence[str]) -> str | None:
@@ -32,13 +34,14 @@ def report_problem(argv: Sequence[str]) -> str | None:
 
 
 def misplaced_target(configfiles: Sequence[str | os.PathLike[str]]) -> str | None:
-    """A file given to ``--configfile`` that is one of the pipeline's products (under results/ or data/, or not
-    YAML/JSON by its name): a target written after ``--configfile``, which takes every word after it as a
-    config file. None when every file looks like a config file."""
+    """A file given to ``--configfile`` that looks like one of the pipeline's products (not YAML/JSON by its name,
+    or JSON under results/ or data/, or anything under results/): a target written after ``--configfile``, which
+    takes every word after it as a config file. None when every file looks like a config file."""
     for file in configfiles:
         relative = Path(os.path.relpath(Path(file).resolve()))  # to the working directory, where products are
         inside = relative.parts[0] != os.pardir
-        if Path(file).suffix.lower() not in CONFIG_SUFFIXES or (inside and relative.parts[0] in PRODUCT_FOLDERS):
+        suffix = Path(file).suffix.lower()
+        if suffix not in CONFIG_SUFFIXES or (inside and suffix in PRODUCT_SUFFIXES.get(relative.parts[0], ())):
             shown = relative if inside else file
             return (f"--configfile {shown}: a target, not a config file? --configfile takes every word after it "
                     f"as a config file: put targets before it (snakemake --cores 4 {shown} --configfile my.yaml)")
