@@ -144,6 +144,8 @@ def test_sentencepiece_encode_decode_gives_the_normalized_text_back(subword_file
     labels = source.labels(source.encode("je suis très fatigué ."))
     assert labels[0].startswith("\u2581") and labels[-1] == "<eos>"
     assert source.decode([SOS_INDEX, *source.encode("il est grand ."), PAD_INDEX]) == "il est grand ."
+    space = source.labels(range(len(source))).index("\u2581")  # a lone word start, as a cut output may end
+    assert source.decode([*source.encode("il est")[:-1], space]) == "il est"
 
 
 def test_sentencepiece_files_are_identical_across_runs(subword_files, tmp_path):

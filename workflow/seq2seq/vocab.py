@@ -188,7 +188,8 @@ class SentencePieceVocabulary(Vocabulary):
         return [self._processor.id_to_piece(i) if 0 <= i < len(self) else UNK for i in map(int, ids)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self._processor.decode(_until_eos(ids))
+        # strip: an output cut at max_length may end in a lone "▁" piece, which decodes to a trailing space
+        return self._processor.decode(_until_eos(ids)).strip()
 
     def to_dict(self) -> dict:
         return {"type": self.kind, "specials": list(SPECIALS), "size": len(self),
