@@ -265,21 +265,23 @@ def test_ascii_mode_counts_and_names_the_letters_it_drops(tmp_path, caplog):
     pairs = [pair for name in ("train", "valid", "test") for pair in read_split(folder / f"{name}.tsv")]
     assert ("je suis un c ur .", "i am a heart .") in pairs  # as the tutorial has it
     warning = f"{raw}:5: prepare.normalization 'ascii' keeps the letters a-z only: 2 of 6 kept source sentences " \
-              f"lost letters (first, line 5: 'œ' of 'Je suis un cœur.'); 'unicode' keeps them"
+              f"lost letters (this one: 'œ' of 'Je suis un cœur.'); 'unicode' keeps them"
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [warning]
     stats, _ = run_prepare(tmp_path, raw, "u", normalization="unicode", target_prefixes=None)
     assert stats["letters_dropped"] == {"source": 0, "target": 0}
 
 
 def test_ascii_mode_refuses_a_side_in_another_script(tmp_path):
-    """A Russian side became '.' and '!' in every pair and the stage 'succeeded' (or blamed the split)."""
-    lines = [f"I am here {i}.\tЯ здесь {'номер' * (i % 5 + 1)}." for i in range(40)] + ["I am tall.\tJe suis grand."]
+    """A Russian side became '.' and '!' in every pair and the stage 'succeeded' (or blamed the split); without
+    punctuation its sentences become empty and are filtered out, and the refusal still names the script."""
+    lines = [f"I am here {i}.\tЯ здесь {'номер' * (i % 5 + 1)}{'.' if i % 2 else ''}" for i in range(40)]
+    lines.append("I am tall.\tJe suis grand.")
     raw = write(tmp_path / "raw.txt", "\n".join(lines) + "\n")
     with pytest.raises(CorpusError) as error:
         run_prepare(tmp_path, raw, "r", target_prefixes=None)
     assert str(error.value).startswith(
         f"{raw}:1: prepare.normalization 'ascii' keeps the letters a-z only, and 40 of 41 source sentences lost all "
-        f"of theirs (line 1: 'Я здесь номер.'); set prepare.normalization: unicode")
+        f"of theirs (this one: 'Я здесь номер'); set prepare.normalization: unicode")
     assert not (tmp_path / "r").exists()
     stats, _ = run_prepare(tmp_path, raw, "u", normalization="unicode", target_prefixes=None)
     assert stats["kept"] == 41

@@ -275,13 +275,14 @@ def prepare_corpus(
         if settings.normalization == "ascii":
             (source, lost_source), (target, lost_target) = _ascii_normalize(raw_source), _ascii_normalize(raw_target)
         else:
-            source, target = normalize(raw_source, settings.normalization), normalize(raw_target,
-                                                                                        settings.normalization)
+            source = normalize(raw_source, settings.normalization)
+            target = normalize(raw_target, settings.normalization)
             lost_source = lost_target = ""
-        if keep_pair(source, target, settings.max_words, prefixes):
+        kept_pair = keep_pair(source, target, settings.max_words, prefixes)
+        if kept_pair:
             kept.append((source, target))
-            dropped.add(line, (raw_source, lost_source, source), (raw_target, lost_target, target))
-    dropped.check(raw, len(kept))
+        dropped.add(line, kept_pair, (raw_source, lost_source, source), (raw_target, lost_target, target))
+    dropped.check(raw, len(read.pairs), len(kept))
     if not kept:
         raise CorpusError(
             f"{raw}: no pairs left after filtering {len(read.pairs)} pairs (max_words={settings.max_words}, "
@@ -323,8 +324,9 @@ def prepare_corpus(
 
 
 class LettersDropped:
-    """What the ``ascii`` normalization dropped from the kept pairs: per side, the sentences that lost letters and
-    those left without any; the first of each with its line."""
+    """What the ``ascii`` normalization dropped: per side, the kept sentences that lost letters (the first with its
+    line), and the sentences read, kept or not, that lost every letter (a side in another script: such sentences
+    become punctuation or nothing, and the filter may drop them)."""
 
     def __init__(self) -> None:
         self.sentences = {"source": 0, "target": 0}
@@ -332,33 +334,33 @@ class LettersDropped:
         self.first: dict[str, tuple[int, str, str]] = {}  # side -> (line, raw text, letters lost)
         self.first_emptied: dict[str, tuple[int, str]] = {}
 
-    def add(self, line: int, *sides: tuple[str, str, str]) -> None:
+    def add(self, line: int, kept: bool, *sides: tuple[str, str, str]) -> None:
         """``sides``: (raw text, letters lost, normalized text) of the source, then the target."""
         for name, (text, lost, normalized) in zip(("source", "target"), sides):
             if not lost:
                 continue
-            self.sentences[name] += 1
-            self.first.setdefault(name, (line, text, lost))
+            if kept:
+                self.sentences[name] += 1
+                self.first.setdefault(name, (line, text, lost))
             if not any("a" <= c <= "z" for c in normalized):
                 self.emptied[name] += 1
                 self.first_emptied.setdefault(name, (line, text))
 
-    def check(self, raw: str | os.PathLike[str], kept: int) -> None:
-        """Refuse a side that lost every letter in most of the kept pairs (another script than Latin: its
-        sentences became punctuation); warn, naming the first line, where letters were lost at all."""
+    def check(self, raw: str | os.PathLike[str], read: int, kept: int) -> None:
+        """Refuse a side that lost every letter in most of the ``read`` pairs; warn, naming the first line, where
+        kept sentences lost letters at all."""
         for name in ("source", "target"):
-            if kept and self.emptied[name] > kept / 2:
+            if read and self.emptied[name] > read / 2:
                 line, text = self.first_emptied[name]
                 raise CorpusError(
                     f"{raw}:{line}: prepare.normalization 'ascii' keeps the letters a-z only, and {self.emptied[name]}"
-                    f" of {kept} {name} sentences lost all of theirs (line {line}: {text[:40]!r}); set "
+                    f" of {read} {name} sentences lost all of theirs (this one: {text[:40]!r}); set "
                     f"prepare.normalization: unicode")
             if self.sentences[name]:
                 line, text, lost = self.first[name]
-                logger.warning(
-                    "%s:%d: prepare.normalization 'ascii' keeps the letters a-z only: %d of %d kept %s sentences "
-                    "lost letters (first, line %d: %r of %r); 'unicode' keeps them", raw, line,
-                    self.sentences[name], kept, name, line, "".join(dict.fromkeys(lost)), text[:60])
+                logger.warning("%s:%d: prepare.normalization 'ascii' keeps the letters a-z only: %d of %d kept %s "
+                               "sentences lost letters (this one: %r of %r); 'unicode' keeps them", raw, line,
+                               self.sentences[name], kept, name, "".join(dict.fromkeys(lost)), text[:60])
 
 
 def _sha256(path: str | os.PathLike[str]) -> str:
