@@ -39,6 +39,7 @@ def test_the_cpu_dry_run_runs_every_part_and_writes_its_tables(tmp_path: Path) -
 
     machine = gpu_check.read_json(out / "machine.json")
     assert machine["device"] == "cpu" and machine["fp32_matmul_tflops"] > 0 and machine["bf16_matmul_tflops"] > 0
+    assert machine["gru_dtype_under_bf16_autocast"] == "float32"  # the CPU's autocast leaves RNNs alone
 
     stages = {row["stage"].split("/")[0]: float(row["seconds"]) for row in read_tsv(out / "pipeline_stages.tsv")}
     assert {"prepare", "vocab", "train", "evaluate", "snakemake, end to end"} <= set(stages)
@@ -64,6 +65,8 @@ def test_the_cpu_dry_run_runs_every_part_and_writes_its_tables(tmp_path: Path) -
         names = set(tar.getnames())
     assert {"check/summary.md", "check/benchmark.tsv", "check/logs/tests.log", "check/logs/pipeline.log"} <= names
     assert not any("/work/" in name or name.endswith(".pt") for name in names)
+    # scratch beside OUT, not in it: a machine that hands back few files gets OUT's few
+    assert not (out / "work").exists() and (tmp_path / "check-work" / "pipeline").is_dir()
 
 
 def plan(tmp_path: Path, minutes: float) -> gpu_check.Plan:
@@ -119,6 +122,17 @@ def test_the_whole_corpus_minutes_leave_time_for_decoding(tmp_path: Path) -> Non
     assert gpu_check.full_minutes(gpu, 60) == 0.5  # never less than half a minute
 
 
+def test_a_whole_corpus_run_that_cannot_finish_is_skipped_before_it_starts(tmp_path: Path, monkeypatch) -> None:
+    """Its table is written once, at the end: with 95 s left (half a minute of training + 90 s of the rest does
+    not fit) it would time out and leave nothing, after spending the GPU's time."""
+    gpu = gpu_check.make_plan(tmp_path / "out", None, False, gpu_check.PART_NAMES, None, None)
+    vocab = gpu_check.prepared_dir(gpu, "full") / "vocab"
+    vocab.mkdir(parents=True)
+    (vocab / "target.json").write_text("{}")
+    monkeypatch.setattr(gpu_check, "run_command", lambda *a, **k: pytest.fail("started anyway"))
+    assert gpu_check.run_full(gpu, 95) == ("skipped", "95 s left, needs 120 for 0.5 min")
+
+
 def test_the_readme_cpu_table_names_every_attention_variant() -> None:
     rates = gpu_check.readme_cpu_rates()
     assert set(OUR_VARIANTS) <= set(rates) and all(rate > 0 for rate in rates.values())
@@ -152,7 +166,8 @@ def test_the_tests_part_reports_what_the_cuda_tests_printed() -> None:
 def test_the_pipeline_command_puts_the_override_after_the_target(tmp_path: Path) -> None:
     dry = plan(tmp_path, 1)
     command = gpu_check.pipeline_command(dry, tmp_path / "run")
-    assert command[-3:] == ["results/summary.tsv", "--configfile", str(tmp_path / "work" / "tiny.yaml")]
+    assert command[-3:] == ["results/summary.tsv", "--configfile",
+                            str(tmp_path.with_name(f"{tmp_path.name}-work") / "tiny.yaml")]
     assert str(REPO / "workflow" / "profiles" / "local") in command
     gpu = gpu_check.make_plan(tmp_path, None, False, gpu_check.PART_NAMES, None, None)
     assert gpu_check.pipeline_command(gpu, tmp_path / "run")[-1] == "results/summary.tsv"  # config.yaml as shipped

@@ -24,8 +24,14 @@ overrunning part is recorded and the next one runs; all of them fit in ``--minut
 Writes under OUT: ``summary.tsv`` and ``summary.md`` (one row per part: outcome, seconds, budget, result; rewritten
 after every part), each part's tables (``machine.json``, ``pipeline_stages.tsv``, ``pipeline_summary.tsv``,
 ``benchmark.tsv``/``.md``, ``full_corpus.tsv``, ``prepared.tsv``), its log in ``logs/``, and at the end
-``gpu_check.tar.gz`` holding all of these. Scratch (Snakemake's folder, checkpoints) goes to ``--work-dir``
-(default OUT/work), which the archive leaves out. Exit status 0 when every part succeeded, else 1.
+``gpu_check.tar.gz`` holding all of these. Scratch (Snakemake's folder, checkpoints: tens of MB) goes to
+``--work-dir`` (default ``OUT-work`` beside OUT, so that OUT holds only what is worth bringing back). On a machine
+that hands back only a few files (a lent GPU machine that returns at most 8, two folders deep), write OUT to a
+scratch folder and keep ``summary.md`` and ``gpu_check.tar.gz``:
+
+    python workflow/benchmarks/gpu_check.py /tmp/gc; cp /tmp/gc/summary.md /tmp/gc/gpu_check.tar.gz "$KEEP"/
+
+Exit status 0 when every part succeeded, else 1.
 """
 
 from __future__ import annotations
@@ -108,8 +114,9 @@ def make_plan(out: Path, work: Path | None, dry_run: bool, parts: Sequence[str],
               full_minutes: float | None) -> Plan:
     """The GPU run's sizes, or the dry run's tiny ones (seconds on a CPU)."""
     threads = max(1, min(8, os.cpu_count() or 1))
-    common = {"out": str(out.resolve()), "work": str((work or out / "work").resolve()), "dry_run": dry_run,
-              "parts": list(parts)}
+    out = out.resolve()
+    work = (work or out.with_name(f"{out.name}-work")).resolve()  # beside OUT: OUT keeps what is worth keeping
+    common = {"out": str(out), "work": str(work), "dry_run": dry_run, "parts": list(parts)}
     if dry_run:
         return Plan(**common, total_seconds=60 * (minutes or 10), full_minutes=full_minutes or 0.005,
                     batch_sizes=[8, 16, 32], hidden=16, bench_seconds=0.05, bench_warmup=1, matmul_size=128,
@@ -432,10 +439,23 @@ def machine_worker(plan: Plan) -> None:
     torch.set_num_threads(plan.threads)
     info["fp32_matmul_tf32"] = torch.backends.cuda.matmul.allow_tf32  # False: the fp32 rate is plain fp32
     info["matmul_size"] = plan.matmul_size
+    info["gru_dtype_under_bf16_autocast"] = gru_autocast_dtype(device)
     for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
         rate = measure_matmul_flops(device, plan.matmul_size, plan.matmul_seconds, rounds=3, dtype=dtype)
         info[f"{name}_matmul_tflops"] = round(rate / 1e12, 4)
     write_json(plan.out_dir / "machine.json", info)
+
+
+def gru_autocast_dtype(device) -> str:
+    """The dtype an nn.GRU computes in under bf16 autocast on ``device``: cuDNN's RNNs are cast to fp16 under any
+    CUDA autocast (PyTorch's AutocastRNN.cpp), which is why training keeps a GradScaler there; the CPU leaves
+    them in fp32. Recorded so that the one GPU run says what it saw."""
+    import torch
+
+    gru = torch.nn.GRU(8, 8, batch_first=True).to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        output, _ = gru(torch.randn(2, 3, 8, device=device))
+    return str(output.dtype).removeprefix("torch.")
 
 
 def describe_machine(info: dict) -> str:
@@ -662,10 +682,13 @@ def run_benchmark(plan: Plan, budget: float) -> tuple[str, str]:
 # Part 6: the whole corpus for a fixed number of minutes
 # --------------------------------------------------------------------------------------------------
 
+FULL_OVERHEAD_S = 90  # on the GPU: start-up, the last epoch's overrun, decoding the test split after each epoch
+
+
 def full_minutes(plan: Plan, budget: float) -> float:
     """Training minutes that leave, within ``budget``, time for start-up, the last epoch's overrun and decoding
     the test split after every epoch."""
-    overhead = 20 if plan.dry_run else 90
+    overhead = 20 if plan.dry_run else FULL_OVERHEAD_S
     return round(max(0.005 if plan.dry_run else 0.5, min(plan.full_minutes, (budget - overhead) / 60)), 3)
 
 
@@ -678,6 +701,9 @@ def run_full(plan: Plan, budget: float) -> tuple[str, str]:
     out = plan.out_dir / "full_corpus.tsv"
     out.unlink(missing_ok=True)
     minutes = full_minutes(plan, budget)
+    if not plan.dry_run and budget < FULL_OVERHEAD_S + 60 * minutes:
+        # it would time out before writing its table (written once, at the end): spend no device time on it
+        return "skipped", f"{budget:.0f} s left, needs {FULL_OVERHEAD_S + 60 * minutes:.0f} for {minutes} min"
     command = [sys.executable, str(BENCHMARKS / "bleu_vs_minutes.py"), "--results", str(folder), "--configfile",
                str(override_files(plan)["full"]), "--minutes", str(minutes), "--threads", str(plan.threads),
                "--work-dir", str(work), "--out", str(out)]
@@ -711,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=None, help="all parts together (default 7.5; dry run 10)")
     parser.add_argument("--full-minutes", type=float, default=None,
                         help="training minutes of the whole-corpus part (default 1.5; less if time runs short)")
-    parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default OUT/work)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default OUT-work, beside OUT)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--plan", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
