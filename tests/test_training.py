@@ -258,9 +258,11 @@ def test_cpu_threads_are_capped_at_the_available_cpus():
 @pytest.mark.parametrize("amp", [True, "auto"])
 @pytest.mark.parametrize(("capability", "expected"), [
     ((7, 0), (torch.float16, True)), ((7, 5), (torch.float16, True)),
-    ((8, 0), (torch.bfloat16, False)), ((8, 6), (torch.bfloat16, False)), ((9, 0), (torch.bfloat16, False)),
+    ((8, 0), (torch.bfloat16, True)), ((8, 6), (torch.bfloat16, True)), ((9, 0), (torch.bfloat16, True)),
 ])
 def test_mixed_precision_is_bf16_only_where_the_gpu_computes_in_it(monkeypatch, capability, expected, amp):
+    """bf16 from compute capability 8.0; a gradient scaler always on CUDA, since autocast runs cuDNN's GRUs in
+    fp16 whatever dtype it was given."""
     asked = []
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability)
     assert resolve_amp(amp, torch.device("cuda", 1)) == expected

@@ -44,8 +44,10 @@ def resolve_amp(amp: bool | str, device: torch.device, flags: Iterable[str] | No
     """(autocast dtype or None, whether a GradScaler is needed) for ``training.amp`` on ``device``.
 
     CUDA: ``auto`` and ``true`` use bf16 on GPUs that compute in it (compute capability 8.0 and later), otherwise
-    fp16 with a GradScaler. Not ``torch.cuda.is_bf16_supported()``: it also says yes where bf16 is only emulated
-    (V100, T4), which is slower than fp16, and it asks about the current GPU rather than ``device``.
+    fp16; a GradScaler in both cases, because under any CUDA autocast PyTorch runs cuDNN's RNNs (the GRUs, most
+    of the model) in fp16 (``AutocastRNN.cpp`` casts their inputs and weights to half), whose small gradients
+    underflow without loss scaling. Not ``torch.cuda.is_bf16_supported()``: it also says yes where bf16 is only
+    emulated (V100, T4), which is slower than fp16, and it asks about the current GPU rather than ``device``.
 
     CPU: ``true`` uses bf16 autocast (with a warning where the CPU, by ``flags``, only emulates bf16); ``auto``
     stays in fp32. Native bf16 CPUs are the candidates for ``auto``, but it has not been measured on one yet
@@ -63,7 +65,7 @@ def resolve_amp(amp: bool | str, device: torch.device, flags: Iterable[str] | No
     if device.type != "cuda":
         return None, False
     if torch.cuda.get_device_capability(device) >= (8, 0):
-        return torch.bfloat16, False
+        return torch.bfloat16, True
     return torch.float16, True
 
 
