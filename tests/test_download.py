@@ -103,6 +103,14 @@ def test_missing_local_file_and_unknown_scheme(tmp_path):
         fetch_corpus("ftp://example.org/x.zip", tmp_path / "x.txt")
 
 
+@pytest.mark.parametrize("url", ["https://[bad/fra-eng.zip", "file://[::1/fra-eng.zip"])
+def test_a_malformed_url_is_one_line(tmp_path, url):
+    """urllib's ValueError ('Invalid IPv6 URL') was a traceback."""
+    with pytest.raises(DownloadError, match=r"^.+: not a valid URL \(Invalid IPv6 URL\)$"):
+        fetch_corpus(url, tmp_path / "out" / "x.txt")
+    assert leftovers(tmp_path / "out") == []
+
+
 def test_member_requested_from_a_text_file(tmp_path):
     source = tmp_path / "pairs.txt"
     source.write_text(TEXT, encoding="utf-8")

@@ -119,6 +119,12 @@ def test_a_bad_override_is_named_with_its_line(tmp_path):
      "config: corpora.deu-eng: source_column and target_column are both 2 ({override}:3)"),
     ("# the pair's name reversed\npairs: [eng-fra]\n",
      "config: pairs: 'eng-fra' has no entry in corpora (known corpora: deu-eng, fra-eng) ({override}:2)"),
+    # both were an InputFunctionException traceback while Snakemake built the DAG (the download's params)
+    ('corpora: {fra-eng: {url: "https://[bad/fra-eng.zip"}}\n',
+     "config: corpora.fra-eng.url: https://[bad/fra-eng.zip: not a valid URL (Invalid IPv6 URL) ({override}:1)"),
+    ('corpora: {fra-eng: {url: "ftp://x/fra-eng.zip"}}\n',
+     "config: corpora.fra-eng.url: ftp://x/fra-eng.zip: unsupported URL scheme 'ftp' (use https://, http://, "
+     "file:// or a path) ({override}:1)"),
 ])
 def test_errors_found_across_keys_name_the_corpus_and_where_it_is_set(tmp_path, text, expected):
     """Both named no corpus or no line ('config: corpora: ...', 'config: pairs lists ...')."""

@@ -183,7 +183,10 @@ class LongLines:
 
 def local_path(url: str) -> Path | None:
     """The local file a ``file://`` URL or plain path names; None for a remote (http/https) URL."""
-    parsed = urllib.parse.urlparse(url)
+    try:
+        parsed = urllib.parse.urlparse(url)
+    except ValueError as error:  # e.g. an unclosed "[" in the host: "Invalid IPv6 URL"
+        raise DownloadError(f"{url}: not a valid URL ({error})") from None
     scheme = parsed.scheme.lower()
     if scheme in REMOTE_SCHEMES:
         return None

@@ -101,11 +101,17 @@ def check_config(config: dict) -> dict:
     _seeds_only_from_seeds(config)  # before the defaults fill training.seed in
     fill_defaults(config, load_schema())
     _check_runs(config)
+    from .download import DownloadError, local_path  # here: requests and pooch, for this check only
+
     for pair in config["pairs"]:
         if pair not in config["corpora"]:
             raise ConfigError(f"config: pairs: '{pair}' has no entry in corpora "
                               f"(known corpora: {', '.join(sorted(config['corpora']))})")
         prepare_settings(config, pair)
+        try:  # where the download's params are computed, a bad URL would be a traceback while the DAG is built
+            local_path(config["corpora"][pair]["url"])
+        except DownloadError as error:
+            raise ConfigError(f"config: corpora.{pair}.url: {error}") from None
     for name in config["models"]:
         model_config(model_settings(config, name), 1, 1, f"models.{name}")
         TrainConfig.from_dict(training_settings(config, name))
