@@ -79,6 +79,11 @@ def _ascii_normalize(text: str) -> tuple[str, str]:
     return " ".join(s.split()), dropped
 
 
+def _normalize_counting_losses(text: str, mode: str) -> tuple[str, str]:
+    """(``normalize(text, mode)``, the letters it dropped: only ``ascii`` drops any)."""
+    return _ascii_normalize(text) if mode == "ascii" else (normalize(text, mode), "")
+
+
 def _keep_letters(s: str) -> str:
     """Letters (with their combining marks), ``.!?`` and in-word apostrophes stay; the rest -> space."""
     out = []
@@ -272,12 +277,8 @@ def prepare_corpus(
     kept: list[tuple[str, str]] = []
     dropped = LettersDropped()
     for (raw_source, raw_target), line in zip(read.pairs, read.lines):
-        if settings.normalization == "ascii":
-            (source, lost_source), (target, lost_target) = _ascii_normalize(raw_source), _ascii_normalize(raw_target)
-        else:
-            source = normalize(raw_source, settings.normalization)
-            target = normalize(raw_target, settings.normalization)
-            lost_source = lost_target = ""
+        (source, lost_source), (target, lost_target) = (_normalize_counting_losses(raw, settings.normalization)
+                                                        for raw in (raw_source, raw_target))
         kept_pair = keep_pair(source, target, settings.max_words, prefixes)
         if kept_pair:
             kept.append((source, target))
