@@ -45,12 +45,30 @@ def _umask() -> int:
     return mask
 
 
+def _sync(path: Path) -> None:
+    """fsync ``path``: a file's bytes, or a folder's entries (a rename in it). Systems that cannot open a folder
+    (Windows) skip the folder."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if path.is_dir():
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     Parent folders are created. On any exception the temporary file is removed and ``path``
     is left as it was; a write that failed for want of space raises :class:`DiskFullError` naming ``path``.
+    The new bytes reach the disk before the rename, and the rename before this returns, so that a machine that
+    fails (a cluster node that loses power) leaves the old file or the whole new one, never an empty one that
+    looks finished.
     """
     target = Path(path)
     try:
@@ -65,7 +83,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
     try:
         yield tmp
+        _sync(tmp)
         os.replace(tmp, target)
+        _sync(target.parent)
     except BaseException as error:
         full = not isinstance(error, DiskFullError) and _is_full_disk(error, target.parent)  # before the unlink
         tmp.unlink(missing_ok=True)
