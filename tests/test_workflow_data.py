@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +118,12 @@ def test_local_copy_override_is_one_line(tmp_path):
     raw = write_raw_corpus(tmp_path / "fra-eng.txt")
     config = tmp_path / "local.yaml"
     config.write_text(f"corpora: {{fra-eng: {{url: {raw}, member: null, sha256: null}}}}\n", encoding="utf-8")
+    snakemake(tmp_path, "--cores", "1", "data/raw/fra-eng.txt", "--configfile", str(config))
+    assert (tmp_path / "data" / "raw" / "fra-eng.txt").read_bytes() == raw.read_bytes()
+    # A newer file at the same path (no checksum set to notice it) is copied again, not ignored
+    raw.write_bytes(raw.read_bytes() + "We are here.\tNous sommes ici.\n".encode())
+    copy_time = time.time() - 10  # the copy older than the new file, whatever the filesystem's time step
+    os.utime(tmp_path / "data" / "raw" / "fra-eng.txt", (copy_time, copy_time))
     snakemake(tmp_path, "--cores", "1", "data/raw/fra-eng.txt", "--configfile", str(config))
     assert (tmp_path / "data" / "raw" / "fra-eng.txt").read_bytes() == raw.read_bytes()
 

@@ -89,6 +89,15 @@ def download_settings(pair):
     return download
 
 
+def local_corpus(pair):
+    """The corpus file of ``pair`` where its URL is a local path that exists: an input of the download, so that
+    replacing the file (a newer export at the same path) downloads it again, and the stages after it rerun; with
+    ``sha256: null`` nothing else would notice. Nothing for a web URL, or for a missing file (the stage names it
+    in one line)."""
+    path = local_path(download_settings(pair)["url"])
+    return [str(path)] if path is not None and path.is_file() else []
+
+
 def prepare_settings(pair):
     return asdict(settings.prepare_settings(config, pair))
 

@@ -9,6 +9,7 @@ localrules:
 rule download:
     input:
         code=package_sources("download"),
+        corpus=lambda wc: local_corpus(wc.pair),
     output:
         raw="data/raw/{pair}.txt",
     log:

@@ -89,7 +89,8 @@ STAGES: dict[str, Stage] = {
         "download:download_corpus", {"raw": "raw text file to write, e.g. data/raw/fra-eng.txt"}, "download",
         # retries and timeouts come from the config: they are not params, so that changing them reruns nothing
         lambda smk: {"settings": DownloadSettings(**smk.params.settings, **smk.config["download"])},
-        {"settings": DownloadSettings}),
+        {"settings": DownloadSettings},
+        job_skips=("corpus",)),  # a local corpus, an input so that replacing it reruns; the URL in settings names it
     "prepare": Stage(
         "corpus:prepare_corpus", {"raw": "raw tab-separated pairs", "train": "train split to write",
                                   "valid": "validation split to write", "test": "test split to write",
