@@ -26,8 +26,17 @@ platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
            --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
 mkdir -p "$dest"
 for pin in "${pins[@]}"; do
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$python_version" --implementation cp \
-        "${platforms[@]}" -d "$dest" "$pin" 2>/dev/null \
-        || python3 -m pip wheel -q --no-deps --no-binary=:all: -w "$dest" "$pin"  # a pure-Python sdist only
+    if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$python_version" \
+        --implementation cp "${platforms[@]}" -d "$dest" "$pin" 2>/dev/null; then
+        # No wheel on PyPI: build one from the sdist. That suits a pure-Python package only: a compiled one would be
+        # built for this machine's Python, not $python_version, and refused there.
+        python3 -m pip wheel -q --no-deps --no-binary=:all: -w "$dest" "$pin"
+        built=$(find "$dest" -iname "$(echo "${pin%%==*}" | tr - _)-${pin##*==}-*.whl")
+        if [ -z "$built" ] || [[ "$built" != *-none-any.whl ]]; then
+            echo "error: $pin has no wheel for Python $python_version on PyPI, and its sdist built ${built:-nothing}," \
+                "not a pure-Python wheel: build it on a machine with Python $python_version" >&2
+            exit 1
+        fi
+    fi
 done
 echo "$(find "$dest" -name '*.whl' | wc -l) wheels, $(du -sh "$dest" | cut -f1) in $dest"
