@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -319,6 +320,48 @@ def test_sigterm_saves_the_last_batch_and_a_rerun_ends_as_an_uninterrupted_run(t
     assert not (folder / "resume.pt").exists()
     first, second = load_checkpoint(tmp_path / "a" / "model.pt"), load_checkpoint(folder / "model.pt")
     assert all(torch.equal(first["model_state"][k], second["model_state"][k]) for k in first["model_state"])
+
+
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_a_sigterm_past_max_minutes_finishes_its_epoch_on_the_rerun_as_an_uninterrupted_run_does(
+        tmp_path, corpus, monkeypatch, epoch):
+    """The wall-time case: the budget runs out in the middle of an epoch and SIGTERM comes in the same epoch. An
+    uninterrupted run finishes the epoch that crosses max_minutes, so the rerun must too: it used to stop at once,
+    dropping that epoch (and after a SIGTERM in epoch 1 it wrote a model.pt without weights)."""
+    real_clock, hour_later = time.perf_counter, [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + hour_later[0])
+
+    def budget_runs_out(then_sigterm: bool):
+        def callback(progress):
+            if progress.epoch == epoch and progress.batches_done == 3:
+                hour_later[0] = 3600.0
+                if then_sigterm:
+                    os.kill(os.getpid(), signal.SIGTERM)
+        return callback
+
+    uninterrupted = _run(tmp_path / "a", corpus, epochs=3, max_minutes=30, batch_callback=budget_runs_out(False))
+    assert (uninterrupted.stop_reason, uninterrupted.epochs) == ("max_minutes", epoch)
+    hour_later[0] = 0.0
+    folder = tmp_path / "b"
+    with pytest.raises(Interrupted):
+        _run(folder, corpus, epochs=3, max_minutes=30, batch_callback=budget_runs_out(True))
+    resumed = _run(folder, corpus, epochs=3, max_minutes=30)
+    assert (resumed.stop_reason, resumed.epochs, resumed.resumed_from_epoch) == ("max_minutes", epoch, epoch - 1)
+    assert _losses(resumed) == _losses(uninterrupted)
+    first, second = load_checkpoint(tmp_path / "a" / "model.pt"), load_checkpoint(folder / "model.pt")
+    assert all(torch.equal(first["model_state"][k], second["model_state"][k]) for k in first["model_state"])
+
+
+def test_a_changed_validation_split_is_not_resumed_over(tmp_path, corpus, caplog):
+    """The vocabularies come from the training split alone, so they miss a new validation split (another
+    valid/test division of the same held-out pairs): its resume state was measured on other pairs."""
+    train, valid, source, target = corpus
+    with pytest.raises(Killed):
+        _run(tmp_path, corpus, epoch_callback=kill_after_epoch(1))
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        rerun = _run(tmp_path, (train, valid[:-4], source, target))
+    assert rerun.resumed_from_epoch is None
+    assert "training data changed since it was saved; starting fresh" in caplog.text
 
 
 def test_ctrl_c_between_epochs_saves_the_epoch_and_exits_with_one_line(tmp_path, corpus, capsys):

@@ -10,6 +10,7 @@ continues mid-epoch to the result an uninterrupted run gives) in :mod:`seq2seq.g
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
@@ -324,6 +325,15 @@ def warn_about_cut_sources(pairs: Sequence[tuple[str, str]], source_vocab: Vocab
     return cut
 
 
+def pairs_fingerprint(pairs: Sequence[tuple[str, str]]) -> str:
+    """sha256 of sentence pairs in order: a resume state is of the splits it was trained and validated on (the
+    vocabularies alone miss a changed validation split)."""
+    digest = hashlib.sha256()
+    for source, target in pairs:
+        digest.update(f"{source}\t{target}\n".encode())
+    return digest.hexdigest()
+
+
 def start_session(data: TrainingData, architecture: Any, config: TrainConfig, metadata: Metadata | None,
                   threads: int | None) -> Session:
     """Device, seeds, a fresh model, optimizer, learning rate and gradient scaler, the encoded data and batches."""
@@ -356,6 +366,7 @@ def start_session(data: TrainingData, architecture: Any, config: TrainConfig, me
     # mix two versions (Snakemake reruns `train` after such an edit; this makes it start afresh).
     identity = {"model config": config_to_dict(architecture), "training config": config.to_dict(),
                 "vocabularies": [data.source_vocab.fingerprint(), data.target_vocab.fingerprint()],
+                "training data": [pairs_fingerprint(data.train_pairs), pairs_fingerprint(data.valid_pairs)],
                 "package code": dependencies.source_fingerprint(__file__)}
     return Session(config, architecture, data, device, amp_dtype, model, optimizer,
                    LearningRate(optimizer, config, len(first_epoch)),
@@ -375,8 +386,11 @@ def resume_or_start(session: Session, resume: Path | None) -> tuple[TrainingStat
 
 
 def reason_to_stop(session: Session, state: TrainingState) -> str | None:
-    """Why training is over before the next epoch (epochs, early_stopping, max_minutes), or None."""
+    """Why training is over before the next epoch (epochs, early_stopping, max_minutes), or None. An epoch that a
+    signal interrupted is finished first: an uninterrupted run finishes the epoch that crosses ``max_minutes``."""
     config = session.config
+    if state.batches_done:
+        return None
     if state.epoch >= config.epochs:
         return "epochs"
     if state.bad_epochs >= config.early_stopping["patience"]:
@@ -467,6 +481,8 @@ def interruption(state: TrainingState, received: int, resume: Path | None) -> In
 def publish(session: Session, state: TrainingState, files: TrainingFiles) -> tuple[list[dict], list[int]]:
     """Write model.pt (the best epoch's weights, or the mean of the kept epochs'), history.tsv and last.pt, then
     drop the resume state. Returns (history rows, averaged epochs)."""
+    if state.best_model_state is None:  # reason_to_stop lets no run end before its first epoch
+        raise RuntimeError(f"{files.model}: no epoch has finished, so there is no model to write")
     averaged = sorted(state.kept_states) if len(state.kept_states) >= 2 else []
     weights = average_states([state.kept_states[e] for e in averaged]) if averaged else state.best_model_state
     history = [{k: row[k] for k in HISTORY_COLUMNS} for row in state.history]
