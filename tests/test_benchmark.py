@@ -3,6 +3,7 @@ machine description, the JoeyNMT peer's config and child processes."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import math
@@ -228,6 +229,10 @@ def test_run_benchmark_times_the_untuned_baseline_before_tuning_the_runtime(monk
     result = b.run_benchmark(data, config, progress=lambda message: None)
     assert events == ["baseline", "tune", "matmul", "luong", "baseline-tuned"]
     assert [row["variant"] for row in result.rows] == ["baseline", "luong", "baseline-tuned"]
+    events.clear()  # the tuned loop alone is timed too (it was dropped whenever the untuned one was not asked for)
+    alone = b.run_benchmark(data, b.BenchmarkConfig(variants=["luong", "baseline-tuned"], seconds=0.01),
+                            progress=lambda message: None)
+    assert [row["variant"] for row in alone.rows] == ["luong", "baseline-tuned"]
 
 
 def test_model_options_reach_the_timed_model_and_the_table(monkeypatch) -> None:
@@ -249,13 +254,21 @@ def test_model_options_reach_the_timed_model_and_the_table(monkeypatch) -> None:
                              max_length=max(len(s) for s, _ in data.examples))
     assert tutorial.flops_per_pair == flops.tutorial2017_flops(sizes, data.shape)
     assert tutorial.counted_flops_per_pair > 0
-    rows = b.build_table([tutorial, plain, bidirectional], matmul_flops_per_s=1e9)
-    settings = ("bidirectional", "tie_embeddings", "dropout", "label_smoothing")
+    tokens = b.measure_variant("bahdanau", data, cpu, b.BenchmarkConfig(
+        **quick, model=b.ModelOptions(batch_tokens=24)))
+    rows = b.build_table([tutorial, plain, bidirectional, tokens], matmul_flops_per_s=1e9)
+    settings = ("bidirectional", "tie_embeddings", "dropout", "label_smoothing", "batch_size", "batch_tokens")
     assert [tuple(row[c] for c in settings) for row in rows] == [
-        ("", "", "", ""), (False, False, 0.1, 0.0), (True, True, 0.3, 0.1)]
+        ("", "", "", "", 1, ""), (False, False, 0.1, 0.0, 4, None), (True, True, 0.3, 0.1, 4, None),
+        (True, True, 0.3, 0.1, "", 24)]  # a token batch is no batch of --batch-size pairs
+    # the timed model's weights: the second encoder direction's and the untied output layer's show
+    assert rows[0]["parameters"] == "" and rows[2]["parameters"] == rows[3]["parameters"]
+    encoder = 3 * (8 * 8 + 8 * 8 + 2 * 8)  # one direction's GRU: input 8 (embeddings), hidden 8
+    untied = len(data.target_vocab) * 8
+    assert rows[1]["parameters"] + encoder - untied == rows[2]["parameters"]
     # each of our rows builds the timed model and the counted one
     assert [(e["bidirectional"], e["tie_embeddings"], e["dropout"]) for e in built] == [(False, False, 0.1)] * 2 + [
-        (True, True, 0.3)] * 2
+        (True, True, 0.3)] * 4
     assert options.describe() == ("bidirectional True, tie_embeddings True, dropout 0.3, label_smoothing 0.1, "
                                   "batch_tokens None")
 
@@ -277,6 +290,16 @@ def test_the_peer_comparison_skips_with_one_line_without_joeynmt(tmp_path, capsy
     assert not out.exists()
 
 
+def test_the_peer_comparisons_row_of_ours_counts_the_timed_models_weights() -> None:
+    """JoeyNMT's model is matched in its settings, not in size: each row says how many weights it trained."""
+    data = b.prepare_data(b.synthetic_pairs(n_pairs=40, source_vocab=30, target_vocab=20, seed=1), "tiny")
+    args = argparse.Namespace(batch_size=4, hidden=8, threads=1, seconds=0.01, level="word")
+    row = peer_comparison.measure_ours(args, data, None)
+    timed = b.Seq2SeqStep(data, torch.device("cpu"), "bahdanau", 8, 4, seed=0).model
+    assert row["parameters"] == sum(p.numel() for p in timed.parameters()) > 0
+    assert "parameters" in peer_comparison.COLUMNS
+
+
 def test_the_peer_comparison_ratios_are_over_joeynmt() -> None:
     rows = [{"system": "ours (bahdanau)", "tokens_per_s": 300.0, "pairs_per_s": 40.0},
             {"system": "JoeyNMT 2.3.0", "tokens_per_s": 200.0, "pairs_per_s": 25.0}]
@@ -290,6 +313,70 @@ def test_bleu_vs_minutes_trains_what_the_pipeline_would_with_the_override() -> N
     assert config["training"]["batch_tokens"] == 1500 and config["vocab"]["type"] == "sentencepiece"
     assert config["evaluation"]["max_length"] == 60 and list(config["models"]) == ["bahdanau"]
     assert bleu_vs_minutes.pipeline_config(None)["training"]["batch_size"] == 64  # config.yaml alone: the defaults
+
+
+def test_bleu_vs_minutes_keeps_the_configs_schedule_and_measures_memory_after_decoding(tmp_path, capsys) -> None:
+    """A cosine schedule falls over the config's epochs, as in the pipeline (it used to be spread over 10,000
+    epochs: a constant rate), and the peak memory is read after decoding, without every epoch's weights held."""
+    from helpers import tiny_pairs
+    from seq2seq.corpus import write_split
+    from seq2seq.settings import VocabSettings
+    from seq2seq.vocab import write_vocabularies
+
+    results = tmp_path / "fra-eng"
+    pairs = [(french.lower(), english.lower()) for english, french in tiny_pairs()]
+    for name, split in (("train", pairs[:110]), ("valid", pairs[110:126]), ("test", pairs[126:])):
+        write_split(results / "data" / f"{name}.tsv", split)
+    write_vocabularies(results / "data" / "train.tsv", results / "vocab" / "source.json",
+                       results / "vocab" / "target.json", VocabSettings(type="word"))
+    override = tmp_path / "tiny.yaml"
+    override.write_text(yaml.safe_dump({
+        "training": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01, "lr_schedule": "cosine",
+                     "lr_warmup_steps": 1, "device": "cpu"},
+        "models": {"bahdanau": {"attention": "bahdanau", "hidden_size": 16}}}), encoding="utf-8")
+    out = tmp_path / "minutes.tsv"
+    assert bleu_vs_minutes.main(["--results", str(results), "--configfile", str(override), "--minutes", "30",
+                                 "--threads", "1", "--beam-size", "2", "--work-dir", str(tmp_path / "work"),
+                                 "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8"), delimiter="\t"))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]  # the config's epochs end it, before the 30 minutes
+    rates = [float(r["learning_rate"]) for r in csv.DictReader(
+        (tmp_path / "work" / "history.tsv").open(encoding="utf-8"), delimiter="\t")]
+    assert rates[2] < 0.5 * rates[1]  # the cosine's fall in its last epoch
+    assert [r["peak_mb"] != "" for r in rows] == [False, False, True] and rows[-1]["test_bleu_beam"] != ""
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [
+        "history.tsv", "last.pt", "last_epoch.pt", "model.pt"]  # no epoch's weights left behind
+    assert "beam" in capsys.readouterr().out
+
+
+def test_the_decoding_benchmark_decodes_with_the_length_limit_and_penalty_it_is_given(tmp_path, monkeypatch) -> None:
+    """Its docstring promises the evaluate stage's settings: a config's evaluation.max_length (full.yaml: 60) must
+    reach the search (it was always the default, 30), and each row says which it used."""
+    import benchmark_decoding
+    from helpers import seeded_model
+    from seq2seq.checkpoint import save_model
+    from seq2seq.corpus import write_split
+    from seq2seq.metadata import Metadata
+    from seq2seq.vocab import WordVocabulary
+
+    words = ["un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"]
+    source, target = WordVocabulary.build(words), WordVocabulary.build([w.upper() for w in words])
+    model = seeded_model(source_vocab_size=len(source), target_vocab_size=len(target))
+    save_model(tmp_path / "model.pt", model.config, model.state_dict(), source, target, Metadata())
+    write_split(tmp_path / "test.tsv", [("un deux", "ONE TWO"), ("trois", "THREE")])
+    searched = []
+    real_translate = benchmark_decoding.translate_sentences
+    monkeypatch.setattr(benchmark_decoding, "translate_sentences", lambda *args, **kwargs: searched.append(
+        (kwargs["beam_size"], kwargs["max_len"], kwargs["alpha"])) or real_translate(*args, **kwargs))
+    monkeypatch.setattr(benchmark_decoding, "measure_matmul_flops", lambda device: 1e9)
+    out = tmp_path / "decoding.tsv"
+    benchmark_decoding.main(["--model", str(tmp_path / "model.pt"), "--test", str(tmp_path / "test.tsv"),
+                             "--out", str(out), "--beam-size", "2", "--max-length", "7", "--length-penalty", "0.9",
+                             "--threads", "1", "--repeats", "1"])
+    assert set(searched) == {(1, 7, 0.9), (2, 7, 0.9)}  # greedy search ignores alpha
+    rows = list(csv.DictReader(out.open(encoding="utf-8"), delimiter="\t"))
+    assert [(r["search"], r["max_length"], r["length_penalty"]) for r in rows] == [("greedy", "7", ""),
+                                                                                  ("beam", "7", "0.9")]
 
 
 # --------------------------------------------------------------------------------------------------

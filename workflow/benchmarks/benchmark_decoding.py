@@ -3,11 +3,11 @@
     python workflow/benchmarks/benchmark_decoding.py --model results/fra-eng/bahdanau/model.pt \\
         --test results/fra-eng/data/test.tsv --out results/benchmarks/decoding.tsv
 
-Times :func:`seq2seq.translate.translate_sentences` as the evaluate stage calls it (same batch size, maximum
-length and length penalty), after one untimed warm-up pass, best of ``--repeats``; counts the FLOPs of one pass
-with torch's FlopCounterMode (on the CPU, see :func:`flops.count_flops`) to say what fraction of the machine's
-fp32 matrix-multiply rate decoding reaches; and prints a sha256 of the translations, so that two versions of the
-code can be shown to decode the same.
+Times :func:`seq2seq.translate.translate_sentences` as the evaluate stage calls it (its batch size, maximum length
+and length penalty: the evaluation section's defaults, or the flags, e.g. ``--max-length 60`` for full.yaml), after
+one untimed warm-up pass, best of ``--repeats``; counts the FLOPs of one pass with torch's FlopCounterMode (on the
+CPU, see :func:`flops.count_flops`) to say what fraction of the machine's fp32 matrix-multiply rate decoding
+reaches; and prints a sha256 of the translations, so that two versions of the code can be shown to decode the same.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from seq2seq.settings import EvaluationSettings  # noqa: E402
 from seq2seq.translate import translate_sentences  # noqa: E402
 
 COLUMNS = ("search", "beam_size", "batch_size", "sentences", "seconds", "sentences_per_s", "gflop_per_pass",
-           "achieved_gflops", "flops_fraction", "translations_sha256", "matmul_gflops", "cpu", "threads", "torch")
+           "achieved_gflops", "flops_fraction", "translations_sha256", "max_length", "length_penalty",
+           "matmul_gflops", "cpu", "threads", "torch")
 
 
 def decode(model, sources, source_vocab, target_vocab, beam_size: int, settings: EvaluationSettings) -> list[str]:
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="TSV to write")
     parser.add_argument("--beam-size", type=int, default=defaults.beam_size)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--max-length", type=int, default=defaults.max_length,
+                        help="longest translation in tokens, as evaluation.max_length (full.yaml: 60)")
+    parser.add_argument("--length-penalty", type=float, default=defaults.length_penalty,
+                        help="beam search's alpha, as evaluation.length_penalty")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
@@ -57,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     threads = set_cpu_threads(args.threads)
     device = resolve_device(args.device)
     torch.set_flush_denormal(True)
-    settings = EvaluationSettings(beam_size=args.beam_size, batch_size=args.batch_size)
+    settings = EvaluationSettings(beam_size=args.beam_size, batch_size=args.batch_size, max_length=args.max_length,
+                                  length_penalty=args.length_penalty)
     model, source_vocab, target_vocab, _ = load_model(args.model, device)
     counted_model = model if device.type == "cpu" else load_model(args.model, torch.device("cpu"))[0]
     sources = [source for source, _ in read_split(args.test)]
@@ -79,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
                      "achieved_gflops": round(flops / best / 1e9, 2),
                      "flops_fraction": round(flops / best / matmul, 4),
                      "translations_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16],
+                     "max_length": settings.max_length,
+                     "length_penalty": settings.length_penalty if size > 1 else "",  # greedy search has none
                      "matmul_gflops": round(matmul / 1e9, 1), "cpu": cpu_model(), "threads": threads,
                      "torch": torch.__version__})
         print("\t".join(f"{k}={rows[-1][k]}" for k in COLUMNS[:10]), flush=True)

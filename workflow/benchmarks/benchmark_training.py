@@ -30,7 +30,7 @@ def benchmark(out: str, data_dir: str | None, config: BenchmarkConfig, profile: 
         print(profile_variant(profile, data, config))
         return
     result = run_benchmark(data, config)
-    write_table(result.rows, out, result.machine)
+    write_table(result.rows, out, {**result.machine, "data": result.data})
     print(format_report(result.rows, {**result.machine, "data": result.data,
                                       "our model": config.model.describe()}))
 

@@ -87,10 +87,12 @@ def measure_matmul_flops(device: torch.device, size: int = 1024, seconds: float 
 
 
 def machine_info(device: torch.device, threads: int, matmul_flops_per_s: float | None = None) -> dict:
-    """cpu, cores, torch, device, threads, ``matmul_gflops`` (when a rate is given) and, on CUDA, the gpu."""
+    """cpu, cores (those this process may run on: a Slurm job's or a container's CPU set, not the host's), torch,
+    device, threads, ``matmul_gflops`` (when a rate is given) and, on CUDA, the gpu."""
     import torch
 
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "device": str(device),
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": cpu_model(), "cores": cores, "torch": torch.__version__, "device": str(device),
             "threads": threads}
     if matmul_flops_per_s is not None:
         info["matmul_gflops"] = round(matmul_flops_per_s / 1e9, 1)

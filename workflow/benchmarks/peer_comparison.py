@@ -1,5 +1,5 @@
-"""Training throughput of our model against JoeyNMT 2.3 on the same training split, same model size, same batch
-size, same threads, in one run:
+"""Training throughput of our model against JoeyNMT 2.3 on the same training split, same hidden and embedding sizes,
+same batch size, same threads, in one run:
 
     python workflow/benchmarks/peer_comparison.py --joeynmt-python /path/to/joeynmt-venv/bin/python \\
         --data-dir results/fra-eng/data --out results/benchmarks/peer_tutorial.tsv
@@ -11,12 +11,15 @@ size, same threads, in one run:
 JoeyNMT runs in its own virtual environment (``--joeynmt-python``; its pins would clash with ours) through
 ``joeynmt_peer.py``, which builds the matched model: a bidirectional GRU encoder, a GRU decoder with Bahdanau
 attention, hidden and embeddings 256, tied decoder embedding and output layer, dropout 0.3, label smoothing 0.1,
-Adam at 2e-3, gradient-norm clipping 1. Ours is the pipeline's ``bahdanau`` model (the schema's defaults). The
-order is ours, JoeyNMT, ours again, so that a drifting machine shows up as a gap between our two rows; the ratio
-uses their mean. Throughput counts target tokens incl. the end-of-sentence token, padding excluded, as both
-toolkits count them (words at ``--level word``; each toolkit's own sentencepiece pieces at ``sentencepiece``,
-so ``pairs_per_s`` is the vocabulary-free measure there). Without a JoeyNMT environment it prints one ``SKIP:``
-line and exits 0.
+Adam at 2e-3, gradient-norm clipping 1. Matched in those settings, not in size: JoeyNMT's encoder concatenates its
+two directions (512 values a position, ours adds them into 256), which its attention keys and its bridge to the
+decoder project back, and its decoder feeds its attention vector back as input; ``parameters`` gives each model's
+weights (about 12% more in JoeyNMT's on the tutorial subset). Ours is the pipeline's ``bahdanau`` model (the
+schema's defaults). The order is ours, JoeyNMT, ours again, so that a drifting machine shows up as a gap between
+our two rows; the ratio uses their mean. Throughput counts target tokens incl. the end-of-sentence token, padding
+excluded, as both toolkits count them (words at ``--level word``; each toolkit's own sentencepiece pieces at
+``sentencepiece``, so ``pairs_per_s`` is the vocabulary-free measure there). Without a JoeyNMT environment it
+prints one ``SKIP:`` line and exits 0.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from training_throughput import BenchmarkConfig, BenchmarkData, ModelOptions, lo
 
 PEER_SCRIPT = Path(__file__).with_name("joeynmt_peer.py")
 COLUMNS = ("system", "run", "level", "batch", "tokens_per_s", "pairs_per_s", "ratio_to_joeynmt_tokens",
-           "ratio_to_joeynmt_pairs", "seconds", "cpu", "threads", "torch")
+           "ratio_to_joeynmt_pairs", "parameters", "seconds", "cpu", "threads", "torch")
 
 
 def joeynmt_missing(python: str) -> str | None:
@@ -63,8 +66,8 @@ def measure_ours(args: argparse.Namespace, data: BenchmarkData, batch_tokens: in
     return {"system": "ours (bahdanau)", "level": args.level,
             "batch": f"{batch_tokens} tokens" if batch_tokens else f"{args.batch_size} pairs",
             "tokens_per_s": row["tokens_per_s"], "pairs_per_s": row["pairs_per_s"],
-            "seconds": row["seconds_measured"], "cpu": machine["cpu"], "threads": args.threads,
-            "torch": machine["torch"]}
+            "parameters": row["parameters"], "seconds": row["seconds_measured"], "cpu": machine["cpu"],
+            "threads": args.threads, "torch": machine["torch"]}
 
 
 def measure_joeynmt(args: argparse.Namespace, work_dir: Path) -> dict:
@@ -81,8 +84,8 @@ def measure_joeynmt(args: argparse.Namespace, work_dir: Path) -> dict:
         row = list(csv.DictReader(handle, delimiter="\t"))[-1]
     return {"system": f"JoeyNMT {row['joeynmt']}", "level": args.level, "batch": f"{args.batch_size} pairs",
             "tokens_per_s": float(row["tokens_per_s"]), "pairs_per_s": float(row["pairs_per_s"]),
-            "seconds": float(row["minutes"]) * 60, "cpu": row["cpu"], "threads": args.threads,
-            "torch": row["torch"]}
+            "parameters": int(row["params"]), "seconds": float(row["minutes"]) * 60, "cpu": row["cpu"],
+            "threads": args.threads, "torch": row["torch"]}
 
 
 def add_ratios(rows: list[dict]) -> None:

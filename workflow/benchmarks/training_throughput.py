@@ -69,9 +69,10 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "variant", "batch_size", "hidden_size", "pairs_per_s", "tokens_per_s", "ratio_to_baseline",
     "ratio_to_baseline_tuned", "mflops_per_pair", "mflops_counted", "achieved_gflops", "flops_fraction",
     "pairs_per_s_best", "round_spread", "seconds_measured", "steps", "pairs", "device", "threads",
-    "bidirectional", "tie_embeddings", "dropout", "label_smoothing",  # our model's rows only
+    "parameters", "bidirectional", "tie_embeddings", "dropout", "label_smoothing", "batch_tokens",  # our rows only
 )
-MACHINE_COLUMNS: tuple[str, ...] = ("matmul_gflops", "cpu", "cores", "gpu", "torch")  # same on every row
+# same on every row: where it was measured, and on what data (the vocabularies decide the sequence lengths)
+MACHINE_COLUMNS: tuple[str, ...] = ("matmul_gflops", "cpu", "cores", "gpu", "torch", "data")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -110,6 +111,7 @@ class Measurement:
     counted_flops_per_pair: float | None = None
     round_rates: list[float] = field(default_factory=list)  # pairs/s of consecutive ~2 s rounds
     model: ModelOptions | None = None  # None for the tutorial rows
+    parameters: int | None = None  # our model's trainable weights (None for the tutorial rows)
 
 
 def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
@@ -130,9 +132,10 @@ def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
             raise ValueError(f"variant {m.variant!r}: measured time must be positive, got {m.seconds}")
         pairs_per_s = m.pairs / m.seconds
         achieved = pairs_per_s * m.flops_per_pair
+        token_batches = m.model is not None and m.model.batch_tokens is not None
         rows.append({
             "variant": m.variant,
-            "batch_size": m.batch_size,
+            "batch_size": "" if token_batches else m.batch_size,  # the batch_tokens column says what a batch is
             "hidden_size": m.hidden_size,
             "pairs_per_s": pairs_per_s,
             "tokens_per_s": m.target_tokens / m.seconds,
@@ -150,6 +153,7 @@ def build_table(measurements: Sequence[Measurement], matmul_flops_per_s: float,
             "pairs": m.pairs,
             "device": m.device,
             "threads": m.threads,
+            "parameters": "" if m.parameters is None else m.parameters,
             **(asdict(m.model) if m.model is not None else dict.fromkeys(asdict(ModelOptions()), "")),
         })
     return rows
@@ -520,9 +524,11 @@ def measure_variant(variant: str, data: BenchmarkData, device: torch.device,
         flops_per_pair = TUTORIAL_FLOPS[variant](sizes, data.shape)
     else:
         flops_per_pair = math.nan if counted is None else counted
+    ours = isinstance(step, Seq2SeqStep)
     return Measurement(variant, batch_size, hidden, timing.steps, timing.pairs, timing.target_tokens,
                        timing.seconds, flops_per_pair, str(device), config.threads, counted, timing.round_rates,
-                       None if variant in TUTORIAL_FLOPS else config.model)
+                       config.model if ours else None,
+                       sum(p.numel() for p in step.model.parameters() if p.requires_grad) if ours else None)
 
 
 def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,
@@ -538,7 +544,7 @@ def run_benchmark(data: BenchmarkData, config: BenchmarkConfig,
         # The process-wide tuning cannot be undone, so the tutorial as it runs is timed before it.
         variants.remove("baseline")
         variants.insert(0, "baseline")
-    elif "baseline-tuned" in variants:
+    elif device.type != "cpu" and "baseline-tuned" in variants:
         progress(f"baseline-tuned: skipped, the CPU runtime tuning does not apply to {device}")
         variants.remove("baseline-tuned")
     shape = data.shape
