@@ -12,6 +12,7 @@ import sacrebleu
 from helpers import BLEU_FLOOR, TINY_TRAINING, TWO_MODELS, copy_finished_run, grouped_rules, snakemake, write_config
 from seq2seq.corpus import read_split
 from seq2seq.explorer import read_page_data
+from seq2seq.schema import schema_default
 
 pytestmark = pytest.mark.workflow
 
@@ -96,6 +97,19 @@ def test_nothing_to_do_after_a_finished_run(finished_run):
     workdir, config, snakefile = finished_run
     result = snakemake(workdir, "-n", "--configfile", str(config), snakefile=snakefile)
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_settings_written_out_at_their_values_in_another_order_rerun_nothing(finished_run, tmp_path):
+    """Snakemake compares a param's repr, and a dict's repr follows the config's key order: naming a default, or
+    the same settings in another order, retrained and re-evaluated every model."""
+    workdir, config, snakefile = finished_run
+    same = write_config(tmp_path / "same.yaml", {
+        "training": {**dict(reversed(TINY_TRAINING.items())), "clip_grad": schema_default("training.clip_grad")},
+        "evaluation": {"seed": schema_default("evaluation.seed")},
+        "figures": {"seed": schema_default("figures.seed")},
+        "compare": {"resamples": schema_default("compare.resamples")}})
+    result = snakemake(workdir, "-n", "--configfile", str(config), str(same), snakefile=snakefile)
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
 
 
 def test_changing_one_models_training_reruns_only_that_model(finished_run, tmp_path):

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from seq2seq import settings
 from seq2seq.pipeline import invocation
 from seq2seq.pipeline.dependencies import package_modules
+from seq2seq.pipeline.jobs import rule_param
 from seq2seq.download import local_path
 from seq2seq.pipeline.runlock import release_stale_locks
 from seq2seq import runs

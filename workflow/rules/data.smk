@@ -17,7 +17,7 @@ rule download:
     conda:
         "../../envs/data.yaml"
     params:
-        settings=lambda wc: download_settings(wc.pair),
+        settings=lambda wc: rule_param(download_settings(wc.pair)),
     script:
         "../scripts/stage.py"
 
@@ -38,7 +38,7 @@ rule prepare:
     conda:
         "../../envs/data.yaml"
     params:
-        settings=lambda wc: prepare_settings(wc.pair),
+        settings=lambda wc: rule_param(prepare_settings(wc.pair)),
     script:
         "../scripts/stage.py"
 
@@ -56,6 +56,6 @@ rule vocab:
     conda:
         "../../envs/data.yaml"
     params:
-        settings=settings.vocab_settings(config),
+        settings=rule_param(settings.vocab_settings(config)),
     script:
         "../scripts/stage.py"

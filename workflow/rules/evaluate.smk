@@ -35,6 +35,6 @@ rule evaluate:
         mem_mb=config["resources"]["evaluate"]["mem_mb"],
         runtime=config["resources"]["evaluate"]["runtime"],
     params:
-        settings=config["evaluation"],
+        settings=rule_param(config["evaluation"]),
     script:
         "../scripts/stage.py"

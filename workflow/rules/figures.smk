@@ -41,6 +41,6 @@ rule figures:
         mem_mb=config["resources"]["figures"]["mem_mb"],
         runtime=config["resources"]["figures"]["runtime"],
     params:
-        settings=figure_settings(),
+        settings=rule_param(figure_settings()),
     script:
         "../scripts/stage.py"

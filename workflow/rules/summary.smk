@@ -35,7 +35,7 @@ rule summary:
     params:
         labels=summary_labels(),
         baseline=baseline(config),
-        compare=config["compare"],
+        compare=rule_param(config["compare"]),
         min_interval_sentences=config["evaluation"]["min_interval_sentences"],
     script:
         "../scripts/stage.py"

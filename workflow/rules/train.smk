@@ -30,8 +30,8 @@ rule train:
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=config["resources"]["train"]["runtime"],
     params:
-        model=lambda wc: model_settings(wc.run),
-        training=lambda wc: training_settings(wc.run),
+        model=lambda wc: rule_param(model_settings(wc.run)),
+        training=lambda wc: rule_param(training_settings(wc.run)),
         # Not an output: Snakemake deletes outputs before a job reruns, and this file must survive
         # a killed job so that the next run resumes from it.
         resume="results/{pair}/{run}/resume.pt",

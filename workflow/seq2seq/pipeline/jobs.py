@@ -19,6 +19,17 @@ def rule_files(smk: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     return files
 
 
+def rule_param(value: Any) -> Any:
+    """``value`` as a rule's param: every dict's keys in sorted order, at every depth. Snakemake reruns a job when
+    the ``repr`` of a param changes, and a dict's repr follows its keys' order, which is the config's: writing a
+    setting out at the value it has, or in another place, would retrain and re-evaluate for nothing."""
+    if isinstance(value, dict):
+        return {key: rule_param(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(rule_param(item) for item in value)
+    return value
+
+
 def run_job(smk: Any) -> Any:
     """Run the stage of the job's rule with the job's files, params and resources, logging to its log file: a
     user's mistake, a full disk or an interruption end it with one line (see :func:`seq2seq.logs.logging_to`)."""
