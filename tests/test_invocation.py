@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from helpers import snakemake
-from seq2seq.pipeline.invocation import misplaced_target, report_problem
+from seq2seq.pipeline.invocation import misplaced_target, report_problem, stale_report, started_in
 
 
 def test_a_report_into_a_missing_folder_is_one_line(tmp_path, monkeypatch):
@@ -82,3 +82,39 @@ def test_snakemake_stops_with_the_line_before_any_work(finished_run):
     assert len(lines) < 8, lines
     assert sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*")) == before
     assert not (workdir / "missing").exists()
+
+
+def test_the_folder_snakemake_started_in_is_found_from_its_working_folder(tmp_path):
+    workdir = tmp_path / "runs" / "subword"
+    assert started_in(["snakemake", "--cores", "1"], workdir, None) == workdir
+    assert started_in(["snakemake", "--directory", "runs/subword"], workdir, "/elsewhere") == tmp_path
+    assert started_in(["snakemake", "-d", "./subword"], workdir, None) == tmp_path / "runs"
+    assert started_in(["snakemake", "--directory=.", "-n"], workdir, None) == workdir
+    # an absolute or ../ folder cannot be undone: the shell's PWD, where it names a folder
+    assert started_in(["snakemake", "--directory", str(workdir)], workdir, str(tmp_path)) == tmp_path
+    assert started_in(["snakemake", "--directory", "../subword"], workdir, None) == workdir
+
+
+def test_a_report_is_checked_with_a_dry_run_of_the_same_command():
+    calls = []
+
+    def dry_run(output):
+        def run(command, **kwargs):
+            calls.append((command, kwargs["cwd"]))
+            return subprocess.CompletedProcess(command, 0, output, "")
+        return run
+
+    argv = ["snakemake", "-s", "Snakefile", "--report", "results/r.html", "--report-stylesheet", "s.css",
+            "--configfile", "a.yaml"]
+    planned = "Job stats:\njob      count\n-----  -------\ntrain        2\nall          1\ntotal        3\n"
+    warning = stale_report(argv, "/start", dry_run(planned))
+    assert warning.startswith("warning: --report: 3 jobs have to run before the results are those of this config")
+    [(command, cwd)] = calls
+    assert command[1:] == ["-m", "snakemake", "-s", "Snakefile", "--configfile", "a.yaml", "--dry-run", "--quiet",
+                           "rules"] and cwd == "/start"
+    assert stale_report(argv, "/start", dry_run("Nothing to be done (all requested files are present and up to "
+                                                "date).\n")) is None
+    calls.clear()
+    assert stale_report(["snakemake", "--cores", "4"], "/start", dry_run(planned)) is None
+    assert stale_report([*argv, "--report-after-run"], "/start", dry_run(planned)) is None  # the jobs run first
+    assert calls == []

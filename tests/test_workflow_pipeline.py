@@ -86,7 +86,8 @@ def test_the_explorer_page_holds_every_test_sentence_and_translation(finished_ru
 
 def test_report_is_one_self_contained_page(finished_run):
     workdir, config, snakefile = finished_run
-    snakemake(workdir, "--report", "results/report.html", "--configfile", str(config), snakefile=snakefile)
+    built = snakemake(workdir, "--report", "results/report.html", "--configfile", str(config), snakefile=snakefile)
+    assert "warning: --report" not in built.stdout + built.stderr  # the results are this config's
     html = (workdir / "results" / "report.html").read_text(encoding="utf-8", errors="replace")
     assert len(html) > 10_000
     for name in ("summary.png", "learning_curve.png", "attention_grid.png", "metrics.json"):

@@ -44,8 +44,9 @@ def hostile_report(finished_run, tmp_path_factory) -> Path:
         "corpora": {pair: {"url": HOSTILE["url"], "member": HOSTILE["member"]}},
     })
     report = folder / "report.html"
-    snakemake(workdir, "--report", str(report), "--configfile", str(config_file), str(hostile),
-              snakefile=snakefile)
+    built = snakemake(workdir, "--report", str(report), "--configfile", str(config_file), str(hostile),
+                      snakefile=snakefile)
+    (folder / "snakemake.log").write_text(built.stdout + built.stderr, encoding="utf-8")
     return report
 
 
@@ -55,6 +56,16 @@ def report_results(report: Path) -> dict:
     match = re.search(r'<script id="results">\s*var results = (.*?);\s*</script>', html, re.S)
     assert match, "no results script in the report"
     return json.loads(match.group(1))
+
+
+def test_a_report_of_results_made_with_other_settings_says_so(hostile_report):
+    """The hostile settings change the corpus, the prefixes and the figures' sentences of a finished run: the
+    report shows that run's results (Snakemake reports what is on disk), and the command warns in one line."""
+    output = (hostile_report.parent / "snakemake.log").read_text(encoding="utf-8")
+    [warning] = [line for line in output.splitlines() if line.startswith("warning: --report: ")]
+    assert re.match(r"warning: --report: \d+ jobs have to run before the results are those of this config and "
+                    r"code \(snakemake -n lists them and why\)", warning), warning
+    assert hostile_report.is_file()
 
 
 def test_no_text_from_the_config_reaches_the_report(hostile_report):

@@ -45,6 +45,12 @@ except ConfigError as error:  # one line, instead of a dump of the schema, namin
         located(error, [CONFIG_YAML, *workflow.overwrite_configfiles], workflow.config_settings.config)
     ) from None
 
+# A report of results that are not this config's (Snakemake reports what is on disk, under the params given)
+if workflow.exec_mode.item_to_choice() == "default":
+    _stale = invocation.stale_report(sys.argv, invocation.started_in(sys.argv, Path.cwd(), os.environ.get("PWD")))
+    if _stale:
+        print(_stale, file=sys.stderr)
+
 PAIRS = list(config["pairs"])
 MODELS = list(config["models"])
 RUNS = {run.name: run for run in training_runs(config)}  # trained: model x seed
