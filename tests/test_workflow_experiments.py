@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import sacrebleu
 
-from helpers import BLEU_FLOOR, TINY_TRAINING, TWO_MODELS, snakemake, tiny_config, write_config, write_raw_corpus
+from helpers import (BLEU_FLOOR, TINY_TRAINING, TWO_MODELS, grouped_rules, snakemake, tiny_config, write_config,
+                     write_raw_corpus)
 from seq2seq.explorer import read_page_data
 
 pytestmark = pytest.mark.workflow
@@ -43,6 +44,17 @@ def test_each_seed_has_its_folder_and_the_ensemble_its_own(experiment):
     ensemble = json.loads((experiment / "fra-eng" / "both" / "metrics.json").read_text())
     assert ensemble["attention"] == "ensemble" and len(ensemble["members"]) == 2
     assert not (experiment / "fra-eng" / "both" / "model.pt").exists()  # evaluated, never trained
+
+
+def test_reordering_an_ensembles_members_evaluates_it_again(experiment, tmp_path):
+    """Inputs compare as a set, but the order is the ensemble's: its first member names it in metrics.json."""
+    workdir = experiment.parent
+    reordered = write_config(tmp_path / "reordered.yaml",
+                             {"ensembles": {"both": {"models": ["bahdanau"], "seeds": [2, 1]}}})
+    result = snakemake(workdir, *PRODUCTS, "-n", "--quiet", "rules", "--configfile",
+                       str(workdir.parent / "tiny.yaml"), str(reordered))
+    assert grouped_rules(result.stdout) == {"evaluate": "1", "summary": "1", "explorer": "1", "total": "3"}, \
+        result.stdout
 
 
 def test_the_summary_has_the_spread_over_seeds_and_the_comparisons(experiment):

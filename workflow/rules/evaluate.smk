@@ -36,5 +36,7 @@ rule evaluate:
         runtime=config["resources"]["evaluate"]["runtime"],
     params:
         settings=rule_param(config["evaluation"]),
+        # the members in order (inputs compare as a set): an ensemble's first member names it in metrics.json
+        members=system_checkpoints,
     script:
         "../scripts/stage.py"
