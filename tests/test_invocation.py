@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from helpers import snakemake
+from seq2seq.pipeline import invocation
 from seq2seq.pipeline.invocation import misplaced_target, report_problem, stale_report, started_in
 
 
@@ -85,36 +86,49 @@ def test_snakemake_stops_with_the_line_before_any_work(finished_run):
 
 
 def test_the_folder_snakemake_started_in_is_found_from_its_working_folder(tmp_path):
+    parse = invocation._snakemake_parser().parse_args
     workdir = tmp_path / "runs" / "subword"
-    assert started_in(["snakemake", "--cores", "1"], workdir, None) == workdir
-    assert started_in(["snakemake", "--directory", "runs/subword"], workdir, "/elsewhere") == tmp_path
-    assert started_in(["snakemake", "-d", "./subword"], workdir, None) == tmp_path / "runs"
-    assert started_in(["snakemake", "--directory=.", "-n"], workdir, None) == workdir
-    # an absolute or ../ folder cannot be undone: the shell's PWD, where it names a folder
-    assert started_in(["snakemake", "--directory", str(workdir)], workdir, str(tmp_path)) == tmp_path
-    assert started_in(["snakemake", "--directory", "../subword"], workdir, None) == workdir
+    workdir.mkdir(parents=True)
+    (tmp_path / "my.yaml").write_text("{}\n", encoding="utf-8")
+    assert started_in(parse(["--cores", "1"]), workdir, None) == workdir
+    assert started_in(parse(["--directory", "runs/subword", "--configfile", "my.yaml"]), workdir, None) == tmp_path
+    assert started_in(parse(["--dir", "runs/subword"]), workdir, "/elsewhere") == tmp_path  # an abbreviation
+    assert started_in(parse(["-d./subword"]), workdir, None) == tmp_path / "runs"
+    assert started_in(parse(["--directory", str(workdir)]), workdir, str(tmp_path)) == tmp_path  # the shell's PWD
+    # through a link, counting parents finds the link's target's: only a folder that leads back to workdir counts
+    (tmp_path / "link").symlink_to(workdir)
+    assert started_in(parse(["--directory", "link"]), workdir.resolve(), str(tmp_path)) == tmp_path
+    assert started_in(parse(["--directory", "link"]), workdir.resolve(), None) is None
+    # a relative config file that is not there: not the folder it was started in
+    assert started_in(parse(["--directory", str(workdir), "--configfile", "my.yaml"]), workdir, "/") is None
 
 
-def test_a_report_is_checked_with_a_dry_run_of_the_same_command():
+def test_a_report_is_checked_with_a_dry_run_of_the_same_command(tmp_path, monkeypatch):
+    monkeypatch.delenv(invocation.CHECKING, raising=False)
     calls = []
 
     def dry_run(output):
         def run(command, **kwargs):
-            calls.append((command, kwargs["cwd"]))
+            calls.append((command, kwargs["cwd"], kwargs["env"].get(invocation.CHECKING)))
             return subprocess.CompletedProcess(command, 0, output, "")
         return run
 
-    argv = ["snakemake", "-s", "Snakefile", "--report", "results/r.html", "--report-stylesheet", "s.css",
-            "--configfile", "a.yaml"]
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    argv = ["snakemake", "--directory", "run", "--report", "results/r.html", "--report-stylesheet", "s.css",
+            "all", "--configfile", str(tmp_path / "a.yaml")]
     planned = "Job stats:\njob      count\n-----  -------\ntrain        2\nall          1\ntotal        3\n"
-    warning = stale_report(argv, "/start", dry_run(planned))
+    warning = stale_report(argv, workdir, None, dry_run(planned))
     assert warning.startswith("warning: --report: 3 jobs have to run before the results are those of this config")
-    [(command, cwd)] = calls
-    assert command[1:] == ["-m", "snakemake", "-s", "Snakefile", "--configfile", "a.yaml", "--dry-run", "--quiet",
-                           "rules"] and cwd == "/start"
-    assert stale_report(argv, "/start", dry_run("Nothing to be done (all requested files are present and up to "
-                                                "date).\n")) is None
+    [(command, cwd, checking)] = calls
+    assert command[1:] == ["-m", "snakemake", "--directory", "run", "all", "--configfile", str(tmp_path / "a.yaml"),
+                           "--dry-run", "--quiet", "rules"]
+    assert cwd == tmp_path and checking == "1"  # the dry run does not check itself
+    assert stale_report(argv, workdir, None, dry_run("Nothing to be done (all requested files are present and up "
+                                                     "to date).\n")) is None
     calls.clear()
-    assert stale_report(["snakemake", "--cores", "4"], "/start", dry_run(planned)) is None
-    assert stale_report([*argv, "--report-after-run"], "/start", dry_run(planned)) is None  # the jobs run first
+    assert stale_report(["snakemake", "--cores", "4"], workdir, None, dry_run(planned)) is None
+    assert stale_report([*argv, "--report-after-run"], workdir, None, dry_run(planned)) is None  # jobs run first
+    monkeypatch.setenv(invocation.CHECKING, "1")
+    assert stale_report(argv, workdir, None, dry_run(planned)) is None
     assert calls == []

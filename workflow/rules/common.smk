@@ -47,7 +47,7 @@ except ConfigError as error:  # one line, instead of a dump of the schema, namin
 
 # A report of results that are not this config's (Snakemake reports what is on disk, under the params given)
 if workflow.exec_mode.item_to_choice() == "default":
-    _stale = invocation.stale_report(sys.argv, invocation.started_in(sys.argv, Path.cwd(), os.environ.get("PWD")))
+    _stale = invocation.stale_report(sys.argv, Path.cwd(), os.environ.get("PWD"))
     if _stale:
         print(_stale, file=sys.stderr)
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 # Where the pipeline writes, and what it writes there: results/ holds JSON products (metrics.json, stats.json),
@@ -36,26 +36,40 @@ def report_problem(argv: Sequence[str]) -> str | None:
     return None
 
 
-# Snakemake's report options, each with the value it takes (--report's is optional; --report-after-run has none)
-REPORT_OPTIONS = {"--report": "optional", "--report-stylesheet": "one", "--report-metadata": "one", "--reporter": "one",
-                  "--report-after-run": "none"}
+# What a report needs of the command line: every option of Snakemake's report (it has no short forms)
+REPORT_DESTINATIONS = {"report", "report_after_run", "report_stylesheet", "report_metadata", "reporter",
+                       "report_html_path", "report_html_stylesheet_path"}
+CHECKING = "SEQ2SEQ_REPORT_CHECK"  # set in the dry run's environment: it must not check itself
 
 
-def stale_report(argv: Sequence[str], cwd: str | os.PathLike[str],
+def stale_report(argv: Sequence[str], workdir: Path, shell_folder: str | None,
                  run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str | None:
-    """A warning for a ``--report`` of results that are not those of this config and code: the jobs that a dry
-    run of the same command (run in ``cwd``, the folder Snakemake was started in) plans. Snakemake reports the
-    outputs on disk, under the params of the config given, without a word. A warning, not a refusal: a report of
-    the runs that have finished while others train is a report people want. None when nothing is to be done,
-    when no report is asked for, or with ``--report-after-run`` (the jobs run first)."""
-    if _option_value(argv, "--report") is None and "--report" not in argv or "--report-after-run" in argv:
+    """A warning for a report (``--report`` or ``--reporter``) of results that are not those of this config and
+    code: the jobs that a dry run of the same command plans, run in the folder Snakemake was started in (found from
+    the working folder ``workdir`` it changed into; see :func:`started_in`). Snakemake reports the outputs on disk,
+    under the params of the config given, without a word. A warning, not a refusal: a report of the runs that have
+    finished while others train is a report people want. None when nothing is to be done, when no report is asked
+    for, or with ``--report-after-run`` (the jobs run first)."""
+    if os.environ.get(CHECKING):
         return None
-    command = [sys.executable, "-m", "snakemake", *_without_report_options(argv[1:]), "--dry-run", "--quiet", "rules"]
-    done = run(command, cwd=cwd, capture_output=True, text=True)
+    parser = _snakemake_parser()
+    try:
+        args = parser.parse_args(list(argv[1:]))
+    except (SystemExit, Exception):  # not a command line of Snakemake's (an API call): nothing to check
+        return None
+    if (args.report is None and args.reporter is None) or args.report_after_run:
+        return None
+    folder = started_in(args, workdir, shell_folder)
+    if folder is None:
+        return ("warning: --report: the results were not checked against the config (the folder Snakemake was "
+                "started in is not clear from the command line): snakemake -n says whether any job has to run")
+    command = [sys.executable, "-m", "snakemake", *_without_report_options(argv[1:], parser), "--dry-run",
+               "--quiet", "rules"]
+    done = run(command, cwd=folder, capture_output=True, text=True, env={**os.environ, CHECKING: "1"})
     output = f"{done.stdout}\n{done.stderr}"
     if done.returncode != 0:
-        last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
-        return f"warning: --report: could not check the results against the config: its dry run failed ({last.strip()})"
+        last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output").strip()
+        return f"warning: --report: could not check the results against the config: its dry run failed ({last})"
     total = re.search(r"^total\s+(\d+)\s*$", output, re.MULTILINE)
     if total is None:
         return None
@@ -64,36 +78,54 @@ def stale_report(argv: Sequence[str], cwd: str | os.PathLike[str],
             f"settings' results, run the same command without --report first, or add --report-after-run")
 
 
-def started_in(argv: Sequence[str], workdir: Path, shell_folder: str | None) -> Path:
-    """The folder Snakemake was started in, where the command line's relative paths point, from the working folder
-    it changed into: ``workdir`` less a relative ``--directory``; for an absolute one the shell's ``PWD`` (a shell
-    keeps it; the working folder where there is none)."""
-    directory = _option_value(argv, "--directory") or _option_value(argv, "-d")
+def started_in(args: Any, workdir: Path, shell_folder: str | None) -> Path | None:
+    """The folder Snakemake was started in (where the command line's relative paths point), from Snakemake's parsed
+    ``args`` and the working folder ``workdir`` it changed into: a folder whose ``--directory`` is ``workdir``
+    (``workdir`` itself without one; ``workdir``'s parents or the shell's ``PWD`` for a relative one, checked, since
+    links and ``..`` defeat counting parents; ``PWD`` for an absolute one) in which the relative Snakefile and
+    config files exist. None when no folder fits."""
+    directory = args.directory
     if directory is None:
-        return workdir
-    relative = Path(directory)
-    if not relative.is_absolute() and os.pardir not in relative.parts:
-        folder = workdir
-        for _ in relative.parts:
-            folder = folder.parent
-        return folder
-    return Path(shell_folder) if shell_folder and Path(shell_folder).is_dir() else workdir
+        candidates = [workdir]
+    elif Path(directory).is_absolute():
+        candidates = [Path(shell_folder)] if shell_folder else [workdir]
+    else:
+        ancestors = [workdir, *workdir.parents][: len(Path(directory).parts) + 1]
+        candidates = [folder for folder in [ancestors[-1], *([Path(shell_folder)] if shell_folder else [])]
+                      if (folder / directory).resolve() == workdir.resolve()]
+    files = [Path(f) for f in [args.snakefile, *(args.configfile or [])] if f is not None and not Path(f).is_absolute()]
+    return next((folder for folder in candidates if all((folder / f).exists() for f in files)), None)
 
 
-def _without_report_options(args: Sequence[str]) -> list[str]:
-    """``args`` without Snakemake's report options and their values."""
-    kept, skip = [], False
-    for i, word in enumerate(args):
-        if skip:
-            skip = False
-            continue
+def _snakemake_parser() -> Any:
+    from snakemake.cli import get_argument_parser  # only ever called inside Snakemake
+
+    return get_argument_parser()
+
+
+def _without_report_options(args: Sequence[str], parser: Any) -> list[str]:
+    """``args`` without Snakemake's report options (as its parser reads them: ``--rep`` is ``--report``) and their
+    values."""
+    kept: list[str] = []
+    words = list(args)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
         name = word.split("=", 1)[0]
-        takes = REPORT_OPTIONS.get(name)
-        if takes is None:
+        action = parser._option_string_actions.get(name) if word.startswith("--") else None
+        if action is None and word.startswith("--"):  # an abbreviation, where it names one option
+            actions = {id(a): a for option, a in parser._option_string_actions.items() if option.startswith(name)}
+            action = next(iter(actions.values())) if len(actions) == 1 else None
+        if action is None or action.dest not in REPORT_DESTINATIONS:
             kept.append(word)
-        elif "=" not in word and (takes == "one" or takes == "optional" and i + 1 < len(args)
-                                  and not args[i + 1].startswith("-")):
-            skip = True
+            continue
+        if "=" in word or action.nargs == 0:
+            continue
+        if action.nargs is None:
+            i += 1
+        elif action.nargs == "?" and i < len(words) and not words[i].startswith("-"):
+            i += 1
     return kept
 
 
