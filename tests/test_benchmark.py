@@ -396,6 +396,13 @@ def test_the_machine_is_described_the_same_way_everywhere() -> None:
     assert machine.measure_matmul_flops(torch.device("cpu"), size=32, seconds=0.001, rounds=1) > 0
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this system")
+def test_the_machine_counts_the_cores_this_process_may_use(monkeypatch) -> None:
+    """A Slurm job or a container gets a CPU set: the host's count would describe another machine."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert machine.machine_info(torch.device("cpu"), 1)["cores"] == 1
+
+
 def test_the_joeynmt_peer_imports_nothing_of_the_package_nor_torch() -> None:
     # it runs in JoeyNMT's environment, where neither seq2seq nor this project's pins are installed
     code = ("import sys; import joeynmt_peer; "
