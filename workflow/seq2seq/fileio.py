@@ -47,8 +47,8 @@ def _umask() -> int:
 
 def _sync(path: Path) -> None:
     """fsync ``path``: a file's bytes, or a folder's entries (a rename in it). Systems that cannot open a folder
-    (Windows) skip the folder; a file its owner may not read (a writer made it anew under a strict umask) is
-    opened for writing instead."""
+    (Windows) skip the folder; a file its owner may not read (the umask masks mkstemp's 0600 too: 0444 leaves
+    0200) is opened for writing instead."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except PermissionError:
@@ -85,10 +85,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
     try:
         yield tmp
-        _sync(tmp)  # while it is mkstemp's 0600: readable whatever the umask
-        os.chmod(tmp, 0o666 & ~_umask())  # the usual permissions
+        _sync(tmp)
         os.replace(tmp, target)
         _sync(target.parent)
     except BaseException as error:

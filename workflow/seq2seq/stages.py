@@ -50,9 +50,9 @@ class Stage:
     """A stage: ``function`` (``module:name`` in the package), its file arguments (``name: help``; a trailing
     ``...`` in the help: several paths), the settings classes whose fields become options (``argument name:
     class``), other options (``name: (default, help, parse)``; default :data:`REQUIRED`: no default), ``label``
-    (its logger and its messages:
-    "training failed: ..."), and ``job``: the arguments other than files of a Snakemake job of its rule (which
-    names its inputs and outputs as the function's file arguments; ``job_skips``: rule files that are not)."""
+    (its logger and its messages: "training failed: ..."), and ``job``: the arguments other than files of a
+    Snakemake job of its rule (which names its inputs and outputs as the function's file arguments;
+    ``job_skips``: rule files that are not)."""
 
     function: str
     files: dict[str, str]
