@@ -22,6 +22,15 @@ def test_a_report_into_a_missing_folder_is_one_line(tmp_path, monkeypatch):
     assert report_problem(["snakemake", "-n"]) is None
 
 
+def test_the_html_reporters_path_into_a_missing_folder_is_one_line(tmp_path, monkeypatch):
+    """``--reporter html --report-html-path PATH`` writes the same page as ``--report``, and fails the same way."""
+    monkeypatch.chdir(tmp_path)
+    assert report_problem(["snakemake", "--reporter", "html", "--report-html-path", "out/report.html"]) == (
+        "--report-html-path out/report.html: there is no folder out (write it into a folder you can write, e.g. "
+        "--report results/report.html, or create the folder first)")
+    assert report_problem(["snakemake", "--reporter", "html", "--report-html-path=report.html"]) is None
+
+
 @pytest.fixture
 def read_only_folder(tmp_path):
     """A folder nobody may write into: a read-only tmpfs when root can mount one (root ignores permissions),

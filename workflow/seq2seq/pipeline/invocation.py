@@ -3,6 +3,7 @@ workflow is read, before any work, with one line naming the option and the fix."
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -18,21 +19,27 @@ PRODUCT_SUFFIXES = {"results": CONFIG_SUFFIXES, "data": (".json",)}
 
 
 def report_problem(argv: Sequence[str]) -> str | None:
-    """Why the ``--report PATH`` of the command line ``argv`` cannot be written (Snakemake builds the whole
-    report first, then fails to open the file with a 60-line traceback); None when it can, or when no report
-    is asked for. ``PATH`` is relative to the working directory, as Snakemake reads it."""
-    path = _option_value(argv, "--report")
-    if path is None:
+    """Why the report file of the command line ``argv`` (``--report PATH``, or the html reporter's
+    ``--report-html-path PATH``) cannot be written (Snakemake builds the whole report first, then fails to open the
+    file with a 60-line traceback); None when it can, or when no report is asked for. ``PATH`` is relative to the
+    working directory, as Snakemake reads it."""
+    if not any(word.startswith("--rep") for word in argv):
+        return None  # every command reads this file: no parser built for the many that ask for no report
+    args = _parsed(argv)
+    if args is None:
         return None
-    folder = Path(path).parent
     fix = "write it into a folder you can write, e.g. --report results/report.html"
-    if not folder.is_dir():
-        return f"--report {path}: there is no folder {folder} ({fix}, or create the folder first)"
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        return f"--report {path}: cannot write into {folder} ({error.strerror or error}); {fix}"
+    for option, path in (("--report", args.report), ("--report-html-path", args.report_html_path)):
+        if not isinstance(path, (str, os.PathLike)):  # not given (None, or the html path's sentinel)
+            continue
+        folder = Path(path).parent
+        if not folder.is_dir():
+            return f"{option} {path}: there is no folder {folder} ({fix}, or create the folder first)"
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            return f"{option} {path}: cannot write into {folder} ({error.strerror or error}); {fix}"
     return None
 
 
@@ -52,10 +59,8 @@ def stale_report(argv: Sequence[str], workdir: Path, shell_folder: str | None,
     for, or with ``--report-after-run`` (the jobs run first)."""
     if os.environ.get(CHECKING) or not any(word.startswith("--rep") for word in argv):
         return None  # every command reads this file: no parser built for the many that ask for no report
-    parser = _snakemake_parser()
-    try:
-        args = parser.parse_args(list(argv[1:]))
-    except (SystemExit, Exception):  # not a command line of Snakemake's (an API call): nothing to check
+    args = _parsed(argv)
+    if args is None:
         return None
     if (args.report is None and args.reporter is None) or args.report_after_run:
         return None
@@ -63,8 +68,8 @@ def stale_report(argv: Sequence[str], workdir: Path, shell_folder: str | None,
     if folder is None:
         return ("warning: --report: the results were not checked against the config (the folder Snakemake was "
                 "started in is not clear from the command line): snakemake -n says whether any job has to run")
-    command = [sys.executable, "-m", "snakemake", *_without_report_options(argv[1:], parser), "--dry-run",
-               "--quiet", "rules"]
+    kept = _without_report_options(argv[1:], _snakemake_parser())
+    command = [sys.executable, "-m", "snakemake", *kept, "--dry-run", "--quiet", "rules"]
     done = run(command, cwd=folder, capture_output=True, text=True, env={**os.environ, CHECKING: "1"})
     output = f"{done.stdout}\n{done.stderr}"
     if done.returncode != 0:
@@ -97,6 +102,15 @@ def started_in(args: Any, workdir: Path, shell_folder: str | None) -> Path | Non
     return next((folder for folder in candidates if all((folder / f).exists() for f in files)), None)
 
 
+def _parsed(argv: Sequence[str]) -> Any:
+    """``argv`` as Snakemake's parser reads it; None for what is not a Snakemake command line (an API call)."""
+    try:
+        return _snakemake_parser().parse_args(list(argv[1:]))
+    except (SystemExit, Exception):
+        return None
+
+
+@functools.cache
 def _snakemake_parser() -> Any:
     from snakemake.cli import get_argument_parser  # only ever called inside Snakemake
 
@@ -142,14 +156,3 @@ def misplaced_target(configfiles: Sequence[str | os.PathLike[str]]) -> str | Non
             return (f"--configfile {shown}: a target, not a config file? --configfile takes every word after it "
                     f"as a config file: put targets before it (snakemake --cores 4 {shown} --configfile my.yaml)")
     return None
-
-
-def _option_value(argv: Sequence[str], option: str) -> str | None:
-    """The value of ``option`` in ``argv`` (``--option VALUE`` or ``--option=VALUE``; the last one wins)."""
-    value = None
-    for i, word in enumerate(argv):
-        if word == option and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif word.startswith(f"{option}="):
-            value = word.split("=", 1)[1]
-    return value
