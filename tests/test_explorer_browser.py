@@ -417,3 +417,47 @@ def test_texts_with_any_whitespace_draw_their_tokens(open_page) -> None:
                 f"{search} sentence {i} ({sentence['source']!r}): other tokens than the run's"
     page.click("tbody.sentence[data-index='0']")
     assert_heatmap_matches(heatmap(page, "m"), run.attention, "greedy", 0)
+
+
+def test_a_produced_word_missing_from_the_reference_is_marked_whatever_the_word(open_page) -> None:
+    """"constructor" is a word like any other (it is also the name of every plain JavaScript object's property)."""
+    run = made_up_run("m", [{"source": "il est constructeur .", "greedy": "he is a constructor .", "seed": 1}])
+    run.rows[0]["reference"] = "he is a builder ."
+    page = open_page([run])
+    marked = "nodes => nodes.map(n => n.textContent)"
+    assert page.eval_on_selector_all("td.hyp[data-search=greedy] .miss", marked) == ["constructor"]
+    page.click("tbody.sentence[data-index='0']")
+    assert page.eval_on_selector_all(".card .card-hyp .miss", marked) == ["constructor"]
+
+
+def test_a_produced_word_of_a_model_without_attention_looks_at_no_source_token(open_page) -> None:
+    run = made_up_run("none", [{"source": "il dort .", "greedy": "he sleeps .", "seed": 1}])
+    run.attention["greedy"]["weights"][0] = [[0.0] * 4 for _ in range(4)]  # 4 produced tokens, 3 source + <eos>
+    page = open_page([run])
+    page.click("tbody.sentence[data-index='0']")
+    page.hover(".card table.heatmap th.row-label[data-r='0']")
+    tooltip = page.text_content("#tooltip")
+    assert "looks at no source token" in tooltip and "null" not in tooltip, tooltip
+
+
+def test_a_hover_reads_the_drawn_weights_without_a_query_per_cell(open_page) -> None:
+    """A query per cell made a hover over a label of a 100-token sentence take a second; the tooltip still names
+    the row's strongest source token."""
+    n = 60
+    source = " ".join(f"w{k}" for k in range(n))
+    run = made_up_run("m", [{"source": source, "greedy": source, "seed": 3}])
+    page = open_page([run])
+    page.click("tbody.sentence[data-index='0']")
+    page.evaluate("""() => {
+        window.queries = 0;
+        const original = Element.prototype.querySelector;
+        Element.prototype.querySelector = function (...args) { window.queries++; return original.apply(this, args); };
+    }""")
+    r = 5
+    page.hover(f".card table.heatmap th.row-label[data-r='{r}']")
+    row = run.attention["greedy"]["weights"][0][r]
+    strongest = [*source.split(), "<eos>"][row.index(max(row))]
+    assert f"looks most at \u201c{strongest}\u201d" in page.text_content("#tooltip")
+    page.hover(".card table.heatmap th.col-label[data-c='7']")
+    assert page.evaluate("window.queries") < n
+

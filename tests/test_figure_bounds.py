@@ -55,6 +55,16 @@ def test_a_long_sentence_shows_its_first_tokens_and_the_rest_in_one_column() -> 
     assert clip_for_figure(short) == (short, None)
 
 
+def test_the_rest_column_of_a_subword_sentence_is_labelled_with_its_count_not_as_a_piece() -> None:
+    """Pieces that continue a word get a leading "·"; the column that sums the left-out pieces is not one."""
+    pieces = [f"\u2581w{i}" if i % 2 == 0 else f"p{i}" for i in range(MAX_FIGURE_TOKENS + 30)]
+    weights = torch.full((3, len(pieces) + 1), 1.0 / (len(pieces) + 1))
+    figure = attention_figure(Translation(pieces, ["\u2581o", "k", "<eos>"], weights, -1.0, "ok"), "a title")
+    labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert labels[-3:] == [f"\u00b7p{MAX_FIGURE_TOKENS - 1}", "\u2026 +30", "<eos>"]
+    assert labels[:2] == ["_w0", "\u00b7p1"]
+
+
 def test_the_figure_of_a_long_sentence_is_bounded_and_says_so(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="seq2seq.plots")
     title = " ".join(f"w{i}" for i in range(LONG_WORDS)) + "\n-> o0 o1"

@@ -54,6 +54,10 @@ class Attended(Protocol):
     attention: object  # tensor or array [T, S+1]
 
 
+# The label of the column that sums the source tokens a figure leaves out ("… +30"): a token never has a space
+REST_LABEL = "\u2026 +"
+
+
 def tick_label(token: str) -> str:
     """A readable tick label: a subword piece's word-start mark becomes a leading ``_`` ("▁je" -> "_je"), a
     piece that continues a word gets a leading ``·`` ("s" in "tre s" -> "·s") only when a piece list is shown."""
@@ -62,7 +66,8 @@ def tick_label(token: str) -> str:
 
 def _labels(tokens: Sequence[str]) -> list[str]:
     pieces = any(t.startswith(WORD_START) for t in tokens)
-    return [tick_label(t) if t.startswith(WORD_START) or not pieces or t == EOS else "\u00b7" + t for t in tokens]
+    return [tick_label(t) if t.startswith(WORD_START) or not pieces or t == EOS or t.startswith(REST_LABEL)
+            else "\u00b7" + t for t in tokens]
 
 
 def attention_heatmap(ax: Axes, source_tokens: Sequence[str], output_tokens: Sequence[str],
@@ -115,7 +120,7 @@ def clip_for_figure(translation: Attended, limit: int = MAX_FIGURE_TOKENS) -> tu
     if len(sources) > limit:
         rest = weights[:, limit:len(sources)].sum(axis=1, keepdims=True)  # [T', 1]
         weights = np.concatenate([weights[:, :limit], rest, weights[:, -1:]], axis=1)  # [T', limit+2]
-        shown_sources = [*sources[:limit], f"\u2026 +{len(sources) - limit:,}"]
+        shown_sources = [*sources[:limit], f"{REST_LABEL}{len(sources) - limit:,}"]
     cuts = [f"the first {limit} of {len(tokens):,} {side} tokens"
             for tokens, side in ((sources, "source"), (outputs, "produced")) if len(tokens) > limit]
     note = f"showing {' and '.join(cuts)} (figures draw at most {limit} a side)"

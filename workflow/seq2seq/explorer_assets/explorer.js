@@ -356,7 +356,7 @@
       if (k) node.appendChild(document.createTextNode(" "));
       var f = fold(word);
       var hit = terms.some(function (t) { return f.indexOf(t) === 0; });
-      var miss = referenceWords && !referenceWords[word];
+      var miss = referenceWords && !referenceWords.has(word);
       if (!hit && !miss) { node.appendChild(document.createTextNode(word)); return; }
       var span = el(hit ? "mark" : "span", {text: word});
       if (miss) {
@@ -390,8 +390,7 @@
 
   function sentenceBody(p, i, runs, terms) {
     var reference = p.data.reference[i];
-    var referenceWords = {};
-    words(reference).forEach(function (w) { referenceWords[w] = true; });
+    var referenceWords = new Set(words(reference));
     var body = el("tbody", {className: "sentence" + (state.selected === i ? " selected" : ""),
       dataset: {index: String(i)}, tabIndex: -1});
     runs.forEach(function (run, k) {
@@ -491,6 +490,7 @@
       body.appendChild(tr);
     });
     table.appendChild(body);
+    drawnMatrices.set(table, m);
     return table;
   }
 
@@ -515,8 +515,7 @@
     card.appendChild(el("div", {className: "line"}, el("span", {className: "line-label", text: "reference"}),
       el("span", {className: "line-text ref", text: p.data.reference[i]})));
     var reference = p.data.reference[i];
-    var referenceWords = {};
-    words(reference).forEach(function (w) { referenceWords[w] = true; });
+    var referenceWords = new Set(words(reference));
     p.shownRuns().forEach(function (run) {
       var search = run.searches[state.search];
       var text = search.text(i);
@@ -552,9 +551,13 @@
     tipAnchor = null;
   }
 
+  // the matrix each heatmap was drawn from: a hover reads its weights there (a query per cell would make a
+  // hover over a long sentence's label quadratic in its length)
+  var drawnMatrices = new WeakMap();
+
   function weightAt(table, r, c) {
-    var cell = table.querySelector('.cell[data-r="' + r + '"][data-c="' + c + '"]');
-    return cell ? Number(cell.dataset.w) : 0;
+    var m = drawnMatrices.get(table);
+    return Number(m.w[Number(r) * m.cols.length + Number(c)].toFixed(4)); // as the cell's data-w shows it
   }
 
   // the tooltip sits beside what it describes: left of the matrix for a produced word, above it for a source
@@ -617,7 +620,8 @@
         if (w > best) { best = w; bestToken = th.dataset.token; }
       });
       showTooltip(event, [["tip-head", "output " + quote(target.dataset.token)],
-        ["tip-body", "looks most at " + quote(bestToken) + " (" + formatWeight(best) + ")"]],
+        ["tip-body", bestToken === null ? "looks at no source token (every weight is 0: a model without attention)" :
+          "looks most at " + quote(bestToken) + " (" + formatWeight(best) + ")"]],
       {kind: "row", node: target, table: table});
     } else if (target.classList.contains("col-label")) {
       var c = target.dataset.c, total = 0;
