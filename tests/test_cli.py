@@ -109,3 +109,75 @@ def test_the_systems_labels_are_a_required_option(stage, capsys):
     with pytest.raises(SystemExit) as caught:
         main(arguments)
     assert caught.value.code == 2 and "required: --labels" in capsys.readouterr().err
+
+
+def test_an_option_value_that_is_not_yaml_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["vocab", "--train", "x", "--source", "s", "--target", "t", "--size", "["])
+    assert caught.value.code == 2
+    assert "argument --size: not valid YAML: '['" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate"])
+def test_a_thread_count_below_one_is_a_usage_error(stage, capsys):
+    arguments = [stage]
+    for name in STAGES[stage].files:
+        arguments += [f"--{name.replace('_', '-')}", "x"]
+    with pytest.raises(SystemExit) as caught:
+        main([*arguments, "--threads", "-1"])
+    assert caught.value.code == 2
+    assert "argument --threads: a whole number of at least 1 expected, got '-1'" in capsys.readouterr().err
+
+
+def one_failure_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_figures_with_the_wrong_number_of_heatmap_paths_is_one_line_before_the_model_is_read(tmp_path, capsys):
+    arguments = ["figures", "--model", str(tmp_path / "not-read.pt"), "--test", "t", "--history", "h",
+                 "--attention", str(tmp_path / "a.png"), "--grid", str(tmp_path / "g.png"),
+                 "--curve", str(tmp_path / "c.png"), "--count", "2"]
+    with pytest.raises(SystemExit) as caught:
+        main(arguments)
+    assert caught.value.code == 1
+    assert one_failure_line(capsys).endswith(
+        "1 attention figure paths given for 2 sentences (2 test sentences (figures.count, --count) + 0 from the "
+        "config)")
+
+
+@pytest.mark.parametrize(("stage", "labels", "message"), [
+    ("explorer", "[[fra-eng, a], [fra-eng, b]]", "1 translations files, 1 attention files and 2 labels"),
+    ("explorer", "[fra-eng]", "label 'fra-eng': a run's label is [pair, system]"),
+    ("summary", "[[fra-eng, luong]]", "label ['fra-eng', 'luong']: a system's label is [pair, system, model"),
+])
+def test_labels_that_do_not_fit_the_files_are_one_line(stage, labels, message, tmp_path, capsys):
+    arguments = [stage]
+    for name in STAGES[stage].files:
+        arguments += [f"--{name.replace('_', '-')}", str(tmp_path / name)]
+    with pytest.raises(SystemExit) as caught:
+        main([*arguments, "--labels", labels])
+    assert caught.value.code == 1
+    assert message in one_failure_line(capsys)
+
+
+def test_training_by_hand_on_splits_of_another_normalization_is_refused(tmp_path, capsys):
+    """A model records its normalization for seq2seq-translate: the default ascii on unicode-normalized splits
+    translated 'très' as an unknown word."""
+    raw = write_raw_corpus(tmp_path / "raw.txt")
+    split = {name: str(tmp_path / f"{name}.tsv") for name in ("train", "valid", "test")}
+    assert main(["prepare", "--raw", str(raw), *[f"--{k}={v}" for k, v in split.items()], "--stats",
+                 str(tmp_path / "stats.json"), "--normalization", "unicode"]) == 0
+    assert any(not source.isascii() for source, _ in read_split(split["train"]))
+    assert main(["vocab", "--train", split["train"], "--source", str(tmp_path / "s.json"), "--target",
+                 str(tmp_path / "t.json"), "--type", "word"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        main(["train", "--train", split["train"], "--valid", split["valid"], "--source-vocab",
+              str(tmp_path / "s.json"), "--target-vocab", str(tmp_path / "t.json"), "--model",
+              str(tmp_path / "model.pt"), "--last", str(tmp_path / "last.pt"), "--history", str(tmp_path / "h.tsv"),
+              "--attention", "luong", "--epochs", "1", "--hidden-size", "8", "--threads", "1"])
+    assert caught.value.code == 1
+    assert "is not ascii-normalized" in one_failure_line(capsys)
+    assert not (tmp_path / "model.pt").exists()

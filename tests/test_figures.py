@@ -45,7 +45,7 @@ def test_figures_stage_draws_sampled_and_extra_sentences_reproducibly(tmp_path, 
     assert choose_test_sentences(2, 20, seed=5) == choose_test_sentences(2, 20, seed=5)
     assert len(set(choose_test_sentences(8, 20, seed=0))) == 8
     assert choose_test_sentences(3, 2, seed=0) == [0, 1, 0]
-    with pytest.raises(ValueError, match="2 attention figure paths given for 3 sentences"):
+    with pytest.raises(InputError, match="2 attention figure paths given for 3 sentences"):
         draw_figures(model, test, history, attention[:2], tmp_path / "g.png", tmp_path / "c.png",
                      FigureSettings(count=2, sentences=["tu es grand ."]))
 

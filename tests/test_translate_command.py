@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import subprocess
 import sys
 
@@ -363,3 +364,63 @@ def test_a_closed_stdin_is_nothing_to_translate(checkpoint, capsys, monkeypatch)
     assert main(["--model", str(checkpoint)]) == 2
     assert _one_error_line(capsys) == (
         "seq2seq-translate: error: nothing to translate: give sentences as arguments or one per line on stdin")
+
+
+TRANSLATE = [sys.executable, "-m", "seq2seq.translate_command"]
+
+
+def test_output_piped_into_head_ends_quietly(checkpoint) -> None:
+    """`| head -1`: the reader goes away; no traceback, exit status 141 as for a process SIGPIPE stopped."""
+    reader = subprocess.Popen(["head", "-1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    result = subprocess.run([*TRANSLATE, "--model", str(checkpoint)], input=b"je suis content .\n" * 20000,
+                            stdout=reader.stdin, stderr=subprocess.PIPE, timeout=300)
+    reader.stdin.close()
+    assert reader.stdout.read() == b"i am happy .\n"
+    assert b"Traceback" not in result.stderr and b"Exception ignored" not in result.stderr, result.stderr[-500:]
+    assert result.returncode == 141
+    reader.wait(timeout=30)
+
+
+def test_a_full_disk_on_stdout_is_one_line(checkpoint) -> None:
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([*TRANSLATE, "--model", str(checkpoint), "je suis content ."], stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("seq2seq-translate: error: cannot write the translations to stdout: No space "
+                                     "left on device")
+
+
+def test_a_translation_with_accents_is_printed_as_utf8_whatever_the_locale(checkpoint, tmp_path) -> None:
+    """Input is read as UTF-8 whatever the locale; so is the output written (a C locale's ASCII failed on 'è')."""
+    payload = torch.load(checkpoint, weights_only=True)
+    payload["target_vocab"]["tokens"][0] = "très"  # the first word after the specials, renamed ...
+    payload["model_state"]["decoder.out.bias"][4] = 1000.0  # ... and always produced
+    accents = tmp_path / "accents.pt"
+    save_checkpoint(accents, {key: value for key, value in payload.items() if key not in ("format", "sha256")})
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+    result = subprocess.run([*TRANSLATE, "--model", str(accents), "--max-len", "2", "je suis content ."],
+                            capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-500:]
+    assert result.stdout == "très très\n".encode("utf-8")
+
+
+def test_a_max_len_beyond_the_pipelines_limit_is_a_usage_error(checkpoint, capsys) -> None:
+    """Search holds room for --max-len tokens from its start: 10**9 took 22.9 GB for a four-word output. Run as a
+    process under a 4 GB address-space limit, so that code without the check fails here instead of filling the
+    machine's memory."""
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    result = subprocess.run([*TRANSLATE, "--model", str(checkpoint), "--max-len", "1000000000", "je suis content ."],
+                            capture_output=True, text=True, preexec_fn=limit_memory, timeout=120)
+    assert result.returncode == 2 and "--max-len must be at most 1000" in result.stderr, result.stderr[-500:]
+    assert main(["--model", str(checkpoint), "--max-len", "1000", "je suis content ."]) == 0
+
+
+@pytest.mark.parametrize("device", ["mps", "xpu", "meta"])
+def test_a_device_this_machine_lacks_is_one_line(checkpoint, capsys, device) -> None:
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    assert main(["--model", str(checkpoint), "--device", device, "je suis content ."]) == 2
+    error = _one_error_line(capsys)
+    assert error.startswith(f"seq2seq-translate: error: device '{device}'") and "--device auto or cpu" in error

@@ -382,6 +382,18 @@ def write_split(path: str | os.PathLike[str], pairs: Sequence[tuple[str, str]]) 
             handle.write(f"{source}\t{target}\n")
 
 
+def check_normalized(path: str | os.PathLike[str], pairs: Sequence[tuple[str, str]], mode: str) -> None:
+    """CorpusError naming the first line of the split ``path`` (its ``pairs``, as :func:`read_split` returns them)
+    whose source the normalization ``mode`` would change: a model trained on it records ``mode`` and normalizes new
+    input that way (seq2seq-translate), differently from its training data, and translates it worse, silently."""
+    for number, (source, _) in enumerate(pairs, start=2):  # line 1 is the header
+        normalized = normalize(source, mode)
+        if normalized != source:
+            raise CorpusError(f"{path}:{number}: the source {source!r} is not {mode}-normalized ({mode} gives "
+                              f"{normalized!r}): train with the normalization the prepare stage used (its "
+                              f"stats.json says which; --normalization by hand)")
+
+
 def read_split(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """Read a split TSV written by :func:`write_split` -> list of (source, target)."""
     pairs: list[tuple[str, str]] = []

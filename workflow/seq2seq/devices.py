@@ -11,11 +11,12 @@ class DeviceError(InputError, ValueError):
     """A device setting this machine cannot satisfy (e.g. ``cuda`` without CUDA)."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else the CPU; any other name as given.
+def resolve_device(name: str, setting: str = "training.device") -> torch.device:
+    """``auto`` -> CUDA when present, else the CPU; any other name as given, if this machine has it.
 
-    A named CUDA device on a machine without CUDA is an error here rather than deep inside the first
-    tensor copy.
+    A device this machine lacks (CUDA or a CUDA index it does not have, MPS off a Mac, a device type PyTorch knows
+    but the pipeline does not run on) is an error here, naming ``setting`` (the config key or option it came
+    from), rather than deep inside the first tensor copy.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -23,9 +24,21 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as error:
         raise DeviceError(f"device {name!r}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} requested, but CUDA is not available on this machine (set "
-                          f"training.device: auto or cpu, or run this job where a GPU is)")
+    fix = f"use {setting} auto or cpu" if setting.startswith("-") else f"set {setting}: auto or cpu"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name!r} requested, but CUDA is not available on this machine ({fix}, or "
+                              f"run this job where a GPU is)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"device {name!r} requested, but this machine has {count} CUDA device"
+                              f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1}); {fix}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise DeviceError(f"device {name!r} requested, but MPS (Apple's GPU) is not available on this machine "
+                              f"({fix})")
+    elif device.type != "cpu":
+        raise DeviceError(f"device {name!r}: the pipeline runs on cpu, cuda or mps ({fix})")
     return device
 
 

@@ -89,7 +89,7 @@ def evaluate_model(models: Sequence[str | os.PathLike[str]], test: str | os.Path
     """
     if threads:
         set_cpu_threads(threads)
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, "--device")
     model, source_vocab, target_vocab, metadata = load_system(models, device=torch_device)
     pairs = read_split(test)
     sources = [source for source, _ in pairs]

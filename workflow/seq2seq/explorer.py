@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .fileio import atomic_open
+from .logs import InputError
 from .formats import SEARCHES, FormatError, read_attention, read_translations
 from .tokens import EOS, WORD_START
 
@@ -238,10 +239,13 @@ def write_explorer(translations: Sequence[str | os.PathLike[str]], attention: Se
     """The explorer stage: read every run's ``translations`` TSV and ``attention`` file (``labels[i]`` is the
     ``[pair, run name]`` of the i-th files), write the page to ``html`` atomically; returns the embedded data."""
     if not len(translations) == len(attention) == len(labels):
-        raise ValueError(f"{len(translations)} translations files, {len(attention)} attention files "
+        raise InputError(f"{len(translations)} translations files, {len(attention)} attention files "
                          f"and {len(labels)} labels: expected one of each per run")
     if not labels:
-        raise ValueError("no runs to explore")
+        raise InputError("no runs to explore")
+    for label in labels:
+        if not isinstance(label, (list, tuple)) or len(label) != 2:
+            raise InputError(f"label {label!r}: a run's label is [pair, system], e.g. [fra-eng, bahdanau]")
     runs = [load_run(str(pair), str(name), translations_path, attention_path)
             for (pair, name), translations_path, attention_path in zip(labels, translations, attention)]
     data = build_data(runs)

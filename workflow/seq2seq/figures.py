@@ -55,6 +55,10 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
     Every file's extension must be ``settings.format`` (InputError naming the file before anything is drawn).
     """
     check_figure_formats([*attention, grid, curve], settings.format)
+    wanted = settings.count + len(settings.sentences)
+    if len(attention) != wanted:  # before the model is loaded
+        raise InputError(f"{len(attention)} attention figure paths given for {wanted} sentences ({settings.count} "
+                         f"test sentences (figures.count, --count) + {len(settings.sentences)} from the config)")
     system, source_vocab, target_vocab, metadata = load_model(model, device="cpu")
     pairs = read_split(test)
     epochs = read_history(history)  # every input read before the first figure is saved
@@ -63,9 +67,6 @@ def draw_figures(model: str | os.PathLike[str], test: str | os.PathLike[str], hi
         LOG.warning("figures.count is %d but the test split has only %d pairs: some are drawn twice",
                     settings.count, len(pairs))
     sources = [s for s, _ in chosen] + [normalize(s, metadata.normalization) for s in settings.sentences]
-    if len(attention) != len(sources):
-        raise ValueError(f"{len(attention)} attention figure paths given for {len(sources)} sentences "
-                         f"({len(chosen)} test sentences + {len(settings.sentences)} from the config)")
     translations = translate_sentences(system, sources, source_vocab, target_vocab, None,
                                        max_len=settings.max_length, batch_size=max(1, len(sources)))
     if settings.word_level:

@@ -8,6 +8,7 @@ No torch here (the functions are named, imported when a stage runs): the pipelin
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib
 from dataclasses import dataclass
@@ -28,7 +29,23 @@ from .settings import (
 
 
 def yaml_value(text: str) -> Any:
-    return yaml.safe_load(text)
+    """An option's value as YAML (argparse turns the error into a usage line)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise argparse.ArgumentTypeError(f"not valid YAML: {text!r} ({problem})") from None
+
+
+def positive_int(text: str) -> int:
+    """A count of at least 1 (argparse turns the error into a usage line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1 expected, got {text!r}")
+    return value
 
 
 class ModelEntry:
@@ -108,7 +125,7 @@ STAGES: dict[str, Stage] = {
             "last": "last training state to write (last.pt)", "history": "history.tsv to write"}, "training",
         _train_job, {"model_settings": ModelEntry, "training": TrainConfig, "metadata": Metadata},
         {"resume": (None, "resume state, kept between runs (default: resume.pt beside --model)", str),
-         "threads": (None, "CPU threads (default: all available)", int)}),
+         "threads": (None, "CPU threads (default: all available)", positive_int)}),
     "evaluate": Stage(
         "evaluation:evaluate_model", {
             "models": "checkpoint(s) to evaluate, several for an ensemble ...", "test": "test split",
@@ -117,7 +134,7 @@ STAGES: dict[str, Stage] = {
         lambda smk: {"settings": EvaluationSettings(**smk.params.settings), "threads": smk.threads,
                      "device": device_for_job("auto", smk.resources.get("gpu", 0))},
         {"settings": EvaluationSettings},
-        {"threads": (None, "CPU threads", int), "device": ("auto", "auto, cpu, cuda, cuda:1, ...", str)}),
+        {"threads": (None, "CPU threads", positive_int), "device": ("auto", "auto, cpu, cuda, cuda:1, ...", str)}),
     "figures": Stage(
         "figures:draw_figures", {
             "model": "checkpoint", "test": "test split", "history": "history.tsv of the run",

@@ -75,6 +75,10 @@ class Runs:
         if not len(labels) == len(metrics) == len(translations):
             raise InputError(f"summary needs as many metrics ({len(metrics)}) and translations "
                              f"({len(translations)}) as labels ({len(labels)})")
+        for label in labels:
+            if not isinstance(label, (list, tuple)) or len(label) != 4:
+                raise InputError(f"label {label!r}: a system's label is [pair, system, model or ensemble, seed or "
+                                 f"null], e.g. [fra-eng, bahdanau/seed1, bahdanau, 1]")
         trained = [label for label in labels if label[3] is not None]
         if len(histories) != len(trained):
             raise InputError(f"summary needs one history per training run (a label with a seed): {len(histories)} "

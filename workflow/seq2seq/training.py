@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from .batching import Batch, Example, encode_pairs, make_batches
 from .checkpoint import Metadata, TrainingState, cpu_state, resume_training, save_model, save_training
-from .corpus import read_split
+from .corpus import check_normalized, read_split
 from .devices import resolve_device, set_cpu_threads
 from .fileio import DiskFullError
 from .formats import HISTORY_COLUMNS, write_history
@@ -550,6 +550,7 @@ def train_from_files(train: str | Path, valid: str | Path, source_vocab: str | P
     model entry (family, attention, hidden_size, ...; vocabulary sizes are added here)."""
     sources, targets = load_vocabulary(source_vocab), load_vocabulary(target_vocab)
     data = TrainingData(read_split(train), read_split(valid), sources, targets)
+    check_normalized(train, data.train_pairs, (metadata or Metadata()).normalization)
     architecture = model_config(model_settings, len(sources), len(targets))
     LOG.info("training %s on %d pairs (%d validation); model %s; training %s",
              (metadata or Metadata()).model_name or "?", len(data.train_pairs), len(data.valid_pairs),

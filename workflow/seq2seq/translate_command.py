@@ -10,7 +10,9 @@ mistake is one line and exit status 2, before anything is translated or written.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -26,6 +28,7 @@ from .translate import translate_sentences
 LOG = logging.getLogger("seq2seq.translate")
 EVALUATION = EvaluationSettings()  # the evaluate stage's defaults (the config schema's)
 MAX_ALPHA = subschema("evaluation.length_penalty")["maximum"]
+MAX_LEN = subschema("evaluation.max_length")["maximum"]  # search allocates room for it from the start
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,11 +104,24 @@ def _sources_to_translate(inputs: Sequence[tuple[str, str]], normalization: str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status: 0, or 2 when nothing was translated (an unusable
-    checkpoint, a bad argument or input, or no input worth translating), with one line saying why."""
+    checkpoint, a bad argument or input, or no input worth translating), 1 when the translations could not be
+    written, 130 on Ctrl-C, each with one line saying why; 141 (as a process killed by SIGPIPE) when the reader
+    of the output went away (`| head`), silently."""
+    try:
+        return _translate(argv)
+    except KeyboardInterrupt:
+        print("seq2seq-translate: interrupted", file=sys.stderr)
+        return 130
+
+
+def _translate(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.beam < 1 or args.max_len < 1 or args.batch_size < 1:
         parser.error("--beam, --max-len and --batch-size must be at least 1")
+    if args.max_len > MAX_LEN:
+        parser.error(f"--max-len must be at most {MAX_LEN} (as the pipeline's evaluation.max_length): search "
+                     f"holds room for that many tokens of every sentence from its first step, got {args.max_len}")
     # beam search stops early by a bound that holds for alpha >= 0 only (and not for NaN); a huge alpha overflows
     if not 0 <= args.alpha <= MAX_ALPHA:
         parser.error(f"--alpha must be from 0 to {MAX_ALPHA} (as the pipeline's evaluation.length_penalty), "
@@ -121,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs = read_inputs(args.sentences, sys.stdin)
         if not inputs:
             raise InputError("nothing to translate: give sentences as arguments or one per line on stdin")
-        device = resolve_device(args.device)
+        device = resolve_device(args.device, "--device")
         model, source_vocab, target_vocab, metadata = load_model(args.model, device=device)
         sources = _sources_to_translate(inputs, metadata.normalization, metadata.longest_source_words)
         if not sources:
@@ -134,11 +150,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        max_len=args.max_len, batch_size=args.batch_size,
                                        names=[inputs[index][0] for index in sources])
     by_input = dict(zip(sources, translations))
-    for index, (label, _) in enumerate(inputs):
-        translation = by_input.get(index)
-        if translation is not None and translation.output_tokens[-1:] != [EOS]:
-            LOG.warning("the translation of %s was cut at --max-len %d tokens", label, args.max_len)
-        print(translation.text if translation is not None else "")
+    # UTF-8 whatever the locale, as the input is read (a C locale's ASCII stdout failed at the first accent)
+    sys.stdout.flush()
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False) \
+        if getattr(sys.stdout, "buffer", None) is not None else sys.stdout
+    try:
+        for index, (label, _) in enumerate(inputs):
+            translation = by_input.get(index)
+            if translation is not None and translation.output_tokens[-1:] != [EOS]:
+                LOG.warning("the translation of %s was cut at --max-len %d tokens", label, args.max_len)
+            out.write((translation.text if translation is not None else "") + "\n")
+        out.flush()
+    except BrokenPipeError:  # the reader is gone (`| head -1`): what it wanted was written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+        return 141
+    except OSError as error:
+        print(f"seq2seq-translate: error: cannot write the translations to stdout: {error.strerror or error}",
+              file=sys.stderr)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    finally:
+        if out is not sys.stdout:
+            out.detach()  # sys.stdout keeps the buffer
     if args.plot:
         from .plots import attention_figure, save_figure
 
