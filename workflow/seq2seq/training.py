@@ -553,7 +553,7 @@ def train_from_files(train: str | Path, valid: str | Path, source_vocab: str | P
     check_normalized(train, data.train_pairs, (metadata or Metadata()).normalization)
     architecture = model_config(model_settings, len(sources), len(targets))
     LOG.info("training %s on %d pairs (%d validation); model %s; training %s",
-             (metadata or Metadata()).model_name or "?", len(data.train_pairs), len(data.valid_pairs),
+             (metadata or Metadata()).model_name or "a model", len(data.train_pairs), len(data.valid_pairs),
              config_to_dict(architecture), training.to_dict())
     files = TrainingFiles(Path(model), Path(last), Path(history), Path(resume) if resume else None)
     return train_model(data, architecture, training, files, metadata, threads)
