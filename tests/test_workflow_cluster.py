@@ -147,3 +147,34 @@ def test_every_request_of_the_profile_fits_a_one_gpu_node():
         gpus = merged.get("gpu", 0)
         cpus = merged["cpus_per_gpu"] * gpus if gpus and "cpus_per_gpu" in merged else profile["set-threads"][rule]
         assert gpus <= 1 and cpus <= 4 and merged["mem_mb"] <= 15000, (rule, merged)
+
+
+def test_the_cluster_extras_ask_for_a_slurm_plugin_whose_squeue_status_works():
+    """The profile's `slurm-status-command: squeue` fails on every check with plugins 2.0 and 2.1 (`--format=%i|%T`
+    unquoted in a shell) and the run waits forever; the installed plugin must fit the extras' requirement."""
+    import importlib.metadata
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    wanted = [Requirement(spec) for extra in ("cluster", "test") for spec in extras[extra]
+              if Requirement(spec).name == "snakemake-executor-plugin-slurm"]
+    assert len(wanted) == 2
+    for requirement in wanted:
+        assert not requirement.specifier.contains("2.1.0") and requirement.specifier.contains(
+            importlib.metadata.version("snakemake-executor-plugin-slurm")), requirement
+
+
+def test_the_readmes_squeue_advice_covers_the_plugins_longest_wait_between_status_checks():
+    """squeue is safe while it still lists a finished job at the plugin's next check: the README's MinJobAge
+    floor (300 s) must exceed the plugin's longest wait, which it names (180 s in 2.8.0)."""
+    import inspect
+    import re
+
+    import snakemake_executor_plugin_slurm
+
+    longest = int(re.search(r"max_sleep_time = (\d+)", inspect.getsource(snakemake_executor_plugin_slurm)).group(1))
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"up to {longest} s apart" in readme and "keep squeue where `MinJobAge` is at least 300" in readme
+    assert longest + 60 <= 300  # and slurmctld's purge pass, about a minute
