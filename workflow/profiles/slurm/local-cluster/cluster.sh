@@ -181,6 +181,17 @@ start_slurmdbd() {
 
 node_idle() { sinfo -h -n localhost -o %t | grep -qx idle; }
 
+wait_for_controller() {  # slurmctld answers; fails at once, quoting its log, when its process is gone
+    local deadline=$((SECONDS + 30))
+    until scontrol ping 2>/dev/null | grep -q "is UP"; do
+        if { [ -s "$STATE/slurmctld.pid" ] && [ -z "$(pid_of slurmctld)" ]; } || [ $SECONDS -ge $deadline ]; then
+            die "the controller (slurmctld) did not come up: $(grep -m1 fatal "$STATE/slurmctld.log" 2>/dev/null \
+                || echo "its log has no fatal error") (logs in $STATE)"
+        fi
+        sleep 0.2
+    done
+}
+
 start() {
     local accounting=yes
     case "${1:-}" in
@@ -201,16 +212,22 @@ start() {
     install -d -m 0755 "$STATE" "$STATE/slurmctld" "$STATE/slurmd"
     touch "$STATE/$STATE_MARK"
     echo "$accounting" >"$STATE/accounting"
-    trap 'say "start failed: stopping what it started"; stop_daemons; remove_config' EXIT
+    # One interrupt (Ctrl-C, timeout's SIGTERM) ends the start, and the cleanup runs once, to the end: signals
+    # during it (a process group gets each one again) are ignored
+    trap 'trap "" INT TERM HUP; say "start failed: stopping what it started"; stop_daemons; remove_config' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
     start_munge
     if [ "$accounting" = yes ]; then
         start_mariadb
         start_slurmdbd
     fi
     slurmctld
+    wait_for_controller
     slurmd -N localhost
     wait_for 30 "the node (slurmd)" node_idle
-    trap - EXIT
+    trap - EXIT INT TERM HUP
     say "up: Slurm $(sinfo -V | awk '{print $2}'), node localhost with 1 GPU (gres gpu:1, fake), partition" \
         "$PARTITION, accounting $([ "$accounting" = yes ] && echo "on (sacct; account $ACCOUNT)" || echo "off (use status_command: squeue)")"
 }
@@ -257,6 +274,10 @@ status() {
         if [ -n "$pid" ]; then echo "$daemon $pid"; any=yes; fi
     done
     [ "$any" = yes ] || { say "not running"; return 1; }
+    for daemon in "${DAEMONS[@]}"; do
+        case "$daemon:$(cat "$STATE/accounting" 2>/dev/null)" in mariadbd:no | slurmdbd:no) continue ;; esac
+        [ -n "$(pid_of "$daemon")" ] || say "$daemon is not running (logs in $STATE)"
+    done
     sinfo -N -o "%N %t %c %m %G %P"
 }
 
