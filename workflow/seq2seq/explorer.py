@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .fileio import atomic_open
-from .logs import InputError
 from .formats import SEARCHES, FormatError, read_attention, read_translations
+from .logs import InputError
 from .tokens import EOS, WORD_START
 
 LOG = logging.getLogger(__name__)

@@ -161,14 +161,15 @@ def _translate(argv: Sequence[str] | None) -> int:
                 LOG.warning("the translation of %s was cut at --max-len %d tokens", label, args.max_len)
             out.write((translation.text if translation is not None else "") + "\n")
         out.flush()
+        status = 0
     except BrokenPipeError:  # the reader is gone (`| head -1`): what it wanted was written
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
-        return 141
+        status = 141
     except OSError as error:
         print(f"seq2seq-translate: error: cannot write the translations to stdout: {error.strerror or error}",
               file=sys.stderr)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        status = 1
     finally:
         if out is not sys.stdout:
             out.detach()  # sys.stdout keeps the buffer
@@ -179,7 +180,7 @@ def _translate(argv: Sequence[str] | None) -> int:
         save_figure(attention_figure(first, title=f"{' '.join(first.source_tokens)}\n-> {first.text}"),
                     args.plot)
         LOG.info("attention heatmap of %s saved to %s", inputs[next(iter(sources))][0], args.plot)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ workflow is read, before any work, with one line naming the option and the fix."
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import re
 import subprocess
@@ -103,9 +105,11 @@ def started_in(args: Any, workdir: Path, shell_folder: str | None) -> Path | Non
 
 
 def _parsed(argv: Sequence[str]) -> Any:
-    """``argv`` as Snakemake's parser reads it; None for what is not a Snakemake command line (an API call)."""
+    """``argv`` as Snakemake's parser reads it; None for what is not a Snakemake command line (an API call: the
+    parser's complaint about it is not shown)."""
     try:
-        return _snakemake_parser().parse_args(list(argv[1:]))
+        with contextlib.redirect_stderr(io.StringIO()):
+            return _snakemake_parser().parse_args(list(argv[1:]))
     except (SystemExit, Exception):
         return None
 
