@@ -424,3 +424,11 @@ def test_a_device_this_machine_lacks_is_one_line(checkpoint, capsys, device) -> 
     assert main(["--model", str(checkpoint), "--device", device, "je suis content ."]) == 2
     error = _one_error_line(capsys)
     assert error.startswith(f"seq2seq-translate: error: device '{device}'") and "--device auto or cpu" in error
+
+
+def test_word_level_without_a_plot_is_a_usage_error(checkpoint, capsys) -> None:
+    """--word-level changes only the plot: without --plot it was ignored without a word."""
+    with pytest.raises(SystemExit) as caught:
+        main(["--model", str(checkpoint), "--word-level", "je suis content ."])
+    assert caught.value.code == 2
+    assert "--word-level draws the --plot's attention over words: give --plot FILE too" in capsys.readouterr().err

@@ -119,6 +119,9 @@ def _translate(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.beam < 1 or args.max_len < 1 or args.batch_size < 1:
         parser.error("--beam, --max-len and --batch-size must be at least 1")
+    if args.word_level and not args.plot:
+        parser.error("--word-level draws the --plot's attention over words: give --plot FILE too (the translations "
+                     "are the same either way)")
     if args.max_len > MAX_LEN:
         parser.error(f"--max-len must be at most {MAX_LEN} (as the pipeline's evaluation.max_length): search "
                      f"holds room for that many tokens of every sentence from its first step, got {args.max_len}")
