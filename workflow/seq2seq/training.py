@@ -550,10 +550,11 @@ def train_from_files(train: str | Path, valid: str | Path, source_vocab: str | P
     model entry (family, attention, hidden_size, ...; vocabulary sizes are added here)."""
     sources, targets = load_vocabulary(source_vocab), load_vocabulary(target_vocab)
     data = TrainingData(read_split(train), read_split(valid), sources, targets)
-    check_normalized(train, data.train_pairs, (metadata or Metadata()).normalization)
+    recorded = metadata or Metadata()  # what the checkpoint will say
+    check_normalized(train, data.train_pairs, recorded.normalization)
     architecture = model_config(model_settings, len(sources), len(targets))
     LOG.info("training %s on %d pairs (%d validation); model %s; training %s",
-             (metadata or Metadata()).model_name or "a model", len(data.train_pairs), len(data.valid_pairs),
+             recorded.model_name or "a model", len(data.train_pairs), len(data.valid_pairs),
              config_to_dict(architecture), training.to_dict())
     files = TrainingFiles(Path(model), Path(last), Path(history), Path(resume) if resume else None)
     return train_model(data, architecture, training, files, metadata, threads)

@@ -25,9 +25,7 @@ def report_problem(argv: Sequence[str]) -> str | None:
     ``--report-html-path PATH``) cannot be written (Snakemake builds the whole report first, then fails to open the
     file with a 60-line traceback); None when it can, or when no report is asked for. ``PATH`` is relative to the
     working directory, as Snakemake reads it."""
-    if not any(word.startswith("--rep") for word in argv):
-        return None  # every command reads this file: no parser built for the many that ask for no report
-    args = _parsed(argv)
+    args = _report_command_line(argv)
     if args is None:
         return None
     fix = "write it into a folder you can write, e.g. --report results/report.html"
@@ -59,9 +57,7 @@ def stale_report(argv: Sequence[str], workdir: Path, shell_folder: str | None,
     under the params of the config given, without a word. A warning, not a refusal: a report of the runs that have
     finished while others train is a report people want. None when nothing is to be done, when no report is asked
     for, or with ``--report-after-run`` (the jobs run first)."""
-    if os.environ.get(CHECKING) or not any(word.startswith("--rep") for word in argv):
-        return None  # every command reads this file: no parser built for the many that ask for no report
-    args = _parsed(argv)
+    args = None if os.environ.get(CHECKING) else _report_command_line(argv)
     if args is None:
         return None
     if (args.report is None and args.reporter is None) or args.report_after_run:
@@ -104,9 +100,15 @@ def started_in(args: Any, workdir: Path, shell_folder: str | None) -> Path | Non
     return next((folder for folder in candidates if all((folder / f).exists() for f in files)), None)
 
 
-def _parsed(argv: Sequence[str]) -> Any:
-    """``argv`` as Snakemake's parser reads it; None for what is not a Snakemake command line (an API call: the
-    parser's complaint about it is not shown)."""
+def _report_command_line(argv: Sequence[str]) -> Any:
+    """``argv`` as Snakemake's parser reads it, when a word of it starts with ``--rep`` (every command reads
+    common.smk: no parser is built for the many that ask for no report); else None, and None for what is not a
+    Snakemake command line (an API call: the parser's complaint about it is not shown)."""
+    return _parsed(tuple(argv)) if any(word.startswith("--rep") for word in argv) else None
+
+
+@functools.cache  # read once for both checks of a command
+def _parsed(argv: tuple[str, ...]) -> Any:
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             return _snakemake_parser().parse_args(list(argv[1:]))
