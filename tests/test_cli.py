@@ -181,3 +181,27 @@ def test_training_by_hand_on_splits_of_another_normalization_is_refused(tmp_path
     assert caught.value.code == 1
     assert "is not ascii-normalized" in one_failure_line(capsys)
     assert not (tmp_path / "model.pt").exists()
+
+
+def test_a_stage_command_loads_no_other_stages_libraries(tmp_path):
+    """``python -m seq2seq prepare`` reads only its own stage's help: the other stages' modules (PyTorch,
+    matplotlib) took 5 s to import for nothing."""
+    raw = write_raw_corpus(tmp_path / "raw.txt")
+    code = ("import sys; from seq2seq.cli import main; status = main(sys.argv[1:]); "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'pandas', 'seq2seq.training') if m in sys.modules)); "
+            "sys.exit(status)")
+    result = subprocess.run([sys.executable, "-c", code, "prepare", "--raw", str(raw), "--train", "a", "--valid",
+                             "b", "--test", "c", "--stats", "d"], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=120, env={"PYTHONPATH": str(REPO / "workflow"), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert (tmp_path / "a").stat().st_size > 0
+
+
+def test_the_help_of_every_stage_is_still_listed(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    listing = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    assert caught.value.code == 0
+    for name, stage in STAGES.items():
+        assert f" {name} {' '.join(stage.doc.split(chr(10))[0].split())}" in listing, name

@@ -53,11 +53,17 @@ def _add_model_options(sub: argparse.ArgumentParser, argument: str) -> None:
                              help=f"{family} models: {field.name} ({default})")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line of every stage, or with ``only`` a stage's name: that stage's options alone (the others
+    are bare names). A stage's help is its function's docstring, and reading it imports the function's module:
+    ``python -m seq2seq prepare`` would import PyTorch and matplotlib for the other stages' help (5 s)."""
     parser = argparse.ArgumentParser(prog="python -m seq2seq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, stage in STAGES.items():
+        if only is not None and name != only:
+            commands.add_parser(name)
+            continue
         sub = commands.add_parser(name, help=stage.doc.split("\n")[0], description=stage.doc)
         for argument, text in stage.files.items():
             several = text.endswith("...")
@@ -102,7 +108,8 @@ def _arguments(stage: Stage, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(argv[0] if argv and argv[0] in STAGES else None).parse_args(argv)
     stage = STAGES[args.stage]
     with logging_to(None, stage.label):
         kwargs = _arguments(stage, args)
