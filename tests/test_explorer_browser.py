@@ -461,3 +461,37 @@ def test_a_hover_reads_the_drawn_weights_without_a_query_per_cell(open_page) -> 
     page.hover(".card table.heatmap th.col-label[data-c='7']")
     assert page.evaluate("window.queries") < n
 
+
+
+def test_all_rows_of_many_runs_line_up_and_only_the_visible_ones_are_laid_out(open_page) -> None:
+    """"all" rows of a grid's page were one table of tens of thousands of cells, which the browser took 7-16 s to
+    lay out: each sentence is now a table of its own, laid out only when in sight, with the header's columns."""
+    sentences = [{"source": f"phrase numero {k} est assez longue pour passer a la ligne {'x' * (k % 7)}",
+                  "greedy": f"sentence number {k}", "seed": k} for k in range(120)]
+    runs = [made_up_run(f"run-with-a-long-name-{r}", sentences) for r in range(4)]
+    page = open_page(runs)
+    page.select_option("#page-size", "all")
+    assert page.locator("tbody.sentence").count() == 120
+    columns = """(table) => [...table.querySelectorAll('tr:first-child > *')]
+        .filter(cell => getComputedStyle(cell).display !== 'none')
+        .map(cell => Math.round(cell.getBoundingClientRect().left))"""
+    head = page.eval_on_selector("table.sentences-head", columns)
+    assert len(head) == 5  # #, sentence, run, greedy, beam
+    first = page.eval_on_selector("tbody.sentence[data-index='0']", f"body => ({columns})(body)")
+    assert first == head, (first, head)
+    # the browser may skip the layout of a sentence out of sight
+    assert page.eval_on_selector("tbody.sentence[data-index='119']",
+                                 "b => getComputedStyle(b.closest('.sentence-box')).contentVisibility") == "auto"
+    # the keys reach the last sentence, which is then laid out in sight, with the header's columns
+    page.click("tbody.sentence[data-index='0']")
+    for _ in range(119):
+        page.keyboard.press("j")
+    assert page.get_attribute("tbody.sentence.selected", "data-index") == "119"
+    assert page.eval_on_selector("tbody.sentence[data-index='119']", f"body => ({columns})(body)") == head
+    box = page.eval_on_selector("tbody.sentence[data-index='119']", "b => b.getBoundingClientRect().bottom")
+    assert 0 < box <= page.evaluate("document.querySelector('#table-wrap').getBoundingClientRect().bottom") + 1
+    # one run: no run column, in the header and in the sentences alike
+    single = open_page([runs[0]])
+    one_head = single.eval_on_selector("table.sentences-head", columns)
+    assert len(one_head) == 4
+    assert single.eval_on_selector("tbody.sentence[data-index='0']", f"body => ({columns})(body)") == one_head

@@ -388,6 +388,22 @@
     return cell;
   }
 
+  // Each sentence is a table of its own in a box that the browser does not lay out while it is out of sight
+  // (content-visibility): "all" rows of a grid of 13 runs are tens of thousands of cells, whose layout as one
+  // table took seconds. The tables share fixed column widths, so that their columns line up with the header's.
+  function columns(runs) {
+    var longest = Math.max.apply(null, runs.map(function (run) { return run.name.length; }));
+    return el("colgroup", null, el("col", {className: "c-num"}), el("col", {className: "c-sent"}),
+      runs.length > 1 ? el("col", {className: "c-run", style: {width: Math.min(Math.ceil(longest * 0.85) + 2, 16) + "ch"}}) : null,
+      el("col", {className: "c-hyp"}), el("col", {className: "c-hyp"}));
+  }
+
+  function sentenceBox(body, runs) {
+    // the height it is counted as while not laid out: about a row a run (its real height once it has been)
+    return el("div", {className: "sentence-box", style: {"contain-intrinsic-size": "auto " + (runs.length * 48) + "px"}},
+      el("table", null, columns(runs), body));
+  }
+
   function sentenceBody(p, i, runs, terms) {
     var reference = p.data.reference[i];
     var referenceWords = new Set(words(reference));
@@ -404,7 +420,7 @@
           el("div", {className: "ref", title: "reference translation"}, el("span", {className: "ref-mark", text: "ref"}),
             document.createTextNode(reference)))));
       }
-      row.appendChild(el("td", {className: "run-col", text: run.name}));
+      row.appendChild(el("td", {className: "run-col", text: run.name, title: run.name}));
       row.appendChild(hypothesisCell(run, "greedy", i, terms, referenceWords));
       row.appendChild(hypothesisCell(run, "beam", i, terms, referenceWords));
       body.appendChild(row);
@@ -423,17 +439,20 @@
     state.page = Math.min(state.page, pages - 1);
     var start = state.pageSize === Infinity ? 0 : state.page * state.pageSize;
     var end = state.pageSize === Infinity ? list.length : Math.min(list.length, start + state.pageSize);
-    table.querySelectorAll("tbody").forEach(function (b) { b.remove(); });
+    table.querySelectorAll(".sentence-box").forEach(function (b) { b.remove(); });
     table.classList.toggle("one-run", runs.length < 2);
+    var head = table.querySelector("table.sentences-head");
+    head.replaceChild(columns(runs), head.querySelector("colgroup"));
     table.querySelectorAll("thead th[data-search]").forEach(function (th) {
       th.classList.toggle("current", th.dataset.search === state.search);
     });
     var terms = queryTerms(fold(state.query));
     var fragment = document.createDocumentFragment();
-    for (var k = start; k < end; k++) fragment.appendChild(sentenceBody(p, list[k], runs, terms));
+    for (var k = start; k < end; k++) fragment.appendChild(sentenceBox(sentenceBody(p, list[k], runs, terms), runs));
     if (!list.length) {
-      fragment.appendChild(el("tbody", {className: "none"}, el("tr", null,
-        el("td", {colSpan: 5, className: "nothing", text: "No sentence matches: change the search or the filter."}))));
+      fragment.appendChild(sentenceBox(el("tbody", {className: "none"}, el("tr", null,
+        el("td", {colSpan: 5, className: "nothing", text: "No sentence matches: change the search or the filter."}))),
+        runs));
     }
     table.appendChild(fragment);
     table.dataset.count = String(list.length);
