@@ -499,6 +499,7 @@ def test_all_rows_of_many_runs_line_up_and_only_the_visible_ones_are_laid_out(op
     for shown in (page, single):
         widths = shown.eval_on_selector("tbody.sentence[data-index='0']", """body => {
             const cells = [...body.querySelectorAll('tr:first-child td.hyp')].map(c => c.getBoundingClientRect());
-            return [cells[0].width, cells[1].width, cells[1].right, body.closest('table').getBoundingClientRect().right];
+            const table = body.closest('table').getBoundingClientRect();
+            return [cells[0].width, cells[1].width, cells[1].right, table.right];
         }""")
         assert widths[0] == pytest.approx(widths[1], abs=1) and widths[2] == pytest.approx(widths[3], abs=1), widths

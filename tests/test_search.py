@@ -234,3 +234,21 @@ def test_beam_never_scores_below_greedy_on_a_trained_model(trained) -> None:
     # the model learned something: greedy output matches most references
     correct = sum(target_vocab.decode(t) == ref for t, (_, ref) in zip(greedy_hyps.tokens, pairs))
     assert correct > len(pairs) // 2
+
+
+def test_beam_one_is_greedy_where_two_tokens_tie_exactly() -> None:
+    """Greedy takes the first of equal log-probabilities (max); beam search's topk may take another: a model whose
+    output layer cannot tell two tokens apart made beam 1 produce [5, 6, 6, 6] where greedy produced [5, 5, 5, 5]."""
+    from helpers import seeded_model
+    from seq2seq.batching import pad_sources
+
+    model = seeded_model("bahdanau", seed=0)
+    with torch.no_grad():  # tokens 5 and 6: identical rows of the output layer, and the likeliest
+        model.decoder.out.weight[6] = model.decoder.out.weight[5]
+        model.decoder.out.bias[5] = model.decoder.out.bias[6] = 10.0
+    src, lengths = pad_sources([[4, 7, 9, 2], [5, 2]])
+    expected = greedy(model, src, lengths, max_len=4)
+    assert expected.tokens[0] == [5, 5, 5, 5]
+    for alpha in (0.0, 0.6):
+        found = beam_search(model, src, lengths, beam_size=1, alpha=alpha, max_len=4)
+        assert found.tokens == expected.tokens and found.scores == expected.scores

@@ -404,3 +404,19 @@ def test_sources_longer_than_the_models_max_length_are_counted_in_a_warning(capl
     [record] = caplog.records
     assert record.getMessage().startswith("2 of 3 training sources (66.7%) are longer than the model's max_length=4")
     assert "the longest has 7" in record.getMessage()
+
+
+@pytest.mark.parametrize("patience", [0, 1, 2])
+def test_plateau_reduces_the_rate_after_more_than_lr_patience_epochs_without_improvement(patience):
+    """What the README and the schema say: with the default 2, the third epoch in a row without an improvement
+    halves the rate (PyTorch's ReduceLROnPlateau; early stopping counts its own patience differently)."""
+    from seq2seq.optimization import LearningRate
+
+    config = TrainConfig(lr_schedule="plateau", lr_patience=patience, learning_rate=1.0, lr_factor=0.5)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = LearningRate(optimizer, config, steps_per_epoch=10)
+    rates = []
+    for loss in [1.0, 1.0 - 1e-6, 1.0, 1.0, 1.0, 1.0]:  # the best at epoch 1 (a gain under 0.01% is none)
+        schedule.after_epoch(loss)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[:patience + 2] == [1.0] * (patience + 1) + [0.5], rates  # epoch 1, then patience + 1 stalls

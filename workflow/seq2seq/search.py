@@ -103,6 +103,8 @@ def beam_search(model: torch.nn.Module, src: Tensor, src_lengths: Tensor, beam_s
     """
     if beam_size < 1 or max_len < 1:
         raise ValueError(f"beam_size and max_len must be at least 1, got {beam_size} and {max_len}")
+    if beam_size == 1:  # one hypothesis: greedy's, also where two tokens tie (topk may pick either; max the first)
+        return greedy(model, src, src_lengths, max_len)
     was_training = model.training
     model.eval()
     batch_size, k = src.size(0), beam_size
