@@ -190,3 +190,61 @@ def test_identical_seeds_give_the_interval_of_one_run(tmp_path):
     assert (row["bleu_ci_low"], row["bleu_ci_high"]) == pytest.approx(one_beam, abs=0.01)
     assert (row["greedy_bleu_ci_low"], row["greedy_bleu_ci_high"]) == pytest.approx(one_greedy, abs=0.01)
     assert one_beam != pytest.approx(one_greedy, abs=0.01)
+
+
+def test_bad_summary_inputs_are_one_line_each_naming_what_is_wrong(tmp_path):
+    """Each of these was a traceback or a silent empty table (review)."""
+    good = fake_run(tmp_path / "a", "luong", "luong", REFERENCES, damaged(REFERENCES, 3, 0))
+    other = fake_run(tmp_path / "b", "tutorial", "tutorial", damaged(REFERENCES, 2, 0), REFERENCES)
+    labels = [["fra-eng", "luong", "luong", 1], ["fra-eng", "tutorial", "tutorial", 1]]
+
+    def groups(*metrics):
+        return Runs(labels, list(metrics), [good / "translations.tsv", other / "translations.tsv"],
+                    [good / "history.tsv", other / "history.tsv"]).groups
+
+    with pytest.raises(InputError, match=r"compare.baseline: 'goood' is none of the systems \(luong, tutorial\)"):
+        summary_tables(groups(good / "metrics.json", other / "metrics.json"), "goood", COMPARE)
+    with pytest.raises(InputError, match="compare.test: 'xx' is no paired test here"):
+        summary_tables(groups(good / "metrics.json", other / "metrics.json"), "luong", {**COMPARE, "test": "xx"})
+    for name, change in (("no-beam", lambda m: m.pop("beam")), ("text-bleu", lambda m: m["beam"].update(bleu="x"))):
+        metrics = json.loads((other / "metrics.json").read_text())
+        change(metrics)
+        (tmp_path / f"{name}.json").write_text(json.dumps(metrics))
+        with pytest.raises(InputError, match=f"{name}.json: not an evaluate-stage metrics.json"):
+            summary_tables(groups(good / "metrics.json", tmp_path / f"{name}.json"), "luong", COMPARE)
+
+
+def test_every_seed_must_be_on_the_baselines_test_split(tmp_path):
+    """Only a system's first seed was checked: a second seed on another split was scored against the first's
+    references (review: a perfect seed 2 of a reordered split read BLEU 100 and a loss of 49.8)."""
+    shuffled = fake_run(tmp_path / "m2", "m", "luong", REFERENCES, REFERENCES)
+    frame = pd.read_csv(shuffled / "translations.tsv", sep="\t", keep_default_na=False)
+    frame.iloc[::-1].to_csv(shuffled / "translations.tsv", sep="\t", index=False)
+    runs = [fake_run(tmp_path / "base", "base", "luong", REFERENCES, REFERENCES),
+            fake_run(tmp_path / "m1", "m", "luong", REFERENCES, REFERENCES), shuffled]
+    labels = [["fra-eng", "base", "base", 1], ["fra-eng", "m/seed1", "m", 1], ["fra-eng", "m/seed2", "m", 2]]
+    groups = Runs(labels, [r / "metrics.json" for r in runs], [r / "translations.tsv" for r in runs],
+                  [r / "history.tsv" for r in runs]).groups
+    with pytest.raises(InputError, match=r"m2/metrics.json: another test split than the baseline's"):
+        summary_tables(groups, "base", COMPARE)
+
+
+def test_p_values_keep_their_digits_and_no_number_reads_minus_zero(tmp_path, grid):
+    from seq2seq.summary import _rounded
+
+    table = _rounded(pd.DataFrame({"p_value": [1 / 30_001, 0.04567, float("nan")], "delta": [-0.004, 0.004, 1.0]}))
+    assert table["p_value"].iloc[0] == pytest.approx(3.333e-05) and table["p_value"].iloc[1] == 0.04567
+    assert [str(x) for x in table["delta"]] == ["0.0", "0.0", "1.0"]
+
+
+def test_a_single_runs_interval_left_out_by_the_evaluate_stage_is_left_out(tmp_path):
+    """metrics.json of an evaluate stage with a higher minimum for intervals has bleu_ci95 null: the summary
+    said "not an evaluate-stage metrics.json (missing cannot unpack non-iterable NoneType object)"."""
+    run = fake_run(tmp_path / "a", "luong", "luong", REFERENCES, REFERENCES)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["beam"]["bleu_ci95"] = metrics["greedy"]["bleu_ci95"] = None
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    groups = Runs([["fra-eng", "luong", "luong", 1]], [run / "metrics.json"], [run / "translations.tsv"],
+                  [run / "history.tsv"]).groups
+    summary, _ = summary_tables(groups, "luong", COMPARE)
+    assert summary[["bleu_ci_low", "bleu_ci_high", "greedy_bleu_ci_low"]].isna().all(axis=None)

@@ -74,14 +74,29 @@ def _percentiles(scores: np.ndarray, confidence: float) -> tuple[float, float]:
     return (float(low), float(high))
 
 
+def _as_runs(stats: np.ndarray) -> np.ndarray:
+    """Per-sentence statistics as runs: [N, F] (one run) or [R, N, F] -> [R, N, F]."""
+    return stats[None] if stats.ndim == 2 else stats
+
+
+def mean_bleu(totals: np.ndarray) -> float:
+    """The mean over runs of each run's corpus BLEU, from the runs' summed statistics [R, F] (one run: its BLEU).
+    A model's seeds are compared by this mean (the ``bleu`` of the summary's row), not by the BLEU of their
+    outputs pooled into one corpus, which the brevity penalty can put outside the range of the seeds' own."""
+    return float(np.mean([bleu_from_statistics(total) for total in totals]))
+
+
 def statistics_bootstrap_ci(stats: np.ndarray, resamples: int, seed: int, confidence: float = 0.95
                             ) -> tuple[float, float]:
-    """Percentile bootstrap interval of corpus BLEU from per-sentence statistics ``stats`` [N, F]: resample the
-    N test sentences with replacement ``resamples`` times; each resample sums the picked rows into corpus BLEU,
-    as sacrebleu's own bootstrap does (which however takes its seed from the SACREBLEU_SEED environment variable,
-    hence this function)."""
+    """Percentile bootstrap interval of corpus BLEU from per-sentence statistics ``stats``, [N, F] for one run
+    or [R, N, F] for R runs (a model's seeds; the statistic is then :func:`mean_bleu`): resample the N test
+    sentences with replacement ``resamples`` times, each carrying all of its runs; each resample sums the picked
+    rows into corpus BLEU, as sacrebleu's own bootstrap does (which however takes its seed from the
+    SACREBLEU_SEED environment variable, hence this function)."""
+    runs = _as_runs(stats)
     rng = np.random.default_rng(seed)
-    scores = np.array([bleu_from_statistics(stats[rng.integers(0, len(stats), size=len(stats))].sum(axis=0))
+    count = runs.shape[1]
+    scores = np.array([mean_bleu(runs[:, rng.integers(0, count, size=count)].sum(axis=1))
                        for _ in range(resamples)])
     return _percentiles(scores, confidence)
 
@@ -95,20 +110,22 @@ def bleu_bootstrap_ci(hypotheses: Sequence[str], references: Sequence[str], resa
     return statistics_bootstrap_ci(bleu_statistics(hypotheses, references), resamples, seed, confidence)
 
 
-def runs_statistics(runs: Sequence[Sequence[str]], references: Sequence[str], count: int | None = None
-                    ) -> np.ndarray:
-    """A system of several runs (a model's seeds) as one: per test sentence, the sum of the runs' BLEU
-    statistics, each run counted ``count / len(runs)`` times (``count``: a multiple of the number of runs,
-    default that number, so that two systems of unequal run counts weigh alike), [N, F] int64. Their total is
-    the seed-pooled corpus BLEU, and resampling the rows resamples test sentences, the unit the intervals and
-    tests are about: the runs of one sentence are no independent samples (an ensemble's one output counted
-    three times beside three seeds says nothing new)."""
-    count = count or len(runs)
-    if count % len(runs):
-        raise ValueError(f"{count} is not a multiple of {len(runs)} runs")
+def runs_statistics(runs: Sequence[Sequence[str]], references: Sequence[str]) -> np.ndarray:
+    """The BLEU statistics of each run (a model's seeds) for each test sentence, [R, N, F] int64. Intervals and
+    tests resample their second axis, the test sentences, each with all of its runs: the runs of one sentence
+    are no independent samples (an ensemble's one output counted three times beside three seeds says
+    nothing new)."""
     for hypotheses in runs:
         _check(hypotheses, references)
-    return sum(bleu_statistics(hypotheses, references) for hypotheses in runs) * (count // len(runs))
+    return np.stack([bleu_statistics(hypotheses, references) for hypotheses in runs])
+
+
+def _paired_runs(system: np.ndarray, baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides' runs repeated to their least common multiple, [L, N, F] each, so that run j of one side
+    faces run j of the other (copies leave :func:`mean_bleu` as it is)."""
+    ours, theirs = _as_runs(system), _as_runs(baseline)
+    count = math.lcm(len(ours), len(theirs))
+    return np.repeat(ours, count // len(ours), axis=0), np.tile(theirs, (count // len(theirs), 1, 1))
 
 
 def _p_value(resampled: np.ndarray, observed: float) -> float:
@@ -118,25 +135,30 @@ def _p_value(resampled: np.ndarray, observed: float) -> float:
 
 
 def paired_p_value(system: np.ndarray, baseline: np.ndarray, test: str, resamples: int, seed: int) -> float:
-    """The p-value of sacrebleu's paired test of corpus BLEU on per-sentence statistics [N, F] of two systems:
-    ``bs`` (paired bootstrap resampling, as Moses' bootstrap-hypothesis-difference-significance.pl) or ``ar``
-    (paired approximate randomization: each sentence's two rows swapped with probability 1/2). The same draws
-    and arithmetic as sacrebleu's ``PairedTest`` (which gives the same p-value for single runs; a test checks
-    it), but on rows that may pool several runs (:func:`runs_statistics`), and with ``seed`` used as given
-    (sacrebleu reads it from the environment and leaves the generator unseeded for 0)."""
+    """The p-value of sacrebleu's paired test of corpus BLEU on per-sentence statistics of two systems, [N, F]
+    or [R, N, F] (runs; compared by :func:`mean_bleu`): ``bs`` (paired bootstrap resampling, as Moses'
+    bootstrap-hypothesis-difference-significance.pl) or ``ar`` (paired approximate randomization: each
+    sentence's outputs, all of its runs, swapped between the systems with probability 1/2). The same draws and
+    arithmetic as sacrebleu's ``PairedTest`` (which gives the same p-value for single runs; a test checks it),
+    and with ``seed`` used as given (sacrebleu reads it from the environment and leaves the generator unseeded
+    for 0)."""
+    ours, theirs = _paired_runs(system, baseline)
     rng = np.random.default_rng(seed)
-    observed = abs(bleu_from_statistics(system.sum(axis=0)) - bleu_from_statistics(baseline.sum(axis=0)))
+    count = ours.shape[1]
+    observed = abs(mean_bleu(ours.sum(axis=1)) - mean_bleu(theirs.sum(axis=1)))
     if test == "bs":
-        picks = rng.choice(len(system), size=(resamples, len(system)), replace=True)
-        ours, theirs = system.astype(np.float32), baseline.astype(np.float32)
-        differences = np.abs(np.array([bleu_from_statistics(ours[pick].sum(axis=0)) for pick in picks])
-                             - np.array([bleu_from_statistics(theirs[pick].sum(axis=0)) for pick in picks]))
+        picks = rng.choice(count, size=(resamples, count), replace=True)
+        ours32, theirs32 = ours.astype(np.float32), theirs.astype(np.float32)
+        differences = np.abs(np.array([mean_bleu(ours32[:, pick].sum(axis=1)) for pick in picks])
+                             - np.array([mean_bleu(theirs32[:, pick].sum(axis=1)) for pick in picks]))
         return _p_value(differences - differences.mean(), observed)
     if test == "ar":
-        swap = rng.integers(2, size=(resamples, len(system)), dtype=bool)
-        first, second = swap @ baseline + ~swap @ system, ~swap @ baseline + swap @ system  # [resamples, F]
-        differences = np.abs(np.array([bleu_from_statistics(row) for row in first])
-                             - np.array([bleu_from_statistics(row) for row in second]))
+        swap = rng.integers(2, size=(resamples, count), dtype=bool)
+        # per resample and run: the summed statistics of each side after the swaps, [resamples, L, F]
+        first = np.einsum("rn,lnf->rlf", swap, theirs) + np.einsum("rn,lnf->rlf", ~swap, ours)
+        second = np.einsum("rn,lnf->rlf", ~swap, theirs) + np.einsum("rn,lnf->rlf", swap, ours)
+        differences = np.abs(np.array([mean_bleu(totals) for totals in first])
+                             - np.array([mean_bleu(totals) for totals in second]))
         return _p_value(differences, observed)
     raise ValueError(f"unknown paired test {test!r}; expected bs or ar")
 
@@ -149,14 +171,14 @@ def paired_comparison(system: Sequence[Sequence[str]], baseline: Sequence[Sequen
     approximate randomization, :func:`paired_p_value`), both with a fixed seed.
 
     Each side is a list of runs (a model's seeds; one run for a single model or an ensemble), each a list of
-    hypotheses in test order. Several runs are compared as seed-averaged systems (:func:`runs_statistics`):
-    the interval and the test resample the test sentences, each carrying all of its runs, so that neither
-    narrows with the number of runs. Returns ``delta`` (system - baseline, seed-pooled BLEU), ``ci_low``,
-    ``ci_high``, ``p_value``, ``runs`` and ``baseline_runs`` (how many runs each side pooled).
+    hypotheses in test order, and is scored by the mean of its runs' corpus BLEU (:func:`mean_bleu`): the
+    interval and the test resample the test sentences, each carrying all of its runs, so that neither narrows
+    with the number of runs, and copies of a run change nothing. Returns ``delta`` (system - baseline, the
+    difference of the means), ``ci_low``, ``ci_high``, ``p_value``, ``runs`` and ``baseline_runs`` (how many
+    runs each side has).
     """
-    count = math.lcm(len(system), len(baseline))
-    ours, theirs = runs_statistics(system, references, count), runs_statistics(baseline, references, count)
-    if np.array_equal(ours, theirs):
+    ours, theirs = runs_statistics(system, references), runs_statistics(baseline, references)
+    if np.array_equal(*_paired_runs(ours, theirs)):
         # No difference at all. sacrebleu counts resampled differences strictly greater than the observed one,
         # which for identical outputs (every difference exactly 0) gives its smallest p-value, 1/(n+1).
         p_value = 1.0
@@ -166,9 +188,9 @@ def paired_comparison(system: Sequence[Sequence[str]], baseline: Sequence[Sequen
     deltas = []
     for _ in range(resamples):
         pick = rng.integers(0, len(references), size=len(references))
-        deltas.append(bleu_from_statistics(ours[pick].sum(axis=0)) - bleu_from_statistics(theirs[pick].sum(axis=0)))
+        deltas.append(mean_bleu(ours[:, pick].sum(axis=1)) - mean_bleu(theirs[:, pick].sum(axis=1)))
     low, high = _percentiles(np.array(deltas), confidence)
-    delta = bleu_from_statistics(ours.sum(axis=0)) - bleu_from_statistics(theirs.sum(axis=0))
+    delta = mean_bleu(ours.sum(axis=1)) - mean_bleu(theirs.sum(axis=1))
     return {"delta": delta, "ci_low": low, "ci_high": high, "p_value": p_value, "runs": len(system),
             "baseline_runs": len(baseline)}
 

@@ -6,9 +6,9 @@ Columns of results/summary.tsv (and the Markdown copy), BLEU and chrF 0-100:
 - pair, model (a model of the config, or an ensemble), kind (model | ensemble), attention, seeds (runs);
 - bleu (beam search, the mean over seeds), bleu_std (sample standard deviation over seeds, empty for one),
   bleu_min, bleu_max, bleu_ci_low, bleu_ci_high (95% bootstrap interval: one seed's from its metrics.json, drawn
-  with evaluation.bootstrap_resamples and evaluation.seed; several seeds' of the seed-pooled system's BLEU,
-  drawn here with compare.resamples and compare.seed, resampling test sentences, each with all of its seeds'
-  outputs); the same for greedy search as greedy_bleu...;
+  with evaluation.bootstrap_resamples and evaluation.seed; several seeds' of their mean BLEU, drawn here with
+  compare.resamples and compare.seed, resampling test sentences, each with all of its seeds' outputs); the same
+  for greedy search as greedy_bleu...;
 - chrf, exact_match (beam, means over seeds; exact_match a fraction);
 - parameters (trainable, per run; an ensemble's sum), epochs, training_minutes, pairs_per_s (means over
   seeds; empty for ensembles), sentences (test pairs);
@@ -16,8 +16,9 @@ Columns of results/summary.tsv (and the Markdown copy), BLEU and chrF 0-100:
   the baseline's own row), as in comparisons.tsv.
 
 results/comparisons.tsv: one row per pair x system other than the baseline x metric (greedy_bleu, beam_bleu):
-pair, model, baseline, metric, delta, ci_low, ci_high, p_value, runs, baseline_runs (the runs each side pooled;
-see metrics.paired_comparison). It has only its header when the config has one system (nothing to compare).
+pair, model, baseline, metric, delta (the difference of the seeds' mean BLEU), ci_low, ci_high, p_value (4
+significant digits), runs, baseline_runs (the runs of each side; see metrics.paired_comparison). It has only its
+header when the config has one system (nothing to compare).
 
 With fewer test sentences than ``evaluation.min_interval_sentences``, the interval and p-value cells say so
 ("too few test sentences (14 < ...)") instead of holding numbers that would mean nothing.
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .fileio import atomic_open, atomic_path
-from .formats import read_history, read_metrics, read_translations
+from .formats import FormatError, read_history, read_metrics, read_translations
 from .logs import InputError
 from .metrics import paired_comparison, runs_statistics, statistics_bootstrap_ci, too_few_for_an_interval
 from .plots import comparison_chart, save_figure
@@ -50,7 +51,8 @@ COMPARISON_COLUMNS = ["pair", "model", "baseline", "metric", "delta", "ci_low", 
                       "baseline_runs"]
 METHODS = {"greedy": "greedy_bleu", "beam": "beam_bleu"}
 _DECIMALS = 2
-_ROUNDING = {"exact_match": 4, "pairs_per_s": 1, "p_value": 4}
+_ROUNDING = {"exact_match": 4, "pairs_per_s": 1}
+_SIGNIFICANT = {"p_value": 4}  # a p-value's digits: with 30,000 resamples its smallest, 1/30,001, is 3.333e-05
 
 
 def _history_numbers(path: str | os.PathLike[str]) -> dict:
@@ -108,14 +110,16 @@ def summary_row(pair: str, name: str, runs: list[dict], resamples: int, seed: in
             if too_few_for_an_interval(row["sentences"], min_sentences):
                 row[f"{column}_ci_low"] = row[f"{column}_ci_high"] = math.nan
             elif len(runs) == 1:
-                row[f"{column}_ci_low"], row[f"{column}_ci_high"] = first[method]["bleu_ci95"]
+                # none where the evaluate stage had more sentences as its minimum for an interval
+                row[f"{column}_ci_low"], row[f"{column}_ci_high"] = first[method]["bleu_ci95"] or (math.nan,) * 2
             else:
                 row[f"{column}_ci_low"], row[f"{column}_ci_high"] = statistics_bootstrap_ci(
                     runs_statistics([run[method] for run in runs], runs[0]["references"]), resamples, seed)
         row["chrf"] = float(np.mean([run["metrics"]["beam"]["chrf"] for run in runs]))
         row["exact_match"] = float(np.mean([run["metrics"]["beam"]["exact_match"] for run in runs]))
-    except (KeyError, IndexError, TypeError) as error:
-        raise ValueError(f"{runs[0]['path']}: not an evaluate-stage metrics.json (missing {error})") from None
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise FormatError(f"{runs[0]['path']}: not an evaluate-stage metrics.json ({type(error).__name__}: "
+                          f"{error})") from None
     for key in ("epochs", "training_minutes", "pairs_per_s"):
         row[key] = float(np.mean([run["history"][key] for run in runs])) if "history" in runs[0] else math.nan
     return row
@@ -125,13 +129,19 @@ def compare_with_baseline(groups: dict[tuple[str, str], list[dict]], baseline: s
                           min_sentences: int = 1) -> list[dict]:
     """Every system of a pair against the pair's baseline, greedy and beam BLEU; the interval and p-value are NaN
     for fewer than ``min_sentences`` test sentences."""
+    if compare["test"] not in ("bs", "ar"):
+        raise InputError(f"compare.test: {compare['test']!r} is no paired test here; expected bs or ar")
+    if len(groups) > 1 and baseline not in {name for _, name in groups}:
+        raise InputError(f"compare.baseline: {baseline!r} is none of the systems "
+                         f"({', '.join(sorted({name for _, name in groups}))})")
     rows = []
     for (pair, name), runs in groups.items():
         if name == baseline or (pair, baseline) not in groups:
             continue
         base = groups[(pair, baseline)]
-        if runs[0]["references"] != base[0]["references"]:
-            raise ValueError(f"{runs[0]['path']}: another test split than the baseline's {base[0]['path']}")
+        for run in runs + base[1:]:  # every seed is scored against the references of the baseline's first
+            if run["references"] != base[0]["references"]:
+                raise FormatError(f"{run['path']}: another test split than the baseline's {base[0]['path']}")
         for method, metric in METHODS.items():
             result = paired_comparison([run[method] for run in runs], [run[method] for run in base],
                                        runs[0]["references"], compare["test"], compare["resamples"], compare["seed"])
@@ -145,8 +155,15 @@ def compare_with_baseline(groups: dict[tuple[str, str], list[dict]], baseline: s
 
 
 def _rounded(table: pd.DataFrame) -> pd.DataFrame:
-    decimals = {c: _ROUNDING.get(c, _DECIMALS) for c in table.columns if pd.api.types.is_float_dtype(table[c])}
-    return table.round(decimals)
+    """Numbers as the tables give them: 2 decimals (BLEU), others per column; p-values to 4 significant digits.
+    ``+ 0.0`` turns a -0.0 from rounding into 0.0."""
+    floats = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
+    rounded = table.round({c: _ROUNDING.get(c, _DECIMALS) for c in floats if c not in _SIGNIFICANT})
+    for column, digits in _SIGNIFICANT.items():
+        if column in rounded:
+            rounded[column] = [float(f"{value:.{digits}g}") for value in rounded[column]]
+    rounded[floats] = rounded[floats] + 0.0
+    return rounded
 
 
 def summary_tables(groups: dict[tuple[str, str], list[dict]], baseline: str, compare: dict,

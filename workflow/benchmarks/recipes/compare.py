@@ -11,8 +11,8 @@ checked (same references, in order): the vocabulary (words or subwords) is free,
 
 For each recipe: epochs run (best), minutes of training as recorded (these depend on the machine's load; time
 epochs on a quiet machine for a speed claim), greedy and beam test BLEU as mean ± sd over its runs, and the
-difference from the baseline as seed-averaged systems (``seq2seq.metrics.paired_comparison``: percentile bootstrap
-interval, and sacrebleu's paired bootstrap p-value).
+difference of the mean BLEU over runs from the baseline's (``seq2seq.metrics.paired_comparison``: percentile
+bootstrap interval, and sacrebleu's paired bootstrap p-value, both resampling test sentences with all their runs).
 """
 
 from __future__ import annotations
