@@ -205,3 +205,19 @@ def test_the_help_of_every_stage_is_still_listed(capsys):
     assert caught.value.code == 0
     for name, stage in STAGES.items():
         assert f" {name} {' '.join(stage.doc.split(chr(10))[0].split())}" in listing, name
+
+
+def test_an_output_that_cannot_be_written_is_one_line_before_the_work(tmp_path):
+    """By hand no Snakemake makes the folders: an output under a file (or a folder without write permission) was
+    found after the work, with a traceback printed twice, and the splits written before it stayed (review)."""
+    raw = write_raw_corpus(tmp_path / "raw.txt")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = subprocess.run([sys.executable, "-m", "seq2seq", "prepare", "--raw", str(raw), "--train", "out/a",
+                             "--valid", "out/b", "--test", "out/c", "--stats", "taken/stats.json"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={"PYTHONPATH": str(REPO / "workflow"), "PATH": ""})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(
+        f"prepare failed: taken/stats.json: cannot be written: {tmp_path / 'taken'} is not a folder"), lines
+    assert not (tmp_path / "out").exists()

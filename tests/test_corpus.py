@@ -338,3 +338,43 @@ def test_split_file_not_utf8_names_the_line(tmp_path):
     (tmp_path / "latin.tsv").write_bytes(b"\n".join(lines) + b"\n")
     with pytest.raises(CorpusError, match=r"latin\.tsv:3002: not UTF-8 text \(byte 1 of the line"):
         read_split(tmp_path / "latin.tsv")
+
+
+def test_a_prefix_list_is_normalized_as_the_targets_are(tmp_path):
+    """Targets are lower case and, under ascii, without apostrophes: "He is " or "he's " matched none of them and
+    kept only the other prefixes' pairs, without a word (review)."""
+    from seq2seq.corpus import normalize_prefixes
+
+    subjects = [("I am", "Je suis"), ("He is", "Il est"), ("He's", "Il est bien"), ("She is", "Elle est")]
+    adjectives = [("tall", "grand"), ("small", "petit"), ("sad", "triste"), ("rich", "riche"), ("ill", "malade"),
+                  ("late", "en retard")]
+    lines = [f"{en} {a}.\t{fr} {b}." for en, fr in subjects for a, b in adjectives]
+    raw = write(tmp_path / "raw.txt", "\n".join(lines) + "\n")
+    for normalization, prefixes, kept in (("ascii", ["I am ", "He is "], 12), ("ascii", ["i am ", "he's "], 12),
+                                          ("unicode", ["I am ", "He's "], 12), ("ascii", ["HE "], 12)):
+        stats, _ = run_prepare(tmp_path, raw, f"{normalization}-{'-'.join(prefixes)}", normalization=normalization,
+                               target_prefixes=prefixes)
+        assert stats["unique"] == kept, (normalization, prefixes, stats)
+    for preset in ("tutorial", "tutorial2023"):
+        for mode in ("ascii", "unicode"):
+            assert normalize_prefixes(resolve_prefixes(preset), mode) == resolve_prefixes(preset)
+    with pytest.raises(ValueError, match="nothing is left of them after ascii normalization"):
+        normalize_prefixes(("¿¿ ",), "ascii")
+
+
+def test_a_unicode_training_run_on_ascii_splits_is_warned_about(tmp_path, caplog):
+    """Every ascii-normalized sentence is also unicode-normalized (unchanged by it): the check passed, and the
+    model recorded unicode, keeping the accents of new input its training data never had (review)."""
+    from seq2seq.corpus import check_normalized
+
+    pairs = [("je suis fatigue .", "i m tired ."), ("il a froid .", "he is cold .")]
+    with caplog.at_level("WARNING"):
+        check_normalized("train.tsv", pairs, "ascii")
+        assert not caplog.records
+        check_normalized("train.tsv", pairs, "unicode")
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["train.tsv"]
+    assert "train with --normalization ascii" in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        check_normalized("train.tsv", [("je suis fatigué .", "i'm tired .")], "unicode")
+    assert not caplog.records

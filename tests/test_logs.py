@@ -27,3 +27,23 @@ def test_unexpected_errors_keep_their_traceback(tmp_path):
         {}["missing"]
     text = log.read_text()
     assert "stage failed" in text and "Traceback (most recent call last)" in text and "KeyError" in text
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "/out/train.tsv"),
+                                   FileExistsError(17, "File exists", "/out/stats.json"),
+                                   PermissionError(1, "Operation not permitted", "/out/.tmp1", "/out/stats.json")])
+def test_a_system_error_on_a_named_path_is_one_line(tmp_path, error, capsys):
+    """A folder without write permission ended the stage with a traceback, printed twice (review)."""
+    log = tmp_path / "rule.log"
+    with pytest.raises(SystemExit) as caught, logging_to(log, "prepare"):
+        raise error
+    target = f" -> {error.filename2}" if error.filename2 else ""
+    assert caught.value.code == 1
+    assert capsys.readouterr().err == f"prepare failed: {error.filename}{target}: {error.strerror}\n"
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_system_error_without_a_path_keeps_its_traceback(tmp_path):
+    with pytest.raises(OSError), logging_to(tmp_path / "rule.log", "stage"):
+        raise OSError(5, "Input/output error")
+    assert "Traceback (most recent call last)" in (tmp_path / "rule.log").read_text()

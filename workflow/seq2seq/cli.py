@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
+from .fileio import check_writable
 from .logs import logging_to
 from .metadata import Metadata
 from .models import DEFAULT_FAMILY, FAMILIES, with_source_positions
@@ -113,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stage = STAGES[args.stage]
     with logging_to(None, stage.label):
         kwargs = _arguments(stage, args)
+        for name, text in stage.files.items():  # before the work: by hand, no Snakemake made the folders
+            if "to write" in text:
+                for path in [kwargs[name]] if isinstance(kwargs[name], str) else kwargs[name]:
+                    check_writable(path)
         if args.stage == "train" and kwargs["resume"] is None:
             kwargs["resume"] = str(Path(kwargs["model"]).with_name("resume.pt"))
         stage.run(**kwargs)

@@ -214,6 +214,19 @@ def resolve_prefixes(target_prefixes: str | Sequence[str] | None) -> tuple[str, 
     return prefixes or None
 
 
+def normalize_prefixes(prefixes: tuple[str, ...] | None, mode: str) -> tuple[str, ...] | None:
+    """Prefixes as the targets they are matched against are written: normalized by ``mode``, a trailing space
+    kept (``"He's "`` -> ``"he s "`` under ascii). A prefix written as the raw corpus is ("He is ") matched no
+    normalized target and was ignored without a word; the presets are normalized already."""
+    if prefixes is None:
+        return None
+    normalized = tuple(normalize(p, mode) + (" " if p.endswith(" ") else "") for p in prefixes)
+    empty = [p for p, n in zip(prefixes, normalized) if not n.strip()]
+    if empty:
+        raise ValueError(f"target_prefixes {empty!r}: nothing is left of them after {mode} normalization")
+    return normalized
+
+
 def keep_pair(source: str, target: str, max_words: int, prefixes: tuple[str, ...] | None) -> bool:
     """The tutorial's filterPair: both sides fewer than ``max_words`` words, target starts with a prefix.
 
@@ -270,7 +283,7 @@ def prepare_corpus(
     and ``test`` split TSVs and the ``stats`` JSON. Returns the statistics. Same input and settings -> identical
     bytes."""
     settings = settings or PrepareSettings()
-    prefixes = resolve_prefixes(settings.target_prefixes)
+    prefixes = normalize_prefixes(resolve_prefixes(settings.target_prefixes), settings.normalization)
     read = read_raw_pairs(raw, settings.source_column, settings.target_column, settings.max_malformed_fraction,
                           settings.max_line_chars)
 
@@ -385,13 +398,19 @@ def write_split(path: str | os.PathLike[str], pairs: Sequence[tuple[str, str]]) 
 def check_normalized(path: str | os.PathLike[str], pairs: Sequence[tuple[str, str]], mode: str) -> None:
     """CorpusError naming the first line of the split ``path`` (its ``pairs``, as :func:`read_split` returns them)
     whose source the normalization ``mode`` would change: a model trained on it records ``mode`` and normalizes new
-    input that way (seq2seq-translate), differently from its training data, and translates it worse, silently."""
+    input that way (seq2seq-translate), differently from its training data, and translates it worse, silently.
+    Splits the ascii normalization wrote pass as unicode-normalized too (it changes none of their text): for
+    those a warning, since a unicode model would keep the accents its training data never had."""
     for number, (source, _) in enumerate(pairs, start=2):  # line 1 is the header
         normalized = normalize(source, mode)
         if normalized != source:
             raise CorpusError(f"{path}:{number}: the source {source!r} is not {mode}-normalized ({mode} gives "
                               f"{normalized!r}): train with the normalization the prepare stage used (its "
                               f"stats.json says which; --normalization by hand)")
+    if mode != "ascii" and pairs and all(source.isascii() and target.isascii() for source, target in pairs):
+        logger.warning("%s: every sentence is ascii-normalized (no accent, no apostrophe), but the model will "
+                       "record %s normalization and keep the accents of new input: if the prepare stage used "
+                       "ascii (its stats.json says which), train with --normalization ascii", path, mode)
 
 
 def read_split(path: str | os.PathLike[str]) -> list[tuple[str, str]]:

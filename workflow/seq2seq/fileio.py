@@ -65,6 +65,18 @@ def _sync(path: Path) -> None:
         os.close(fd)
 
 
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """:class:`InputError` where ``path`` could not be written, to say so before the work that would write it:
+    its folder, or the nearest one above it that exists (the writer makes the rest), is a file or not writable."""
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{path}: cannot be written: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot be written: no permission to write in {folder}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.

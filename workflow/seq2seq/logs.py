@@ -42,8 +42,9 @@ def setup_logging(path: str | os.PathLike[str] | None = None) -> None:
 @contextlib.contextmanager
 def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
     """Log to ``path`` for the block; a failure is written there too (Snakemake shows the log of a failed job,
-    and cluster job logs do not outlive it). An :class:`InputError` (a full disk, and a file or folder that is not
-    there, among them) ends the process with its one-line message on stderr too (exit status 1, no traceback: the
+    and cluster job logs do not outlive it). An :class:`InputError` (a full disk, a file or folder that is not
+    there, and any other failure of the system on a named path, such as a folder without write permission, among
+    them) ends the process with its one-line message on stderr too (exit status 1, no traceback: the
     user's mistake or the machine's, not ours); Ctrl-C (or an :class:`Interrupted` stage) with one line and 128 +
     the signal's number; anything else propagates with its traceback."""
     setup_logging(path)
@@ -62,11 +63,14 @@ def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logg
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:  # a stage run by hand on a wrong path
         raise one_line(f"{stage} failed: {error.filename}: {error.strerror}", 1) from None
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
-            log.exception("%s failed", stage)
-            raise
-        where = f"{error.filename}: " if error.filename else ""
-        raise one_line(f"{stage} failed: {where}no space left on the disk ({error.strerror})", 1) from None
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f"{error.filename}: " if error.filename else ""
+            raise one_line(f"{stage} failed: {where}no space left on the disk ({error.strerror})", 1) from None
+        if error.filename and error.strerror:  # a path the user can see to (a folder without write permission)
+            target = f" -> {error.filename2}" if error.filename2 else ""
+            raise one_line(f"{stage} failed: {error.filename}{target}: {error.strerror}", 1) from None
+        log.exception("%s failed", stage)
+        raise
     except Interrupted as error:
         raise one_line(f"{stage} interrupted: {error}", 128 + error.signal_number) from None
     except KeyboardInterrupt:
