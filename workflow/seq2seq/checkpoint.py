@@ -157,6 +157,11 @@ def _read(path: Path, map_location: str | torch.device) -> object:
     """torch.load with weights_only=True; CheckpointError in our words (torch's messages advise loading with
     weights_only=False, which would run whatever code the file holds)."""
     if not zipfile.is_zipfile(path):
+        with path.open("rb") as handle:
+            zip_start = handle.read(4) == b"PK\x03\x04"  # a zip archive's first member; its directory is at the end
+        if zip_start:
+            raise CheckpointError(f"{path}: a damaged or truncated checkpoint (a zip archive as torch.save writes, "
+                                  f"but cut short: its end is missing); write it again or retrain")
         raise CheckpointError(f"{path}: not a checkpoint (not a zip file as torch.save writes)")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
