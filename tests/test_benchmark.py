@@ -323,8 +323,10 @@ def test_bleu_vs_minutes_keeps_the_configs_schedule_and_measures_memory_after_de
     from seq2seq.settings import VocabSettings
     from seq2seq.vocab import write_vocabularies
 
-    results = tmp_path / "fra-eng"
-    pairs = [(french.lower(), english.lower()) for english, french in tiny_pairs()]
+    from seq2seq.corpus import normalize
+
+    results = tmp_path / "fra-eng"  # as the prepare stage writes them (the training checks the normalization)
+    pairs = [(normalize(french, "ascii"), normalize(english, "ascii")) for english, french in tiny_pairs()]
     for name, split in (("train", pairs[:110]), ("valid", pairs[110:126]), ("test", pairs[126:])):
         write_split(results / "data" / f"{name}.tsv", split)
     write_vocabularies(results / "data" / "train.tsv", results / "vocab" / "source.json",
@@ -470,3 +472,42 @@ def test_the_joeynmt_peer_skips_with_one_line_without_joeynmt(tmp_path: Path, ca
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and printed[0].startswith("SKIP: joeynmt is not importable")
     assert not out.exists() and not (tmp_path / "work").exists()
+
+
+def test_the_benchmarks_say_what_they_measured_and_refuse_what_would_mislead(tmp_path, capsys) -> None:
+    """Review: a peer comparison of our pieces against JoeyNMT's words labelled both 'word'; rates measured on
+    the synthetic corpus (a wrong --data-dir) compared with the README's real-data ones; an --amp run recorded as
+    fp32; sizes of 0 ending in tracebacks or in tables of nothing."""
+    from seq2seq.corpus import CorpusError
+    from seq2seq.settings import VocabSettings
+    from seq2seq.vocab import write_vocabularies
+
+    data = tmp_path / "data"
+    from helpers import tiny_pairs
+    from seq2seq.corpus import write_split
+    write_split(data / "train.tsv", [(french.lower(), english.lower()) for english, french in tiny_pairs()])
+    pieces = tmp_path / "pieces"
+    write_vocabularies(data / "train.tsv", pieces / "source.json", pieces / "target.json",
+                       VocabSettings(type="sentencepiece", size=60))
+    with pytest.raises(SystemExit) as caught:
+        peer_comparison.main(["--joeynmt-python", sys.executable, "--data-dir", str(data), "--vocab-dir",
+                              str(pieces), "--out", str(tmp_path / "p.tsv")])
+    assert caught.value.code == 2
+    assert "--level word for JoeyNMT, but ours would train on sentencepiece vocabularies" in capsys.readouterr().err
+    with pytest.raises(CorpusError, match="nope/train.tsv: not found"):
+        b.load_data(tmp_path / "nope", required=True)
+    assert b.load_data(tmp_path / "nope").description.startswith("synthetic")  # where asked for: the benchmark's
+    assert "precision" in b.MACHINE_COLUMNS
+    for script, arguments in (("benchmark_decoding.py", ["--model", "m", "--test", "t", "--out", "o",
+                                                         "--repeats", "0"]),
+                              ("benchmark_training.py", ["--out", "o", "--batch-tokens", "0"]),
+                              ("benchmark_training.py", ["--out", "o", "--seconds", "-1"]),
+                              ("recipes/compare.py", ["--resamples", "0", "a=b"])):
+        result = subprocess.run([sys.executable, str(Path(b.__file__).parent / script), *arguments],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (script, result.stderr)
+    result = subprocess.run([sys.executable, str(Path(b.__file__).parent / "benchmark_decoding.py"), "--model",
+                             str(tmp_path / "missing.pt"), "--test", "t", "--out", "o"],
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr.strip()) == (
+        1, f"benchmark_decoding.py: error: {tmp_path / 'missing.pt'}: checkpoint file not found")

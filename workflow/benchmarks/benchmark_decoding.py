@@ -25,6 +25,8 @@ from flops import count_flops  # noqa: E402
 from machine import cpu_model, measure_matmul_flops, synchronize  # noqa: E402
 
 from seq2seq.checkpoint import load_model  # noqa: E402
+from seq2seq.logs import one_line_errors  # noqa: E402
+from seq2seq.stages import positive_int  # noqa: E402
 from seq2seq.corpus import read_split  # noqa: E402
 from seq2seq.devices import resolve_device, set_cpu_threads  # noqa: E402
 from seq2seq.fileio import atomic_open  # noqa: E402
@@ -49,14 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="checkpoint (model.pt)")
     parser.add_argument("--test", required=True, help="test split (test.tsv)")
     parser.add_argument("--out", required=True, help="TSV to write")
-    parser.add_argument("--beam-size", type=int, default=defaults.beam_size)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--max-length", type=int, default=defaults.max_length,
+    parser.add_argument("--beam-size", type=positive_int, default=defaults.beam_size)
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    parser.add_argument("--max-length", type=positive_int, default=defaults.max_length,
                         help="longest translation in tokens, as evaluation.max_length (full.yaml: 60)")
     parser.add_argument("--length-penalty", type=float, default=defaults.length_penalty,
                         help="beam search's alpha, as evaluation.length_penalty")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     threads = set_cpu_threads(args.threads)
@@ -97,4 +99,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors(Path(__file__).name):
+        main()

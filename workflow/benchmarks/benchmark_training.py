@@ -17,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
+from seq2seq.logs import one_line_errors  # noqa: E402
+from seq2seq.stages import positive_float, positive_int  # noqa: E402
 from training_throughput import (  # noqa: E402
     ALL_VARIANTS, BenchmarkConfig, ModelOptions, format_report, load_data, profile_variant, run_benchmark,
     write_table,
@@ -30,27 +32,29 @@ def benchmark(out: str, data_dir: str | None, config: BenchmarkConfig, profile: 
         print(profile_variant(profile, data, config))
         return
     result = run_benchmark(data, config)
-    write_table(result.rows, out, {**result.machine, "data": result.data})
-    print(format_report(result.rows, {**result.machine, "data": result.data,
+    # --amp: mixed precision where the device computes it (flops_fraction stays against the fp32 matmul rate)
+    precision = "bf16/fp16 autocast (--amp)" if config.amp else "fp32"
+    write_table(result.rows, out, {**result.machine, "data": result.data, "precision": precision})
+    print(format_report(result.rows, {**result.machine, "data": result.data, "precision": precision,
                                       "our model": config.model.describe()}))
 
 
 def main(argv: list[str] | None = None) -> None:
     defaults, model = BenchmarkConfig(), ModelOptions()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="TSV file to write (atomically)")
+    parser.add_argument("--out", help="TSV file to write (atomically); required unless --profile")
     parser.add_argument("--data-dir", default="results/fra-eng/data",
                         help="folder holding train.tsv; a synthetic corpus of the same shape when missing")
     parser.add_argument("--vocab-dir", default=None,
                         help="folder holding the pipeline's source.json and target.json (default: word "
                              "vocabularies built from train.tsv)")
-    parser.add_argument("--hidden", type=int, default=defaults.hidden)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--batch-tokens", type=int, default=None, help="our model: batches of at most this many "
-                        "padded tokens instead of --batch-size pairs")
-    parser.add_argument("--threads", type=int, default=defaults.threads)
-    parser.add_argument("--seconds", type=float, default=defaults.seconds, help="timed seconds per variant")
-    parser.add_argument("--baseline-seconds", type=float, default=None,
+    parser.add_argument("--hidden", type=positive_int, default=defaults.hidden)
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    parser.add_argument("--batch-tokens", type=positive_int, default=None,
+                        help="our model: batches of at most this many padded tokens instead of --batch-size pairs")
+    parser.add_argument("--threads", type=positive_int, default=defaults.threads)
+    parser.add_argument("--seconds", type=positive_float, default=defaults.seconds, help="timed seconds per variant")
+    parser.add_argument("--baseline-seconds", type=positive_float, default=None,
                         help="timed seconds of the per-pair baseline (default: --seconds)")
     parser.add_argument("--warmup", type=int, default=defaults.warmup_steps,
                         help="untimed steps per variant (x10 for the baseline)")
@@ -71,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=ALL_VARIANTS, default=None,
                         help="print a torch.profiler table of one variant instead of timing")
     args = parser.parse_args(argv)
+    if args.out is None and args.profile is None:
+        parser.error("--out is required (unless --profile)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     config = BenchmarkConfig(hidden=args.hidden, batch_size=args.batch_size, threads=args.threads,
                              seconds=args.seconds, baseline_seconds=args.baseline_seconds, warmup_steps=args.warmup,
@@ -82,4 +88,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors(Path(__file__).name):
+        main()

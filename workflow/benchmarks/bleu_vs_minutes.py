@@ -31,7 +31,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
 from seq2seq.checkpoint import load_checkpoint, save_model  # noqa: E402
-from seq2seq.corpus import read_split  # noqa: E402
+from seq2seq.logs import one_line_errors  # noqa: E402
+from seq2seq.stages import positive_float, positive_int  # noqa: E402
+from seq2seq.corpus import check_normalized, read_split  # noqa: E402
 from seq2seq.devices import resolve_device  # noqa: E402
 from seq2seq.fileio import atomic_open  # noqa: E402
 from seq2seq.metadata import Metadata  # noqa: E402
@@ -76,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, required=True, help="results/<pair> with data/ and vocab/")
     parser.add_argument("--configfile", type=Path, default=None, help="override merged into config.yaml")
-    parser.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--beam-size", type=int, default=5, help="for the last epoch (1: no beam run)")
+    parser.add_argument("--minutes", type=positive_float, required=True, help="wall-clock training budget")
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--beam-size", type=positive_int, default=5, help="for the last epoch (1: no beam run)")
     parser.add_argument("--work-dir", type=Path, required=True, help="checkpoints and history")
     parser.add_argument("--out", type=Path, required=True, help="TSV to write")
     args = parser.parse_args(argv)
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     source_vocab = load_vocabulary(args.results / "vocab" / "source.json")
     target_vocab = load_vocabulary(args.results / "vocab" / "target.json")
     train, valid, test = (read_split(args.results / "data" / f"{split}.tsv") for split in ("train", "valid", "test"))
+    # as the train stage does: splits prepared with another normalization than the config's would be recorded
+    # with the config's, and seq2seq-translate would normalize new input unlike the training data
+    check_normalized(args.results / "data" / "train.tsv", train, config["prepare"]["normalization"])
     # its config is what trains; the model itself decodes each epoch's weights afterwards
     model = build_model(model_settings(config, name), len(source_vocab), len(target_vocab))
     model_config = model.config
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"epoch": epoch_row["epoch"], "minutes": minutes, "epoch_seconds": epoch_row["seconds"],
                      "pairs_per_s": epoch_row["pairs_per_s"], "valid_bleu": epoch_row["valid_bleu"],
                      "test_bleu_greedy": greedy, "greedy_decode_s": greedy_s, "test_bleu_beam": beam,
-                     "beam_decode_s": beam_s, "peak_mb": None, "threads": args.threads,
+                     "beam_decode_s": beam_s, "peak_mb": None, "threads": torch.get_num_threads(),  # as capped
                      "cpu": cpu_model(), "torch": torch.__version__})
         logging.info("epoch %d at %.1f min: test BLEU greedy %.2f%s", epoch_row["epoch"], minutes, greedy,
                      f", beam {beam:.2f}" if beam is not None else "")
@@ -143,4 +148,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors(Path(__file__).name):
+        sys.exit(main())

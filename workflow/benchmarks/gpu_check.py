@@ -113,7 +113,7 @@ class Plan:
 def make_plan(out: Path, work: Path | None, dry_run: bool, parts: Sequence[str], minutes: float | None,
               full_minutes: float | None) -> Plan:
     """The GPU run's sizes, or the dry run's tiny ones (seconds on a CPU)."""
-    threads = max(1, min(8, os.cpu_count() or 1))
+    threads = max(1, min(8, len(os.sched_getaffinity(0))))  # the cores this process may use (a CPU set)
     out = out.resolve()
     work = (work or out.with_name(f"{out.name}-work")).resolve()  # beside OUT: OUT keeps what is worth keeping
     common = {"out": str(out), "work": str(work), "dry_run": dry_run, "parts": list(parts)}
@@ -636,7 +636,9 @@ def benchmark_worker(plan: Plan) -> None:
 
     device = torch.device(plan.device)
     torch.set_num_threads(plan.threads)
-    data = load_data(prepared_dir(plan, "default") / "data")  # word vocabularies, as the README's CPU table
+    # word vocabularies, as the README's CPU table; the prepare part's data or nothing (its rates are compared
+    # with the README's on that data)
+    data = load_data(prepared_dir(plan, "default") / "data", required=True)
     bf16 = read_json(plan.out_dir / "machine.json").get("bf16_matmul_tflops")
     bf16_rate = bf16 * 1e12 if bf16 else measure_matmul_flops(device, plan.matmul_size, plan.matmul_seconds,
                                                               dtype=torch.bfloat16)

@@ -36,6 +36,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
 from seq2seq.fileio import atomic_open  # noqa: E402
+from seq2seq.vocab import load_vocabulary  # noqa: E402
+from seq2seq.logs import one_line_errors  # noqa: E402
+from seq2seq.stages import positive_float, positive_int  # noqa: E402
 from training_throughput import BenchmarkConfig, BenchmarkData, ModelOptions, load_data, run_benchmark  # noqa: E402
 
 PEER_SCRIPT = Path(__file__).with_name("joeynmt_peer.py")
@@ -120,17 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab-dir", type=Path, default=None, help="our vocabularies (default: words of train)")
     parser.add_argument("--level", choices=("word", "sentencepiece"), default="word",
                         help="JoeyNMT's tokenization; match --vocab-dir's")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--our-batch-tokens", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--our-batch-tokens", type=positive_int, default=None,
                         help="also time ours with token batches of this size (full.yaml: 1500)")
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=40.0, help="timed seconds of each of our runs")
-    parser.add_argument("--joeynmt-minutes", type=float, default=2.0, help="JoeyNMT's training minutes")
+    parser.add_argument("--hidden", type=positive_int, default=256)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--seconds", type=positive_float, default=40.0, help="timed seconds of each of our runs")
+    parser.add_argument("--joeynmt-minutes", type=positive_float, default=2.0, help="JoeyNMT's training minutes")
     parser.add_argument("--work-dir", type=Path, default=None, help="JoeyNMT's files (default: a temp folder)")
     parser.add_argument("--out", type=Path, required=True, help="TSV to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    ours = load_vocabulary(args.vocab_dir / "source.json").kind if args.vocab_dir else "word"
+    if ours != args.level:  # tokens/s of pieces against words say nothing; pairs/s would, but say so first
+        parser.error(f"--level {args.level} for JoeyNMT, but ours would train on {ours} vocabularies "
+                     f"({args.vocab_dir or 'words of train.tsv, without --vocab-dir'}): give both the same")
     missing = joeynmt_missing(args.joeynmt_python)
     if missing:
         print(f"SKIP: {missing}; install joeynmt==2.3.0 in a venv of its own and pass its python")
@@ -138,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         work_dir = args.work_dir or Path(scratch)
         work_dir.mkdir(parents=True, exist_ok=True)
-        data = load_data(args.data_dir, vocab_dir=args.vocab_dir)  # read and encoded once for all our runs
+        data = load_data(args.data_dir, vocab_dir=args.vocab_dir, required=True)  # read once for all our runs
         rows = [{**measure_ours(args, data, None), "run": 1}, {**measure_joeynmt(args, work_dir), "run": 1},
                 {**measure_ours(args, data, None), "run": 2}]
         if args.our_batch_tokens:
@@ -154,4 +161,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors(Path(__file__).name):
+        sys.exit(main())

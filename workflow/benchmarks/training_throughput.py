@@ -42,7 +42,7 @@ from torch import nn
 from flops import TUTORIAL_FLOPS, DataShape, ModelSizes, count_flops, quantile_sample
 from machine import machine_info, measure_matmul_flops, synchronize
 from seq2seq.batching import Batch, encode_pairs, make_batches
-from seq2seq.corpus import read_split
+from seq2seq.corpus import CorpusError, read_split
 from seq2seq.devices import resolve_device
 from seq2seq.fileio import atomic_open
 from seq2seq import models
@@ -72,7 +72,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "parameters", "bidirectional", "tie_embeddings", "dropout", "label_smoothing", "batch_tokens",  # our rows only
 )
 # same on every row: where it was measured, and on what data (the vocabularies decide the sequence lengths)
-MACHINE_COLUMNS: tuple[str, ...] = ("matmul_gflops", "cpu", "cores", "gpu", "torch", "data")
+MACHINE_COLUMNS: tuple[str, ...] = ("matmul_gflops", "cpu", "cores", "gpu", "torch", "data", "precision")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,11 +261,14 @@ def prepare_data(pairs: Sequence[tuple[str, str]], description: str,
 
 
 def load_data(data_dir: str | os.PathLike[str] | None, seed: int = 0,
-              vocab_dir: str | os.PathLike[str] | None = None) -> BenchmarkData:
+              vocab_dir: str | os.PathLike[str] | None = None, required: bool = False) -> BenchmarkData:
     """The real ``train.tsv`` of ``data_dir`` when it exists (encoded with the pipeline's vocabularies of
-    ``vocab_dir`` when given, e.g. its sentencepiece models), otherwise the synthetic corpus."""
+    ``vocab_dir`` when given, e.g. its sentencepiece models), otherwise the synthetic corpus; with ``required``
+    a CorpusError instead (a comparison with rates measured on the real data)."""
     if data_dir is not None:
         path = Path(data_dir) / "train.tsv"
+        if required and not path.exists():
+            raise CorpusError(f"{path}: not found (run the pipeline's data stages first, or pass --data-dir)")
         if path.exists():
             vocabularies = None
             if vocab_dir is not None:

@@ -39,6 +39,31 @@ def setup_logging(path: str | os.PathLike[str] | None = None) -> None:
         logging.getLogger().addHandler(to_stderr)
 
 
+def one_line(error: BaseException) -> str | None:
+    """The one-line message of a failure that is the user's or the machine's, not ours (an :class:`InputError`,
+    a system error on a named path), or None for one that keeps its traceback."""
+    if isinstance(error, InputError):
+        return str(error)
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        target = f" -> {error.filename2}" if error.filename2 else ""
+        return f"{error.filename}{target}: {error.strerror}"
+    return None
+
+
+@contextlib.contextmanager
+def one_line_errors(program: str) -> Iterator[None]:
+    """For the tools outside the stages (the benchmark scripts): a failure :func:`one_line` can say ends the
+    program with ``program: error: message`` on stderr and status 1, before any traceback."""
+    try:
+        yield
+    except Exception as error:
+        message = one_line(error)
+        if message is None:
+            raise
+        print(f"{program}: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 @contextlib.contextmanager
 def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
     """Log to ``path`` for the block; a failure is written there too (Snakemake shows the log of a failed job,

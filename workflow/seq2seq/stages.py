@@ -9,6 +9,7 @@ No torch here (the functions are named, imported when a stage runs): the pipelin
 from __future__ import annotations
 
 import argparse
+import math
 import dataclasses
 import importlib
 from dataclasses import dataclass
@@ -45,6 +46,17 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"a whole number of at least 1 expected, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A positive, finite number (seconds, minutes; argparse turns the error into a usage line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < math.inf):
+        raise argparse.ArgumentTypeError(f"a positive number expected, got {text!r}")
     return value
 
 

@@ -29,6 +29,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the package, also where it is not installed
 
 from seq2seq.formats import FormatError, read_history, read_metrics, read_translations  # noqa: E402
+from seq2seq.logs import one_line_errors  # noqa: E402
+from seq2seq.stages import positive_int  # noqa: E402
 from seq2seq.metrics import paired_comparison  # noqa: E402
 from seq2seq.schema import schema_default  # noqa: E402
 from seq2seq.summary import to_markdown  # noqa: E402
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipes", nargs="+", type=parse_recipe, metavar="LABEL=RUN[,RUN...]",
                         help="the baseline first")
-    parser.add_argument("--resamples", type=int, default=schema_default("compare.resamples"))
+    parser.add_argument("--resamples", type=positive_int, default=schema_default("compare.resamples"))
     args = parser.parse_args(argv)
     try:
         recipes = [(label, [read_run(folder) for folder in folders]) for label, folders in args.recipes]
@@ -127,4 +129,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors(Path(__file__).name):
+        main()
