@@ -39,7 +39,7 @@ def setup_logging(path: str | os.PathLike[str] | None = None) -> None:
         logging.getLogger().addHandler(to_stderr)
 
 
-def one_line(error: BaseException) -> str | None:
+def user_message(error: BaseException) -> str | None:
     """The one-line message of a failure that is the user's or the machine's, not ours (an :class:`InputError`,
     a system error on a named path), or None for one that keeps its traceback."""
     if isinstance(error, InputError):
@@ -52,12 +52,12 @@ def one_line(error: BaseException) -> str | None:
 
 @contextlib.contextmanager
 def one_line_errors(program: str) -> Iterator[None]:
-    """For the tools outside the stages (the benchmark scripts): a failure :func:`one_line` can say ends the
+    """For the tools outside the stages (the benchmark scripts): a failure :func:`user_message` says ends the
     program with ``program: error: message`` on stderr and status 1, before any traceback."""
     try:
         yield
     except Exception as error:
-        message = one_line(error)
+        message = user_message(error)
         if message is None:
             raise
         print(f"{program}: error: {message}", file=sys.stderr)
@@ -91,11 +91,11 @@ def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logg
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f"{error.filename}: " if error.filename else ""
             raise one_line(f"{stage} failed: {where}no space left on the disk ({error.strerror})", 1) from None
-        if error.filename and error.strerror:  # a path the user can see to (a folder without write permission)
-            target = f" -> {error.filename2}" if error.filename2 else ""
-            raise one_line(f"{stage} failed: {error.filename}{target}: {error.strerror}", 1) from None
-        log.exception("%s failed", stage)
-        raise
+        message = user_message(error)  # a path the user can see to (a folder without write permission)
+        if message is None:
+            log.exception("%s failed", stage)
+            raise
+        raise one_line(f"{stage} failed: {message}", 1) from None
     except Interrupted as error:
         raise one_line(f"{stage} interrupted: {error}", 128 + error.signal_number) from None
     except KeyboardInterrupt:
