@@ -106,3 +106,25 @@ def test_a_run_killed_with_its_training_job_recovers_with_one_command(tmp_path):
     assert list(history["epoch"]) == list(range(1, 13))
     assert not resume.exists()
     assert "left by a Snakemake run that is no longer alive" in result.stderr
+
+
+def test_a_job_that_outlives_its_killed_snakemake_keeps_the_run_alive(tmp_path):
+    """Snakemake killed alone (kill -9, the OOM killer) leaves its training job running: the next run released
+    the locks and trained the same model beside it, and the orphan's model of the old settings then stood as up
+    to date (review). The job holds the run's lock too, so the locks stay until it ends."""
+    folder = tmp_path / ".snakemake"
+    folder.mkdir()
+    job = subprocess.Popen([sys.executable, "-c", "import sys; from seq2seq.pipeline.runlock import "
+                            "hold_while_running; hold_while_running(sys.argv[1]); print('held'); sys.stdout.flush(); "
+                            "sys.stdin.read()", str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert job.stdout.readline().strip() == "held"
+        locks = leave_locks(folder)  # its Snakemake's, killed
+        assert run(folder) == [] and all(lock.exists() for lock in locks)
+        job.stdin.close()  # the job ends
+        job.wait(timeout=60)
+        assert run(folder) == [str(lock) for lock in locks]
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait(timeout=60)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..logs import logging_to
 from ..stages import STAGES
+from .runlock import hold_while_running
 
 
 def rule_files(smk: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -34,5 +35,6 @@ def run_job(smk: Any) -> Any:
     """Run the stage of the job's rule with the job's files, params and resources, logging to its log file: a
     user's mistake, a full disk or an interruption end it with one line (see :func:`seq2seq.logs.logging_to`)."""
     stage = STAGES[smk.rule]
+    hold_while_running()  # the run stays alive while this job does, even if its Snakemake was killed
     with logging_to(smk.log[0], stage.label):
         return stage.run(**rule_files(smk, stage.job_skips), **stage.job(smk))

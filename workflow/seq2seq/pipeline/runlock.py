@@ -3,10 +3,11 @@
 Snakemake locks the working directory while it runs (``.snakemake/locks/``) and removes the lock when it
 ends; a process killed outright cannot, and every later run then stops with "Directory cannot be locked"
 until someone runs ``snakemake --unlock``. Snakemake's lock files do not say who wrote them, so this module
-adds what it needs to tell a live run from a dead one: every Snakemake process of this workflow holds a
-shared ``flock`` on ``.snakemake/seq2seq-runs.lock`` for as long as it lives (the kernel drops it when the
-process dies, however it dies). A process that can take the lock *exclusively* is the only one alive, so
-any Snakemake lock it finds was left by a dead run and is removed.
+adds what it needs to tell a live run from a dead one: every Snakemake process of this workflow, and every
+job it runs, holds a shared ``flock`` on ``.snakemake/seq2seq-runs.lock`` for as long as it lives (the kernel
+drops it when the process dies, however it dies; a job outlives a Snakemake killed alone). A process that
+can take the lock *exclusively* is the only one alive, so any Snakemake lock it finds was left by a dead run
+and is removed.
 """
 
 from __future__ import annotations
@@ -49,3 +50,15 @@ def release_stale_locks(persistence_dir: str | os.PathLike[str] = ".snakemake") 
     fcntl.flock(handle, fcntl.LOCK_SH)  # from exclusive (or nothing) to shared: others may run beside us
     _held.append(handle)
     return removed
+
+
+def hold_while_running(persistence_dir: str | os.PathLike[str] = ".snakemake") -> None:
+    """Mark this job's process as part of a live run for as long as it lives. A job outlives its Snakemake when
+    only Snakemake is killed (kill -9, the OOM killer); without this, the next run released the locks and
+    trained the same model beside the orphan, whose result, of the old settings, then stood as up to date."""
+    folder = Path(persistence_dir)
+    if fcntl is None or not folder.is_dir():  # not a job of a Snakemake run in this folder
+        return
+    handle = open(folder / RUNS_LOCK, "ab")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    _held.append(handle)
