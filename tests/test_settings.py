@@ -275,6 +275,11 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
     assert str(caught.value) == f"{path}:3:14: not valid YAML (mapping values are not allowed here)"
     path.write_text("training: {epochs: 3}\n", encoding="utf-8")
     check_yaml(path)
+    # an unclosed bracket is noticed at the next key: the message also names the line it opened on (review)
+    path.write_text("pairs: [fra-eng\n\ntraining:\n  epochs: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        check_yaml(path)
+    assert str(caught.value).endswith("; while parsing a flow sequence that starts at line 1)"), caught.value
 
 
 def test_the_schema_reads_the_same_with_either_yaml_loader() -> None:

@@ -151,7 +151,11 @@ def check_yaml(path: str | Path) -> None:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({error.problem or error.context})") from None
+        # an unclosed bracket is noticed lines later: the line it opened on is where to look
+        opened = (f"; {error.context} that starts at line {error.context_mark.line + 1}"
+                  if error.problem and error.context and error.context_mark and error.problem_mark
+                  and error.context_mark.line != error.problem_mark.line else "")
+        raise ConfigError(f"{where}: not valid YAML ({error.problem or error.context}{opened})") from None
 
 
 # -------------------------------------------------------------------------------- where a setting comes from
