@@ -36,9 +36,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
 from seq2seq.fileio import atomic_open  # noqa: E402
-from seq2seq.vocab import load_vocabulary  # noqa: E402
 from seq2seq.logs import one_line_errors  # noqa: E402
 from seq2seq.stages import positive_float, positive_int  # noqa: E402
+from seq2seq.vocab import load_vocabulary  # noqa: E402
 from training_throughput import BenchmarkConfig, BenchmarkData, ModelOptions, load_data, run_benchmark  # noqa: E402
 
 PEER_SCRIPT = Path(__file__).with_name("joeynmt_peer.py")
