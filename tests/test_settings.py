@@ -285,3 +285,16 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
 def test_the_schema_reads_the_same_with_either_yaml_loader() -> None:
     """load_schema uses libyaml's loader where PyYAML has one (faster at each Snakemake start): the same dict."""
     assert load_schema() == yaml.load(SCHEMA_PATH.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+
+
+def test_a_number_that_snakemakes_config_option_read_as_text_says_so():
+    """--config 'seeds=[1,2]' reached the config as [1, '2']: "'2' is not of type 'integer'" blamed the number the
+    user typed (review)."""
+    from seq2seq.schema import located
+
+    error = ConfigError("config: seeds.1: '2' is not of type 'integer'")
+    assert located(error, [], {"seeds": [1, "2"]}) == (
+        "config: seeds.1: '2' is not of type 'integer' (--config): Snakemake's --config reads some list items as "
+        "text; give lists in a --configfile")
+    other = ConfigError("config: seeds.1: 'x' is not of type 'integer'")
+    assert located(other, [], {"seeds": [1, "x"]}) == "config: seeds.1: 'x' is not of type 'integer' (--config)"

@@ -202,4 +202,8 @@ def located(error: ConfigError, files: Sequence[str | os.PathLike[str]],
     """The error's message, followed by where the key it names is set (``(override.yaml:3)``) when it is set
     somewhere."""
     origin = key_origin(error.key, files, command_line) if error.key else None
-    return f"{error} ({origin})" if origin else str(error)
+    message = f"{error} ({origin})" if origin else str(error)
+    if origin == "--config" and re.search(r"'[-+]?[0-9.]+' is not of type '(integer|number)'", str(error)):
+        # --config 'seeds=[1,2]' gives Snakemake's config [1, '2']: the numbers typed are not what went wrong
+        message += ": Snakemake's --config reads some list items as text; give lists in a --configfile"
+    return message
