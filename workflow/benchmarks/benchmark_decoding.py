@@ -25,12 +25,12 @@ from flops import count_flops  # noqa: E402
 from machine import cpu_model, measure_matmul_flops, synchronize  # noqa: E402
 
 from seq2seq.checkpoint import load_model  # noqa: E402
-from seq2seq.logs import one_line_errors  # noqa: E402
-from seq2seq.stages import positive_int  # noqa: E402
 from seq2seq.corpus import read_split  # noqa: E402
 from seq2seq.devices import resolve_device, set_cpu_threads  # noqa: E402
 from seq2seq.fileio import atomic_open  # noqa: E402
+from seq2seq.logs import one_line_errors  # noqa: E402
 from seq2seq.settings import EvaluationSettings  # noqa: E402
+from seq2seq.stages import positive_int  # noqa: E402
 from seq2seq.translate import translate_sentences  # noqa: E402
 
 COLUMNS = ("search", "beam_size", "batch_size", "sentences", "seconds", "sentences_per_s", "gflop_per_pass",

@@ -31,16 +31,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, also where it is not installed
 
 from seq2seq.checkpoint import load_checkpoint, save_model  # noqa: E402
-from seq2seq.logs import one_line_errors  # noqa: E402
-from seq2seq.stages import positive_float, positive_int  # noqa: E402
 from seq2seq.corpus import check_normalized, read_split  # noqa: E402
 from seq2seq.devices import resolve_device  # noqa: E402
 from seq2seq.fileio import atomic_open  # noqa: E402
+from seq2seq.logs import one_line_errors  # noqa: E402
 from seq2seq.metadata import Metadata  # noqa: E402
 from seq2seq.metrics import corpus_bleu  # noqa: E402
 from seq2seq.runs import pipeline_config as _pipeline_config  # noqa: E402
 from seq2seq.runs import model_settings  # noqa: E402
 from seq2seq.settings import TrainConfig, training_settings  # noqa: E402
+from seq2seq.stages import positive_float, positive_int  # noqa: E402
 from seq2seq.training import Hooks, TrainingData, TrainingFiles, train_model  # noqa: E402
 from seq2seq.translate import translate_sentences  # noqa: E402
 from seq2seq.vocab import load_vocabulary  # noqa: E402

@@ -85,13 +85,11 @@ def logging_to(path: str | os.PathLike[str] | None, stage: str) -> Iterator[logg
         yield log
     except InputError as error:
         raise one_line(f"{stage} failed: {error}", 1) from None
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:  # a stage run by hand on a wrong path
-        raise one_line(f"{stage} failed: {error.filename}: {error.strerror}", 1) from None
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f"{error.filename}: " if error.filename else ""
             raise one_line(f"{stage} failed: {where}no space left on the disk ({error.strerror})", 1) from None
-        message = user_message(error)  # a path the user can see to (a folder without write permission)
+        message = user_message(error)  # a path the user can see to: not there, or a folder without write permission
         if message is None:
             log.exception("%s failed", stage)
             raise

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the package, als
 
 from seq2seq.formats import FormatError, read_history, read_metrics, read_translations  # noqa: E402
 from seq2seq.logs import one_line_errors  # noqa: E402
-from seq2seq.stages import positive_int  # noqa: E402
 from seq2seq.metrics import paired_comparison  # noqa: E402
 from seq2seq.schema import schema_default  # noqa: E402
+from seq2seq.stages import positive_int  # noqa: E402
 from seq2seq.summary import to_markdown  # noqa: E402
 
 SEARCHES = ("greedy", "beam")
