@@ -381,6 +381,45 @@ def test_the_decoding_benchmark_decodes_with_the_length_limit_and_penalty_it_is_
                                                                                   ("beam", "7", "0.9")]
 
 
+def test_the_decoding_benchmark_under_amp_counts_the_translations_bf16_changes(tmp_path, monkeypatch) -> None:
+    """--amp decodes each search again under bf16 autocast; ``changed`` counts the sentences whose translation
+    differs from the fp32 row's (what decides whether the evaluate stage could decode in bf16)."""
+    import benchmark_decoding
+    from helpers import seeded_model
+    from seq2seq.checkpoint import save_model
+    from seq2seq.corpus import write_split
+    from seq2seq.metadata import Metadata
+    from seq2seq.translate import Translation
+    from seq2seq.vocab import WordVocabulary
+
+    words = ["un", "deux", "trois"]
+    source, target = WordVocabulary.build(words), WordVocabulary.build([w.upper() for w in words])
+    model = seeded_model(source_vocab_size=len(source), target_vocab_size=len(target))
+    save_model(tmp_path / "model.pt", model.config, model.state_dict(), source, target, Metadata())
+    write_split(tmp_path / "test.tsv", [("un", "ONE"), ("deux", "TWO"), ("trois", "THREE")])
+    seen_autocast = []
+
+    def translate(model, sentences, *args, beam_size, **kwargs):
+        under_bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        seen_autocast.append((beam_size, under_bf16))
+        # under bf16 the beam search changes its second sentence, greedy search nothing
+        return [Translation(s, [], None, 0.0, f"{s}-{beam_size}" + ("!" if under_bf16 and beam_size > 1
+                                                                        and i == 1 else ""))
+                for i, s in enumerate(sentences)]
+
+    monkeypatch.setattr(benchmark_decoding, "translate_sentences", translate)
+    monkeypatch.setattr(benchmark_decoding, "count_flops", lambda run: (run(), None) and (1e6, None))
+    monkeypatch.setattr(benchmark_decoding, "measure_matmul_flops", lambda device: 1e9)
+    out = tmp_path / "decoding.tsv"
+    benchmark_decoding.main(["--model", str(tmp_path / "model.pt"), "--test", str(tmp_path / "test.tsv"),
+                             "--out", str(out), "--beam-size", "2", "--threads", "1", "--repeats", "1", "--amp"])
+    rows = list(csv.DictReader(out.open(encoding="utf-8"), delimiter="\t"))
+    assert [(r["search"], r["precision"], r["changed"]) for r in rows] == [
+        ("greedy", "fp32", "0"), ("greedy", "bf16", "0"), ("beam", "fp32", "0"), ("beam", "bf16", "1")]
+    assert rows[2]["translations_sha256"] != rows[3]["translations_sha256"]
+    assert (2, True) in seen_autocast and (2, False) in seen_autocast and not torch.is_autocast_enabled("cpu")
+
+
 # --------------------------------------------------------------------------------------------------
 # The machine description
 # --------------------------------------------------------------------------------------------------
