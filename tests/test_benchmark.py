@@ -300,6 +300,22 @@ def test_the_peer_comparisons_row_of_ours_counts_the_timed_models_weights() -> N
     assert "parameters" in peer_comparison.COLUMNS
 
 
+def test_the_peer_comparison_times_ours_under_bf16_autocast_only_when_asked(monkeypatch) -> None:
+    """--our-amp adds a row of ours under training.amp: true's bf16 autocast, labelled so; the plain rows stay
+    fp32 (JoeyNMT trains in fp32 on the CPU), so the like-for-like ratio is not moved by it."""
+    data = b.prepare_data(b.synthetic_pairs(n_pairs=40, source_vocab=30, target_vocab=20, seed=1), "tiny")
+    args = argparse.Namespace(batch_size=4, hidden=8, threads=1, seconds=0.01, level="word")
+    timed_amp = []
+    real_run = peer_comparison.run_benchmark
+    monkeypatch.setattr(peer_comparison, "run_benchmark",
+                        lambda data, config: timed_amp.append(config.amp) or real_run(data, config))
+    rows = [peer_comparison.measure_ours(args, data, None), peer_comparison.measure_ours(args, data, None, amp=True)]
+    assert timed_amp == [False, True]
+    assert [r["system"] for r in rows] == ["ours (bahdanau)", "ours (bahdanau, bf16 autocast)"]
+    step = b.Seq2SeqStep(data, torch.device("cpu"), "bahdanau", 8, 4, seed=0, amp=True)
+    assert step.amp_dtype == torch.bfloat16 and step.scaler is None
+
+
 def test_the_peer_comparison_ratios_are_over_joeynmt() -> None:
     rows = [{"system": "ours (bahdanau)", "tokens_per_s": 300.0, "pairs_per_s": 40.0},
             {"system": "JoeyNMT 2.3.0", "tokens_per_s": 200.0, "pairs_per_s": 25.0}]

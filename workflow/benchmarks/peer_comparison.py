@@ -18,8 +18,9 @@ weights (about 12% more in JoeyNMT's on the tutorial subset). Ours is the pipeli
 schema's defaults). The order is ours, JoeyNMT, ours again, so that a drifting machine shows up as a gap between
 our two rows; the ratio uses their mean. Throughput counts target tokens incl. the end-of-sentence token, padding
 excluded, as both toolkits count them (words at ``--level word``; each toolkit's own sentencepiece pieces at
-``sentencepiece``, so ``pairs_per_s`` is the vocabulary-free measure there). Without a JoeyNMT environment it
-prints one ``SKIP:`` line and exits 0.
+``sentencepiece``, so ``pairs_per_s`` is the vocabulary-free measure there). Both train in fp32; ``--our-amp`` adds
+a row of ours under bf16 autocast (what ``training.amp`` chooses on a CPU that computes bf16 natively), outside the
+mean. Without a JoeyNMT environment it prints one ``SKIP:`` line and exits 0.
 """
 
 from __future__ import annotations
@@ -59,14 +60,17 @@ def joeynmt_missing(python: str) -> str | None:
     return None
 
 
-def measure_ours(args: argparse.Namespace, data: BenchmarkData, batch_tokens: int | None) -> dict:
-    """One timed run of our ``bahdanau`` model on ``data``; a row of :data:`COLUMNS` (ratios filled in later)."""
+def measure_ours(args: argparse.Namespace, data: BenchmarkData, batch_tokens: int | None,
+                 amp: bool = False) -> dict:
+    """One timed run of our ``bahdanau`` model on ``data`` (in fp32, or with ``amp`` under the mixed precision
+    ``training.amp: true`` trains with: bf16 autocast on the CPU); a row of :data:`COLUMNS` (ratios filled in
+    later)."""
     config = BenchmarkConfig(batch_size=args.batch_size, hidden=args.hidden, threads=args.threads,
-                             seconds=args.seconds, variants=["bahdanau"], count_flops=False,
+                             seconds=args.seconds, variants=["bahdanau"], count_flops=False, amp=amp,
                              model=ModelOptions(batch_tokens=batch_tokens))
     result = run_benchmark(data, config)
     row, machine = result.rows[0], result.machine
-    return {"system": "ours (bahdanau)", "level": args.level,
+    return {"system": "ours (bahdanau, bf16 autocast)" if amp else "ours (bahdanau)", "level": args.level,
             "batch": f"{batch_tokens} tokens" if batch_tokens else f"{args.batch_size} pairs",
             "tokens_per_s": row["tokens_per_s"], "pairs_per_s": row["pairs_per_s"],
             "parameters": row["parameters"], "seconds": row["seconds_measured"], "cpu": machine["cpu"],
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--our-batch-tokens", type=positive_int, default=None,
                         help="also time ours with token batches of this size (full.yaml: 1500)")
+    parser.add_argument("--our-amp", action="store_true",
+                        help="also time ours under bf16 autocast (training.amp: true; pays on a native-bf16 CPU)")
     parser.add_argument("--hidden", type=positive_int, default=256)
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--seconds", type=positive_float, default=40.0, help="timed seconds of each of our runs")
@@ -150,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                 {**measure_ours(args, data, None), "run": 2}]
         if args.our_batch_tokens:
             rows.append({**measure_ours(args, data, args.our_batch_tokens), "run": 1})
-    ours = [r for r in rows if r["system"].startswith("ours") and r["batch"] == f"{args.batch_size} pairs"]
+        if args.our_amp:
+            rows.append({**measure_ours(args, data, None, amp=True), "run": 1})
+    ours = [r for r in rows if r["system"] == "ours (bahdanau)" and r["batch"] == f"{args.batch_size} pairs"]
     rows.append({**ours[0], "run": "mean", **{k: statistics.mean(r[k] for r in ours)
                                               for k in ("tokens_per_s", "pairs_per_s", "seconds")}})
     add_ratios(rows)
