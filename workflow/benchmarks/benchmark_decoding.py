@@ -36,8 +36,8 @@ from seq2seq.settings import EvaluationSettings  # noqa: E402
 from seq2seq.stages import positive_int  # noqa: E402
 from seq2seq.translate import translate_sentences  # noqa: E402
 
-COLUMNS = ("search", "precision", "changed", "beam_size", "batch_size", "sentences", "seconds", "sentences_per_s", "gflop_per_pass",
-           "achieved_gflops", "flops_fraction", "translations_sha256", "max_length", "length_penalty",
+COLUMNS = ("search", "precision", "changed", "beam_size", "batch_size", "sentences", "seconds", "sentences_per_s",
+           "gflop_per_pass", "achieved_gflops", "flops_fraction", "translations_sha256", "max_length", "length_penalty",
            "matmul_gflops", "cpu", "threads", "torch")
 
 
