@@ -19,8 +19,8 @@ schema's defaults). The order is ours, JoeyNMT, ours again, so that a drifting m
 our two rows; the ratio uses their mean. Throughput counts target tokens incl. the end-of-sentence token, padding
 excluded, as both toolkits count them (words at ``--level word``; each toolkit's own sentencepiece pieces at
 ``sentencepiece``, so ``pairs_per_s`` is the vocabulary-free measure there). Both train in fp32; ``--our-amp`` adds
-a row of ours under bf16 autocast (what ``training.amp`` chooses on a CPU that computes bf16 natively), outside the
-mean. Without a JoeyNMT environment it prints one ``SKIP:`` line and exits 0.
+a row of ours under bf16 autocast (what ``training.amp: true`` trains with; it pays on a CPU that computes bf16
+natively), outside the mean. Without a JoeyNMT environment it prints one ``SKIP:`` line and exits 0.
 """
 
 from __future__ import annotations
