@@ -316,6 +316,53 @@ def test_the_peer_comparison_times_ours_under_bf16_autocast_only_when_asked(monk
     assert step.amp_dtype == torch.bfloat16 and step.scaler is None
 
 
+def test_the_peer_comparison_alternates_rounds_and_takes_each_sides_mean(monkeypatch, tmp_path) -> None:
+    """--rounds 2: ours, JoeyNMT, ours, JoeyNMT, ours (each JoeyNMT run in its own folder); the ratio is of the
+    two sides' means, and each JoeyNMT run is also set against our runs just around it."""
+    timed = []
+    ours = iter([100.0, 80.0, 60.0])
+    joeynmt = iter([50.0, 30.0])
+
+    def fake_ours(args, data, batch_tokens, amp=False):
+        pairs = next(ours)
+        timed.append(("ours", pairs))
+        return {"system": "ours (bahdanau)", "batch": "4 pairs", "tokens_per_s": 10 * pairs, "pairs_per_s": pairs,
+                "seconds": 1.0}
+
+    def fake_joeynmt(args, work_dir):
+        pairs = next(joeynmt)
+        timed.append(("joeynmt", work_dir.name))
+        return {"system": "JoeyNMT 2.3.0", "batch": "4 pairs", "tokens_per_s": 10 * pairs, "pairs_per_s": pairs,
+                "seconds": 2.0}
+
+    monkeypatch.setattr(peer_comparison, "measure_ours", fake_ours)
+    monkeypatch.setattr(peer_comparison, "measure_joeynmt", fake_joeynmt)
+    rows = peer_comparison.time_alternating(argparse.Namespace(rounds=2), None, tmp_path)
+    assert timed == [("ours", 100.0), ("joeynmt", "round1"), ("ours", 80.0), ("joeynmt", "round2"), ("ours", 60.0)]
+    assert [(r["system"][:4], r["run"]) for r in rows] == [("ours", 1), ("Joey", 1), ("ours", 2), ("Joey", 2),
+                                                           ("ours", 3)]
+    assert peer_comparison.round_ratios(rows, "ours (bahdanau)", "4 pairs") == [90.0 / 50.0, 70.0 / 30.0]
+    peer_comparison.add_means(rows, "ours (bahdanau)", "4 pairs")
+    peer_comparison.add_ratios(rows)
+    means = {r["system"]: r for r in rows if r["run"] == "mean"}
+    assert means["ours (bahdanau)"]["pairs_per_s"] == 80.0 and means["JoeyNMT 2.3.0"]["pairs_per_s"] == 40.0
+    assert means["ours (bahdanau)"]["ratio_to_joeynmt_pairs"] == 2.0  # the means' ratio, not JoeyNMT's first run's
+    assert means["ours (bahdanau)"]["ratio_to_joeynmt_tokens"] == 2.0
+
+
+def test_one_round_of_the_peer_comparison_is_ours_joeynmt_ours(monkeypatch, tmp_path) -> None:
+    """The default: one JoeyNMT run in the work folder itself, between two of ours; no mean row of JoeyNMT."""
+    monkeypatch.setattr(peer_comparison, "measure_ours", lambda *a, **k: {
+        "system": "ours (bahdanau)", "batch": "4 pairs", "tokens_per_s": 300.0, "pairs_per_s": 30.0, "seconds": 1.0})
+    folders = []
+    monkeypatch.setattr(peer_comparison, "measure_joeynmt", lambda args, work_dir: folders.append(work_dir) or {
+        "system": "JoeyNMT 2.3.0", "batch": "4 pairs", "tokens_per_s": 200.0, "pairs_per_s": 20.0, "seconds": 1.0})
+    rows = peer_comparison.time_alternating(argparse.Namespace(rounds=1), None, tmp_path)
+    assert folders == [tmp_path] and [r["run"] for r in rows] == [1, 1, 2]
+    peer_comparison.add_means(rows, "ours (bahdanau)", "4 pairs")
+    assert [r["system"] for r in rows if r["run"] == "mean"] == ["ours (bahdanau)"]
+
+
 def test_the_peer_comparison_ratios_are_over_joeynmt() -> None:
     rows = [{"system": "ours (bahdanau)", "tokens_per_s": 300.0, "pairs_per_s": 40.0},
             {"system": "JoeyNMT 2.3.0", "tokens_per_s": 200.0, "pairs_per_s": 25.0}]

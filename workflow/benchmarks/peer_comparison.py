@@ -10,17 +10,19 @@ same batch size, same threads, in one run:
 
 JoeyNMT runs in its own virtual environment (``--joeynmt-python``; its pins would clash with ours) through
 ``joeynmt_peer.py``, which builds the matched model: a bidirectional GRU encoder, a GRU decoder with Bahdanau
-attention, hidden and embeddings 256, tied decoder embedding and output layer, dropout 0.3, label smoothing 0.1,
-Adam at 2e-3, gradient-norm clipping 1. Matched in those settings, not in size: JoeyNMT's encoder concatenates its
-two directions (512 values a position, ours adds them into 256), which its attention keys and its bridge to the
-decoder project back, and its decoder feeds its attention vector back as input; ``parameters`` gives each model's
-weights (about 12% more in JoeyNMT's on the tutorial subset). Ours is the pipeline's ``bahdanau`` model (the
-schema's defaults). The order is ours, JoeyNMT, ours again, so that a drifting machine shows up as a gap between
-our two rows; the ratio uses their mean. Throughput counts target tokens incl. the end-of-sentence token, padding
-excluded, as both toolkits count them (words at ``--level word``; each toolkit's own sentencepiece pieces at
-``sentencepiece``, so ``pairs_per_s`` is the vocabulary-free measure there). Both train in fp32; ``--our-amp`` adds
-a row of ours under bf16 autocast (what ``training.amp: true`` trains with; it pays on a CPU that computes bf16
-natively), outside the mean. Without a JoeyNMT environment it prints one ``SKIP:`` line and exits 0.
+attention, hidden and embeddings 256, tied decoder embedding and output layer, dropout 0.3, label smoothing 0.1, Adam
+at 2e-3, gradient-norm clipping 1. Matched in those settings, not in size: JoeyNMT's encoder concatenates its two
+directions (512 values a position, ours adds them into 256), which its attention keys and its bridge to the decoder
+project back, and its decoder feeds its attention vector back as input; ``parameters`` gives each model's weights
+(about 12% more in JoeyNMT's on the tutorial subset). Ours is the pipeline's ``bahdanau`` model (the schema's
+defaults). The order is ours, JoeyNMT, ours again, so that a drifting machine shows up as a gap between our two rows;
+the ratio uses their mean. On a VM whose speed drifts, ``--rounds N`` alternates longer (ours, then N times JoeyNMT
+and ours) and takes each side's mean, and prints each JoeyNMT run's ratio to ours just around it. Throughput counts
+target tokens incl. the end-of-sentence token, padding excluded, as both toolkits count them (words at ``--level
+word``; each toolkit's own sentencepiece pieces at ``sentencepiece``, so ``pairs_per_s`` is the vocabulary-free
+measure there). Both train in fp32; ``--our-amp`` adds a row of ours under bf16 autocast (what ``training.amp: true``
+trains with; it pays on a CPU that computes bf16 natively), outside the mean. Without a JoeyNMT environment it prints
+one ``SKIP:`` line and exits 0.
 """
 
 from __future__ import annotations
@@ -95,9 +97,41 @@ def measure_joeynmt(args: argparse.Namespace, work_dir: Path) -> dict:
             "threads": args.threads, "torch": row["torch"]}
 
 
+def time_alternating(args: argparse.Namespace, data: BenchmarkData, work_dir: Path) -> list[dict]:
+    """Ours, then ``args.rounds`` times JoeyNMT and ours again (each JoeyNMT run in a folder of its own when
+    there are several): rows in the order they were timed, ``run`` counting each system's runs."""
+    rows = [{**measure_ours(args, data, None), "run": 1}]
+    for number in range(1, args.rounds + 1):
+        folder = work_dir / f"round{number}" if args.rounds > 1 else work_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        rows.append({**measure_joeynmt(args, folder), "run": number})
+        rows.append({**measure_ours(args, data, None), "run": number + 1})
+    return rows
+
+
+def add_means(rows: list[dict], ours: str, batch: str) -> None:
+    """Append a ``mean`` row of our runs with ``batch`` (system ``ours``) and, when JoeyNMT ran more than once,
+    one of JoeyNMT's: the means of their throughputs and seconds."""
+    for chosen in ([r for r in rows if r["system"] == ours and r["batch"] == batch],
+                   [r for r in rows if r["system"].startswith("JoeyNMT")]):
+        if len(chosen) > 1:
+            rows.append({**chosen[0], "run": "mean", **{k: statistics.mean(r[k] for r in chosen)
+                                                        for k in ("tokens_per_s", "pairs_per_s", "seconds")}})
+
+
+def round_ratios(rows: list[dict], ours: str, batch: str) -> list[float]:
+    """Each JoeyNMT run's pairs/s ratio: the mean of our runs (system ``ours`` with ``batch``) just before and after
+    it over it; ``rows`` in the order :func:`time_alternating` timed them."""
+    timed = [r for r in rows if r["run"] != "mean" and (r["system"] == ours and r["batch"] == batch
+                                                         or r["system"].startswith("JoeyNMT"))]
+    return [(before["pairs_per_s"] + after["pairs_per_s"]) / 2 / peer["pairs_per_s"]
+            for before, peer, after in zip(timed[0::2], timed[1::2], timed[2::2])]
+
+
 def add_ratios(rows: list[dict]) -> None:
-    """Each row's throughput over JoeyNMT's, in place."""
-    peer = next(r for r in rows if r["system"].startswith("JoeyNMT"))
+    """Each row's throughput over JoeyNMT's (the mean of its runs when it ran more than once), in place."""
+    peers = [r for r in rows if r["system"].startswith("JoeyNMT")]
+    peer = next((r for r in peers if r.get("run") == "mean"), peers[0])
     for row in rows:
         row["ratio_to_joeynmt_tokens"] = row["tokens_per_s"] / peer["tokens_per_s"]
         row["ratio_to_joeynmt_pairs"] = row["pairs_per_s"] / peer["pairs_per_s"]
@@ -136,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--seconds", type=positive_float, default=40.0, help="timed seconds of each of our runs")
     parser.add_argument("--joeynmt-minutes", type=positive_float, default=2.0, help="JoeyNMT's training minutes")
+    parser.add_argument("--rounds", type=positive_int, default=1,
+                        help="JoeyNMT's runs, each followed by one of ours (against a drifting machine's speed)")
     parser.add_argument("--work-dir", type=Path, default=None, help="JoeyNMT's files (default: a temp folder)")
     parser.add_argument("--out", type=Path, required=True, help="TSV to write")
     args = parser.parse_args(argv)
@@ -152,19 +188,19 @@ def main(argv: list[str] | None = None) -> int:
         work_dir = args.work_dir or Path(scratch)
         work_dir.mkdir(parents=True, exist_ok=True)
         data = load_data(args.data_dir, vocab_dir=args.vocab_dir, required=True)  # read once for all our runs
-        rows = [{**measure_ours(args, data, None), "run": 1}, {**measure_joeynmt(args, work_dir), "run": 1},
-                {**measure_ours(args, data, None), "run": 2}]
+        rows = time_alternating(args, data, work_dir)
         if args.our_batch_tokens:
             rows.append({**measure_ours(args, data, args.our_batch_tokens), "run": 1})
         if args.our_amp:
             rows.append({**measure_ours(args, data, None, amp=True), "run": 1})
-    ours = [r for r in rows if r["system"] == "ours (bahdanau)" and r["batch"] == f"{args.batch_size} pairs"]
-    rows.append({**ours[0], "run": "mean", **{k: statistics.mean(r[k] for r in ours)
-                                              for k in ("tokens_per_s", "pairs_per_s", "seconds")}})
+    per_round = round_ratios(rows, "ours (bahdanau)", f"{args.batch_size} pairs")
+    add_means(rows, "ours (bahdanau)", f"{args.batch_size} pairs")
     add_ratios(rows)
     write_rows(rows, args.out)
     print(f"data: {args.data_dir} ({args.level}); {rows[0]['cpu']}, {args.threads} threads, torch {rows[0]['torch']}")
     print(markdown(rows))
+    print("pairs/s over JoeyNMT's, each of its runs against ours just before and after it: "
+          + ", ".join(f"{ratio:.2f}" for ratio in per_round))
     return 0
 
 
