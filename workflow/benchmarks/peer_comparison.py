@@ -45,6 +45,7 @@ from seq2seq.vocab import load_vocabulary  # noqa: E402
 from training_throughput import BenchmarkConfig, BenchmarkData, ModelOptions, load_data, run_benchmark  # noqa: E402
 
 PEER_SCRIPT = Path(__file__).with_name("joeynmt_peer.py")
+OURS = "ours (bahdanau)"  # the system of our fp32 rows: their runs make the mean and the ratios
 COLUMNS = ("system", "run", "level", "batch", "tokens_per_s", "pairs_per_s", "ratio_to_joeynmt_tokens",
            "ratio_to_joeynmt_pairs", "parameters", "seconds", "cpu", "threads", "torch")
 
@@ -72,7 +73,7 @@ def measure_ours(args: argparse.Namespace, data: BenchmarkData, batch_tokens: in
                              model=ModelOptions(batch_tokens=batch_tokens))
     result = run_benchmark(data, config)
     row, machine = result.rows[0], result.machine
-    return {"system": "ours (bahdanau, bf16 autocast)" if amp else "ours (bahdanau)", "level": args.level,
+    return {"system": "ours (bahdanau, bf16 autocast)" if amp else OURS, "level": args.level,
             "batch": f"{batch_tokens} tokens" if batch_tokens else f"{args.batch_size} pairs",
             "tokens_per_s": row["tokens_per_s"], "pairs_per_s": row["pairs_per_s"],
             "parameters": row["parameters"], "seconds": row["seconds_measured"], "cpu": machine["cpu"],
@@ -109,10 +110,15 @@ def time_alternating(args: argparse.Namespace, data: BenchmarkData, work_dir: Pa
     return rows
 
 
+def is_run_of(row: dict, system: str, batch: str) -> bool:
+    """Whether ``row`` timed ``system`` with ``batch`` (our token-batch and bf16 rows are not our mean's runs)."""
+    return row["system"] == system and row["batch"] == batch
+
+
 def add_means(rows: list[dict], ours: str, batch: str) -> None:
     """Append a ``mean`` row of our runs with ``batch`` (system ``ours``) and, when JoeyNMT ran more than once,
     one of JoeyNMT's: the means of their throughputs and seconds."""
-    for chosen in ([r for r in rows if r["system"] == ours and r["batch"] == batch],
+    for chosen in ([r for r in rows if is_run_of(r, ours, batch)],
                    [r for r in rows if r["system"].startswith("JoeyNMT")]):
         if len(chosen) > 1:
             rows.append({**chosen[0], "run": "mean", **{k: statistics.mean(r[k] for r in chosen)
@@ -122,8 +128,7 @@ def add_means(rows: list[dict], ours: str, batch: str) -> None:
 def round_ratios(rows: list[dict], ours: str, batch: str) -> list[float]:
     """Each JoeyNMT run's pairs/s ratio: the mean of our runs (system ``ours`` with ``batch``) just before and after
     it over it; ``rows`` in the order :func:`time_alternating` timed them."""
-    timed = [r for r in rows if r["run"] != "mean" and (r["system"] == ours and r["batch"] == batch
-                                                         or r["system"].startswith("JoeyNMT"))]
+    timed = [r for r in rows if r["run"] != "mean" and (is_run_of(r, ours, batch) or r["system"].startswith("JoeyNMT"))]
     return [(before["pairs_per_s"] + after["pairs_per_s"]) / 2 / peer["pairs_per_s"]
             for before, peer, after in zip(timed[0::2], timed[1::2], timed[2::2])]
 
@@ -193,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({**measure_ours(args, data, args.our_batch_tokens), "run": 1})
         if args.our_amp:
             rows.append({**measure_ours(args, data, None, amp=True), "run": 1})
-    per_round = round_ratios(rows, "ours (bahdanau)", f"{args.batch_size} pairs")
-    add_means(rows, "ours (bahdanau)", f"{args.batch_size} pairs")
+    per_round = round_ratios(rows, OURS, f"{args.batch_size} pairs")
+    add_means(rows, OURS, f"{args.batch_size} pairs")
     add_ratios(rows)
     write_rows(rows, args.out)
     print(f"data: {args.data_dir} ({args.level}); {rows[0]['cpu']}, {args.threads} threads, torch {rows[0]['torch']}")
