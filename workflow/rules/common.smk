@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from seq2seq import settings
-from seq2seq.pipeline import invocation
+from seq2seq.pipeline import invocation, unread
 from seq2seq.pipeline.dependencies import package_modules
 from seq2seq.pipeline.jobs import rule_param
 from seq2seq.download import local_path
@@ -119,13 +119,17 @@ def vocab_files(pair):
 
 
 def model_settings(run):
-    """Architecture of the run's model (schema defaults filled in)."""
-    return runs.model_settings(config, RUNS[run].model)
+    """Architecture of the run's model (schema defaults filled in; keys its model does not read at their
+    defaults, so that changing them retrains nothing)."""
+    return unread.model_params(runs.model_settings(config, RUNS[run].model))
 
 
 def training_settings(run):
-    """The training section with the model's own overrides (only the keys it sets) and the run's seed."""
-    return {**settings.training_settings(config, RUNS[run].model), "seed": RUNS[run].seed}
+    """The training section with the model's own overrides (only the keys it sets) and the run's seed; keys the
+    run does not read (the other learning-rate schedule's, ...) at their defaults, so that changing them
+    retrains nothing."""
+    training = settings.training_settings(config, RUNS[run].model)
+    return {**unread.training_params(training), "seed": RUNS[run].seed}
 
 
 def system_checkpoints(wildcards):
