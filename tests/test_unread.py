@@ -5,12 +5,12 @@ is in test_workflow_reruns.py."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import tiny_pairs
 from seq2seq.metadata import Metadata
 from seq2seq.pipeline import unread
 from seq2seq.runs import model_config
@@ -93,17 +93,9 @@ def test_luong_score_moves_the_params_of_a_luong_model_only() -> None:
 # ---------------------------------------------------------------------------------------------- really unread
 
 def _corpus():
-    rng = random.Random(0)
-    words = [f"w{i}" for i in range(8)]
-
-    def pairs(n):
-        out = []
-        for _ in range(n):
-            sentence = [rng.choice(words) for _ in range(rng.randint(2, 5))]
-            out.append((" ".join(sentence), " ".join(reversed(sentence)).upper()))
-        return out
-
-    train, valid = pairs(96), pairs(16)
+    """The tests' tiny French-English pairs: 120 to train on, 24 to validate, and their word vocabularies."""
+    pairs = [(french, english) for english, french in tiny_pairs()]
+    train, valid = pairs[:120], pairs[120:]
     return train, valid, WordVocabulary.build(s for s, _ in train), WordVocabulary.build(t for _, t in train)
 
 
